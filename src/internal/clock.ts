@@ -1,0 +1,34 @@
+/**
+ * The only source of time and timers for the pool, the housekeeper and leak detection, so that every
+ * timing rule can be tested with a fake clock instead of sleeping.
+ */
+export interface Clock {
+  /** Monotonic milliseconds. Only differences are meaningful. */
+  now(): number;
+  /**
+   * Schedules `fn` once after `ms`. `unref: true` lets the process exit while the timer is pending: used by
+   * background work (housekeeping), never by work a caller is waiting on (an acquire deadline).
+   */
+  setTimeout(fn: () => void, ms: number, unref: boolean): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+}
+
+/** Opaque handle returned by {@link Clock.setTimeout}. */
+export type TimerHandle = object;
+
+/** Converts a monotonic timestamp of {@link systemClock} into wall-clock epoch milliseconds. */
+export function wallTime(clock: Clock, monotonicMs: number): number {
+  return Date.now() - (clock.now() - monotonicMs);
+}
+
+export const systemClock: Clock = Object.freeze({
+  now: () => performance.now(),
+  setTimeout(fn: () => void, ms: number, unref: boolean): TimerHandle {
+    const timer = setTimeout(fn, ms);
+    if (unref) timer.unref();
+    return timer;
+  },
+  clearTimeout(handle: TimerHandle): void {
+    clearTimeout(handle as NodeJS.Timeout);
+  },
+});

@@ -1,0 +1,7 @@
+export { Pool, describeLease, type CloseOptions, type CloseReport } from './pool.js';
+export { Lease } from './lease.js';
+export type { PoolEntry, DestroyReason } from './pool-entry.js';
+export type { PoolOptions, ResolvedPoolOptions, Factory, CreateContext, ValidateContext, AcquireOptions, LeakDetectionMode, IdleOrder } from './options.js';
+export type { PoolStats } from './stats.js';
+export type { PoolEvents, LeaseInfo, LeakReport } from './events.js';
+export * from './errors.js';

@@ -1,0 +1,130 @@
+import type { AcquireSite } from '../leak/site.js';
+import { DoubleReleaseError, LeaseReleasedError, LeaseRevokedError, PoolClosedError } from './errors.js';
+import { EntryState, type PoolEntry } from './pool-entry.js';
+
+/** @internal Lets a pool recognise its own leases by identity, not by name. */
+export const kOwner = Symbol('lifeguard.lease.owner');
+
+const OUT = 0;
+const RELEASED = 1;
+const DESTROYED = 2;
+
+/**
+ * A loan of one resource. `release()` gives it back, `destroy()` reports it broken; after either, the
+ * lease is dead: reading `.resource` or ending it again throws an error that names the lease, its pool
+ * and where it was acquired. Works with `await using lease = await pool.acquire()`.
+ */
+export class Lease<T> {
+  readonly #entry: PoolEntry<T>;
+  readonly #id: number;
+  readonly #site: AcquireSite | null;
+  readonly #label: string | undefined;
+  #state = OUT;
+  #endedAt = 0;
+
+  /** @internal Leases are made by the pool. */
+  constructor(entry: PoolEntry<T>, id: number, site: AcquireSite | null, label: string | undefined) {
+    this.#entry = entry;
+    this.#id = id;
+    this.#site = site;
+    this.#label = label;
+  }
+
+  /** @internal */
+  get [kOwner](): unknown {
+    return this.#entry.owner;
+  }
+
+  /** Unique within its pool, increasing. */
+  get id(): number {
+    return this.#id;
+  }
+
+  /** Name of the pool that lent it. */
+  get pool(): string {
+    return this.#entry.owner.name;
+  }
+
+  /** The borrowed resource. Throws once the lease has ended. */
+  get resource(): T {
+    if (this.#state !== OUT || this.#entry.leaseId !== this.#id || this.#entry.state === EntryState.DESTROYED) {
+      throw this.#deadError('read .resource of');
+    }
+    return this.#entry.resource;
+  }
+
+  /** True until the lease is released, destroyed or revoked. */
+  get active(): boolean {
+    return this.#state === OUT && this.#entry.leaseId === this.#id && this.#entry.state === EntryState.LEASED;
+  }
+
+  /** Where `acquire()` was called, when it was captured (see `leakDetection`). */
+  get site(): AcquireSite | null {
+    return this.#site;
+  }
+
+  get label(): string | undefined {
+    return this.#label;
+  }
+
+  /** Milliseconds since acquisition (until the end of the lease, once it has ended). */
+  get heldMs(): number {
+    const end = this.#state === OUT ? this.#entry.owner.now() : this.#endedAt;
+    return this.#entry.leaseId === this.#id ? end - this.#entry.acquiredAt : 0;
+  }
+
+  /** Returns the resource to the pool. Throws on a second call. */
+  release(): void {
+    this.#end(false, undefined);
+  }
+
+  /** Reports the resource as broken: it is destroyed, never lent again. Throws if the lease already ended. */
+  destroy(reason?: unknown): void {
+    this.#end(true, reason);
+  }
+
+  /** Releases the lease if it is still out; a no-op otherwise, so explicit release inside `await using` is fine. */
+  [Symbol.asyncDispose](): Promise<void> {
+    if (this.#state === OUT && this.#entry.leaseId === this.#id && this.#entry.state === EntryState.LEASED) this.release();
+    return Promise.resolve();
+  }
+
+  [Symbol.dispose](): void {
+    if (this.#state === OUT && this.#entry.leaseId === this.#id && this.#entry.state === EntryState.LEASED) this.release();
+  }
+
+  toString(): string {
+    return `lease #${this.#id} of pool "${this.pool}"${this.#site === null ? '' : ` acquired at ${this.#site.frame}`}`;
+  }
+
+  #end(destroy: boolean, cause: unknown): void {
+    const entry = this.#entry;
+    if (this.#state !== OUT || entry.leaseId !== this.#id || entry.state !== EntryState.LEASED) {
+      throw this.#deadError(destroy ? 'destroy' : 'release');
+    }
+    this.#state = destroy ? DESTROYED : RELEASED;
+    const owner = entry.owner;
+    this.#endedAt = owner.stamp();
+    owner.settle(entry, this.#id, destroy, cause);
+  }
+
+  #where(): string {
+    return this.#site === null ? 'acquire site not captured: see the leakDetection option' : `acquired at ${this.#site.frame}`;
+  }
+
+  #deadError(action: string): Error {
+    const entry = this.#entry;
+    const who = `lease #${this.#id} of pool "${entry.owner.name}"`;
+    if (this.#state !== OUT) {
+      const ago = Math.max(0, Math.round(entry.owner.now() - this.#endedAt));
+      const how = this.#state === RELEASED ? 'released' : 'destroyed';
+      const message = `cannot ${action} ${who}: it was already ${how} ${ago} ms ago (${this.#where()})`;
+      return action === 'read .resource of' ? new LeaseReleasedError(message) : new DoubleReleaseError(message);
+    }
+    // Still out from this lease's point of view, yet the pool took the resource back.
+    if (entry.endReason === 'closed') {
+      return new PoolClosedError(`cannot ${action} ${who}: the pool closed while the lease was out and destroyed its resource (${this.#where()})`);
+    }
+    return new LeaseRevokedError(`cannot ${action} ${who}: the pool revoked it after it was held past reclaimAfterMs and destroyed its resource (${this.#where()})`);
+  }
+}

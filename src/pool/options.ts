@@ -1,0 +1,283 @@
+import type { Clock } from '../internal/clock.js';
+import { InvalidOptionError } from './errors.js';
+
+/** Passed to {@link Factory.create}. */
+export interface CreateContext {
+  /** Aborted when creation times out (`createTimeoutMs`) or the pool is destroyed: stop connecting then. */
+  readonly signal: AbortSignal;
+  /**
+   * Reports that the resource broke on its own (its socket closed, the server dropped the session).
+   * Idle: destroyed at once and replaced up to `min`. Lent: destroyed when the lease ends.
+   * Call it from the resource's own `error`/`close` listeners.
+   */
+  invalidate(reason?: unknown): void;
+}
+
+/** Passed to {@link Factory.validate}. */
+export interface ValidateContext {
+  /** Aborted when validation exceeds `validateTimeoutMs`. */
+  readonly signal: AbortSignal;
+}
+
+/** How the pool makes, checks, cleans and disposes of resources. */
+export interface Factory<T> {
+  /** Makes a resource. Rejections are retried with backoff and surface as an acquire timeout's `cause`. */
+  create(context: CreateContext): Promise<T>;
+  /** Disposes of a resource. Bounded by `destroyTimeoutMs`; errors are reported, never thrown at callers. */
+  destroy(resource: T): Promise<void> | void;
+  /** Checks a resource; false or a rejection destroys it. Used on borrow after idleness and by keep-alive. */
+  validate?(resource: T, context: ValidateContext): Promise<boolean> | boolean;
+  /** Cleans a returned resource (roll back, clear session state) before it is lent again; a rejection destroys it. */
+  reset?(resource: T): Promise<void> | void;
+}
+
+export type LeakDetectionMode = 'off' | 'sampled' | 'full';
+export type IdleOrder = 'lifo' | 'fifo';
+
+export interface PoolOptions<T> {
+  /** How resources are made, validated, reset and destroyed. Required. */
+  readonly factory: Factory<T>;
+  /** Name used in messages, events and metrics. @default `"pool-<n>"` */
+  readonly name?: string;
+  /** Most resources alive at once (idle, lent and being created). @default 10 */
+  readonly max?: number;
+  /** Resources kept ready: created at start and after every eviction; never evicted for idleness. @default 0 */
+  readonly min?: number;
+  /** Default deadline of `acquire()`, covering queueing, creation and validation. @default 30000 */
+  readonly acquireTimeoutMs?: number;
+  /** Most acquires allowed to wait; one more is rejected at once with `LG_QUEUE_FULL`. @default Infinity */
+  readonly maxWaiting?: number;
+  /** Deadline of one `factory.create` call. @default 30000 */
+  readonly createTimeoutMs?: number;
+  /** Most `factory.create` calls in flight at once. @default min(max, 4) */
+  readonly maxConcurrentCreates?: number;
+  /** First delay after a failed create; doubles per consecutive failure, with full jitter. @default 100 */
+  readonly createRetryInitialDelayMs?: number;
+  /** Cap of the create retry delay. @default 5000 */
+  readonly createRetryMaxDelayMs?: number;
+  /** Deadline of one `factory.destroy` call; past it the pool stops waiting and reports `LG_DESTROY_TIMEOUT`. @default 5000 */
+  readonly destroyTimeoutMs?: number;
+  /** Validate on borrow only a resource idle for at least this long (0: every borrow). @default 500 */
+  readonly validateAfterIdleMs?: number;
+  /** Deadline of one `factory.validate` call. @default 5000 */
+  readonly validateTimeoutMs?: number;
+  /** Destroy a resource idle this long while more than `min` are alive (0: never). @default 30000 */
+  readonly idleTimeoutMs?: number;
+  /** Destroy a resource this old (0: never); lent ones are destroyed when they come back. @default 1800000 */
+  readonly maxLifetimeMs?: number;
+  /** Each resource's lifetime is shortened by a random amount up to this, so they don't expire together. @default maxLifetimeMs / 40 */
+  readonly maxLifetimeJitterMs?: number;
+  /** Probe (`factory.validate`) a resource idle this long, and again at this interval (0: never). @default 0 */
+  readonly keepAliveIntervalMs?: number;
+  /** Which idle resource is lent next: the most recently used (`lifo`, lets surplus age out) or the least. @default 'lifo' */
+  readonly idleOrder?: IdleOrder;
+  /** Period of this pool's housekeeping on the shared timer. @default min(1000, smallest enabled timing / 4), at least 10 */
+  readonly housekeepingIntervalMs?: number;
+  /** Acquire-site capture: `off` (no leak detection), `sampled` (a fraction, full under pressure), `full`. @default 'sampled' */
+  readonly leakDetection?: LeakDetectionMode;
+  /** Fraction of acquires whose call site is captured in `sampled` mode. @default 0.001 (one in 1,000; full capture takes over under pressure) */
+  readonly leakSampleRate?: number;
+  /** Report a lease held longer than this with a `leak` event (0: never). @default 60000 */
+  readonly leakWarnAfterMs?: number;
+  /** Revoke a lease held longer than this: destroy its resource and free its slot (0: never). @default 0 */
+  readonly reclaimAfterMs?: number;
+  /** Time source, for tests. @default the system's monotonic clock */
+  readonly clock?: Clock;
+}
+
+export interface ResolvedPoolOptions<T> {
+  readonly factory: Factory<T>;
+  readonly name: string;
+  readonly max: number;
+  readonly min: number;
+  readonly acquireTimeoutMs: number;
+  readonly maxWaiting: number;
+  readonly createTimeoutMs: number;
+  readonly maxConcurrentCreates: number;
+  readonly createRetryInitialDelayMs: number;
+  readonly createRetryMaxDelayMs: number;
+  readonly destroyTimeoutMs: number;
+  readonly validateAfterIdleMs: number;
+  readonly validateTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxLifetimeMs: number;
+  readonly maxLifetimeJitterMs: number;
+  readonly keepAliveIntervalMs: number;
+  readonly idleOrder: IdleOrder;
+  readonly housekeepingIntervalMs: number;
+  readonly leakDetection: LeakDetectionMode;
+  readonly leakSampleRate: number;
+  readonly leakWarnAfterMs: number;
+  readonly reclaimAfterMs: number;
+  readonly clock: Clock | undefined;
+}
+
+const KNOWN_KEYS = new Set([
+  'factory', 'name', 'max', 'min', 'acquireTimeoutMs', 'maxWaiting', 'createTimeoutMs', 'maxConcurrentCreates',
+  'createRetryInitialDelayMs', 'createRetryMaxDelayMs', 'destroyTimeoutMs', 'validateAfterIdleMs',
+  'validateTimeoutMs', 'idleTimeoutMs', 'maxLifetimeMs', 'maxLifetimeJitterMs', 'keepAliveIntervalMs',
+  'idleOrder', 'housekeepingIntervalMs', 'leakDetection', 'leakSampleRate', 'leakWarnAfterMs', 'reclaimAfterMs',
+  'clock',
+]);
+
+/** Describes a value for an error message: its type and, for primitives, the value itself. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  switch (typeof value) {
+    case 'string':
+      return `the string ${JSON.stringify(value)}`;
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+      return `${typeof value} ${String(value)}`;
+    case 'undefined':
+      return 'undefined';
+    case 'function':
+      return 'a function';
+    default:
+      return `an object`;
+  }
+}
+
+function fail(option: string, expected: string, given: unknown): never {
+  throw new InvalidOptionError(option, `invalid option "${option}": expected ${expected}, got ${describe(given)}`);
+}
+
+export interface NumberRule {
+  readonly integer?: boolean;
+  readonly min?: number;
+  readonly allowInfinity?: boolean;
+}
+
+/** Reads an optional numeric option: `undefined` gives the default; anything else must satisfy the rule. */
+export function numberOption(source: Record<string, unknown>, key: string, fallback: number, rule: NumberRule = {}): number {
+  const value = source[key];
+  if (value === undefined) return fallback;
+  const min = rule.min ?? 0;
+  const kind = `${rule.integer === true ? 'an integer' : 'a number'} >= ${min}${rule.allowInfinity === true ? ' (or Infinity)' : ''}`;
+  if (typeof value !== 'number' || Number.isNaN(value)) fail(key, kind, value);
+  if (value === Infinity) {
+    if (rule.allowInfinity === true) return value;
+    fail(key, kind, value);
+  }
+  if (!Number.isFinite(value) || value < min || (rule.integer === true && !Number.isInteger(value))) fail(key, kind, value);
+  return value;
+}
+
+function oneOf<V extends string>(source: Record<string, unknown>, key: string, values: readonly V[], fallback: V): V {
+  const value = source[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || !(values as readonly string[]).includes(value)) {
+    fail(key, `one of ${values.map((v) => JSON.stringify(v)).join(', ')}`, value);
+  }
+  return value as V;
+}
+
+/** Rejects keys not in `known`, naming the first unknown one. */
+export function rejectUnknownKeys(source: object, known: ReadonlySet<string>, what: string): void {
+  for (const key of Object.keys(source)) {
+    if (!known.has(key)) {
+      throw new InvalidOptionError(key, `unknown option "${key}" for ${what}; known options: ${[...known].sort().join(', ')}`);
+    }
+  }
+}
+
+let poolCounter = 0;
+
+export function resolvePoolOptions<T>(options: PoolOptions<T>): ResolvedPoolOptions<T> {
+  if (typeof options !== 'object' || (options as unknown) === null) fail('options', 'an object', options);
+  rejectUnknownKeys(options, KNOWN_KEYS, 'Pool');
+  const source = options as unknown as Record<string, unknown>;
+
+  const factory = source['factory'] as Record<string, unknown> | null | undefined;
+  if (typeof factory !== 'object' || factory === null) fail('factory', 'an object with create() and destroy()', factory);
+  rejectUnknownKeys(factory, new Set(['create', 'destroy', 'validate', 'reset']), 'factory');
+  for (const fn of ['create', 'destroy'] as const) {
+    if (typeof factory[fn] !== 'function') fail(`factory.${fn}`, 'a function', factory[fn]);
+  }
+  for (const fn of ['validate', 'reset'] as const) {
+    if (factory[fn] !== undefined && typeof factory[fn] !== 'function') fail(`factory.${fn}`, 'a function or undefined', factory[fn]);
+  }
+
+  const name = source['name'] ?? `pool-${++poolCounter}`;
+  if (typeof name !== 'string' || name.length === 0) fail('name', 'a non-empty string', name);
+
+  const max = numberOption(source, 'max', 10, { integer: true, min: 1 });
+  const min = numberOption(source, 'min', 0, { integer: true, min: 0 });
+  if (min > max) throw new InvalidOptionError('min', `invalid option "min": must be <= max (${max}), got number ${min}`);
+  const maxConcurrentCreates = numberOption(source, 'maxConcurrentCreates', Math.min(max, 4), { integer: true, min: 1 });
+  if (maxConcurrentCreates > max) {
+    throw new InvalidOptionError('maxConcurrentCreates', `invalid option "maxConcurrentCreates": must be <= max (${max}), got number ${maxConcurrentCreates}`);
+  }
+  const createRetryInitialDelayMs = numberOption(source, 'createRetryInitialDelayMs', 100, { min: 1 });
+  const createRetryMaxDelayMs = numberOption(source, 'createRetryMaxDelayMs', Math.max(5000, createRetryInitialDelayMs), { min: 1 });
+  if (createRetryMaxDelayMs < createRetryInitialDelayMs) {
+    throw new InvalidOptionError('createRetryMaxDelayMs', `invalid option "createRetryMaxDelayMs": must be >= createRetryInitialDelayMs (${createRetryInitialDelayMs}), got number ${createRetryMaxDelayMs}`);
+  }
+
+  const idleTimeoutMs = numberOption(source, 'idleTimeoutMs', 30_000);
+  const maxLifetimeMs = numberOption(source, 'maxLifetimeMs', 1_800_000);
+  const maxLifetimeJitterMs = numberOption(source, 'maxLifetimeJitterMs', Math.floor(maxLifetimeMs / 40));
+  if (maxLifetimeMs > 0 && maxLifetimeJitterMs >= maxLifetimeMs) {
+    throw new InvalidOptionError('maxLifetimeJitterMs', `invalid option "maxLifetimeJitterMs": must be < maxLifetimeMs (${maxLifetimeMs}), got number ${maxLifetimeJitterMs}`);
+  }
+  const keepAliveIntervalMs = numberOption(source, 'keepAliveIntervalMs', 0);
+  if (keepAliveIntervalMs > 0 && factory['validate'] === undefined) {
+    throw new InvalidOptionError('keepAliveIntervalMs', `invalid option "keepAliveIntervalMs": keep-alive probes call factory.validate, which is not given (got number ${keepAliveIntervalMs})`);
+  }
+  const leakDetection = oneOf(source, 'leakDetection', ['off', 'sampled', 'full'] as const, 'sampled');
+  const leakSampleRate = numberOption(source, 'leakSampleRate', 0.001);
+  if (leakSampleRate > 1) fail('leakSampleRate', 'a number between 0 and 1', leakSampleRate);
+  const leakWarnAfterMs = numberOption(source, 'leakWarnAfterMs', 60_000);
+  const reclaimAfterMs = numberOption(source, 'reclaimAfterMs', 0);
+  if (leakDetection === 'off' && source['reclaimAfterMs'] !== undefined && reclaimAfterMs > 0) {
+    throw new InvalidOptionError('reclaimAfterMs', `invalid option "reclaimAfterMs": reclaiming needs leak detection, but leakDetection is "off" (got number ${reclaimAfterMs})`);
+  }
+
+  const timings = [idleTimeoutMs, maxLifetimeMs, keepAliveIntervalMs, leakDetection === 'off' ? 0 : leakWarnAfterMs, reclaimAfterMs].filter((t) => t > 0);
+  const derivedPeriod = Math.max(10, Math.min(1000, Math.floor(Math.min(Infinity, ...timings) / 4)));
+  const housekeepingIntervalMs = numberOption(source, 'housekeepingIntervalMs', derivedPeriod, { min: 1 });
+
+  const clock = source['clock'] as Clock | undefined;
+  if (clock !== undefined && (typeof clock !== 'object' || typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function' || typeof clock.clearTimeout !== 'function')) {
+    fail('clock', 'an object with now(), setTimeout() and clearTimeout()', clock);
+  }
+
+  return Object.freeze({
+    factory: options.factory,
+    name,
+    max,
+    min,
+    acquireTimeoutMs: numberOption(source, 'acquireTimeoutMs', 30_000, { min: 1, allowInfinity: true }),
+    maxWaiting: numberOption(source, 'maxWaiting', Infinity, { integer: true, min: 0, allowInfinity: true }),
+    createTimeoutMs: numberOption(source, 'createTimeoutMs', 30_000, { min: 1, allowInfinity: true }),
+    maxConcurrentCreates,
+    createRetryInitialDelayMs,
+    createRetryMaxDelayMs,
+    destroyTimeoutMs: numberOption(source, 'destroyTimeoutMs', 5000, { min: 1, allowInfinity: true }),
+    validateAfterIdleMs: numberOption(source, 'validateAfterIdleMs', 500),
+    validateTimeoutMs: numberOption(source, 'validateTimeoutMs', 5000, { min: 1, allowInfinity: true }),
+    idleTimeoutMs,
+    maxLifetimeMs,
+    maxLifetimeJitterMs,
+    keepAliveIntervalMs,
+    idleOrder: oneOf(source, 'idleOrder', ['lifo', 'fifo'] as const, 'lifo'),
+    housekeepingIntervalMs,
+    leakDetection,
+    leakSampleRate,
+    leakWarnAfterMs,
+    reclaimAfterMs,
+    clock,
+  });
+}
+
+/** Options of a single `acquire()` call. */
+export interface AcquireOptions {
+  /** Gives up waiting when aborted; the acquire rejects with `LG_ACQUIRE_ABORTED`. */
+  readonly signal?: AbortSignal;
+  /** Deadline of this acquire. @default the pool's `acquireTimeoutMs` */
+  readonly timeoutMs?: number;
+  /** Free-form label shown in leak reports and `pool.leases()` (a request id, a job name). */
+  readonly label?: string;
+}

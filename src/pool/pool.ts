@@ -1,0 +1,1169 @@
+import { systemClock, wallTime, type Clock, type TimerHandle } from '../internal/clock.js';
+import { Deque } from '../internal/deque.js';
+import { TypedEmitter, type Listener } from '../internal/emitter.js';
+import { MinHeap } from '../internal/heap.js';
+import { settle } from '../internal/call.js';
+import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
+import { LeakDetector, NO_LEAK_DETECTION, type LeakTracking } from '../leak/leak-detector.js';
+import type { AcquireSite } from '../leak/site.js';
+import {
+  AcquireAbortedError,
+  AcquireTimeoutError,
+  CreateTimeoutError,
+  DestroyTimeoutError,
+  ForeignLeaseError,
+  InvalidOptionError,
+  PoolClosedError,
+  QueueFullError,
+  ValidationTimeoutError,
+} from './errors.js';
+import type { LeaseInfo, LeakReport, PoolEvents } from './events.js';
+import { Lease, kOwner } from './lease.js';
+import { resolvePoolOptions, describe, numberOption, rejectUnknownKeys, type AcquireOptions, type CreateContext, type PoolOptions, type ResolvedPoolOptions } from './options.js';
+import { DESTROY_REASONS, EntryState, PoolEntry, type DestroyReason, type EntryOwner } from './pool-entry.js';
+import type { PoolStats } from './stats.js';
+
+const OPEN = 0;
+const CLOSING = 1;
+const CLOSED = 2;
+
+/** One caller waiting in `acquire()`. Settled waiters stay in the queues until reached (lazy deletion). */
+interface Waiter<T> {
+  readonly resolve: (lease: Lease<T>) => void;
+  readonly reject: (error: Error) => void;
+  readonly enqueuedAt: number;
+  readonly deadline: number;
+  readonly timeoutMs: number;
+  readonly site: AcquireSite | null;
+  readonly label: string | undefined;
+  readonly signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  settled: boolean;
+}
+
+interface CreateAttempt<T> {
+  readonly controller: AbortController;
+  readonly startedAt: number;
+  timer: TimerHandle | null;
+  /** Creation already counted as failed (timed out, or the pool was destroyed). */
+  abandoned: boolean;
+  invalidated: { reason: unknown } | null;
+  entry: PoolEntry<T> | null;
+}
+
+/** Options of `close()`. */
+export interface CloseOptions {
+  /** How long to wait for outstanding leases before destroying their resources. @default 30000 */
+  readonly timeoutMs?: number;
+}
+
+/** What `close()` and `destroy()` resolve with. */
+export interface CloseReport {
+  /** Leases still out when the pool gave up waiting; their resources were destroyed. */
+  readonly outstanding: readonly LeaseInfo[];
+  /** Resources whose `factory.destroy` did not settle within `destroyTimeoutMs`. */
+  readonly destroyTimeouts: number;
+}
+
+/**
+ * A generic resource pool that cannot leak a handle, cannot hang, and says what is wrong when it is
+ * exhausted.
+ *
+ * Every state change ends in {@link Pool.#pump}, the one scheduling function: it hands idle resources to
+ * waiters in arrival order, starts validations, and starts creations when (and only when) waiters or
+ * `min` need them. Background work runs on the process-wide {@link Housekeeper}.
+ */
+export class Pool<T> {
+  readonly #o: ResolvedPoolOptions<T>;
+  readonly #clock: Clock;
+  readonly #events: TypedEmitter<PoolEvents<T>>;
+  readonly #owner: EntryOwner<T>;
+  readonly #leak: LeakTracking;
+  readonly #housekeeper: Housekeeper;
+  readonly #task: HousekeepingTask;
+  readonly #lifo: boolean;
+
+  /** Every live resource: idle, lent, being validated or reset. */
+  readonly #all = new Set<PoolEntry<T>>();
+  readonly #idle = new Deque<PoolEntry<T>>();
+  readonly #waiters = new Deque<Waiter<T>>();
+  /** Waiters with the pool's default timeout: their deadlines are already in arrival order. */
+  readonly #defaultDeadlines = new Deque<Waiter<T>>();
+  /** Waiters with a per-call timeout, ordered by deadline. */
+  readonly #customDeadlines = new MinHeap<Waiter<T>>((w) => w.deadline);
+  readonly #creates = new Set<CreateAttempt<T>>();
+  readonly #destroys = new Set<Promise<void>>();
+
+  #state = OPEN;
+  #pending = 0;
+  /** Validations on borrow: supply already on its way to the queue, so creation must not double it. */
+  #validatingForQueue = 0;
+  #probing = 0;
+  /** Returned resources being reset: like validations, supply about to reach the queue. */
+  #resetting = 0;
+  #entrySeq = 0;
+  #leaseSeq = 0;
+  #pumping = false;
+  /** False until the first listener is added: the hot path then skips event checks with one boolean read. */
+  #listening = false;
+  /**
+   * A cheap timestamp for the hot path: reading the clock costs more than the rest of an acquire and
+   * release together. Refreshed by every housekeeping run and every precise read (#now); it lags real
+   * time by at most one housekeeping period, which bounds the error of lease ages and idle times.
+   */
+  #coarseNow: number;
+  /** Validation and keep-alive compare idle times against small thresholds: they need exact stamps. */
+  readonly #preciseIdle: boolean;
+  #pumpAgain = false;
+
+  #deadlineTimer: TimerHandle | null = null;
+  #deadlineTimerAt = Infinity;
+
+  #consecutiveCreateFailures = 0;
+  #lastCreateError: unknown = undefined;
+  #backoffUntil = -Infinity;
+  #backoffTimer: TimerHandle | null = null;
+
+  #minReached = false;
+  #ready: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | null = null;
+  #closePromise: Promise<CloseReport> | null = null;
+  #closeWake: (() => void) | null = null;
+  #destroyCause: unknown = undefined;
+  #destroyTimeouts = 0;
+
+  readonly #counters = {
+    created: 0,
+    createErrors: 0,
+    acquired: 0,
+    released: 0,
+    timeouts: 0,
+    aborted: 0,
+    rejectedQueueFull: 0,
+    validationFailures: 0,
+    leaks: 0,
+    dropped: 0,
+    revoked: 0,
+    destroyed: Object.fromEntries(DESTROY_REASONS.map((r) => [r, 0])) as Record<DestroyReason, number>,
+  };
+
+  constructor(options: PoolOptions<T>) {
+    this.#o = resolvePoolOptions(options);
+    this.#clock = this.#o.clock ?? systemClock;
+    this.#lifo = this.#o.idleOrder === 'lifo';
+    this.#coarseNow = this.#clock.now();
+    this.#preciseIdle = this.#o.factory.validate !== undefined;
+    this.#events = new TypedEmitter<PoolEvents<T>>((error, event) => {
+      process.emitWarning(`a listener for pool "${this.#o.name}" event "${event}" threw: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`, { code: 'LIFEGUARD_LISTENER' });
+    });
+    const clock = this.#clock;
+    this.#owner = {
+      name: this.#o.name,
+      now: () => clock.now(),
+      stamp: () => this.#coarseNow,
+      settle: (entry, leaseId, destroy, cause) => {
+        this.#settle(entry, leaseId, destroy, cause);
+      },
+    };
+    this.#leak = this.#o.leakDetection === 'off'
+      ? NO_LEAK_DETECTION
+      : new LeakDetector(this.#o.leakDetection, this.#o.leakSampleRate, (token) => {
+        this.#onLeaseDropped(token as DroppedToken<T>);
+      });
+    this.#housekeeper = Housekeeper.for(this.#clock);
+    this.#task = {
+      periodMs: this.#o.housekeepingIntervalMs,
+      run: (now) => {
+        this.#coarseNow = now;
+        this.#housekeep(now);
+      },
+    };
+    this.#housekeeper.register(this.#task);
+    if (this.#o.min === 0) this.#minReached = true;
+    else this.#pump();
+  }
+
+  /** The pool's name, as used in messages and events. */
+  get name(): string {
+    return this.#o.name;
+  }
+
+  /** The resolved options (defaults filled in). */
+  get options(): ResolvedPoolOptions<T> {
+    return this.#o;
+  }
+
+  /** True once `close()` or `destroy()` was called. */
+  get closed(): boolean {
+    return this.#state !== OPEN;
+  }
+
+  on<K extends keyof PoolEvents<T>>(event: K, listener: Listener<PoolEvents<T>[K]>): this {
+    this.#listening = true;
+    this.#events.on(event, listener);
+    return this;
+  }
+
+  once<K extends keyof PoolEvents<T>>(event: K, listener: Listener<PoolEvents<T>[K]>): this {
+    this.#listening = true;
+    this.#events.once(event, listener);
+    return this;
+  }
+
+  off<K extends keyof PoolEvents<T>>(event: K, listener: Listener<PoolEvents<T>[K]>): this {
+    this.#events.off(event, listener);
+    return this;
+  }
+
+  /** Resolves once `min` resources exist; rejects with the creation error if the first attempt to get there fails. */
+  ready(): Promise<void> {
+    if (this.#minReached) return Promise.resolve();
+    if (this.#state !== OPEN) return Promise.reject(this.#closedError('wait for ready() on'));
+    if (this.#ready === null) {
+      let resolve!: () => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.#ready = { promise, resolve, reject };
+    }
+    return this.#ready.promise;
+  }
+
+  /**
+   * Borrows a resource. Waiters are served first-in first-out; the deadline (`timeoutMs`, default
+   * `acquireTimeoutMs`) covers queueing, creation and validation.
+   */
+  acquire(options?: AcquireOptions): Promise<Lease<T>> {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- only a marker: stack frames above it are dropped
+    return this.#acquire(options, this.acquire);
+  }
+
+  /** Runs `fn` with a resource: released when `fn` settles successfully, destroyed when it throws. */
+  async use<R>(fn: (resource: T, lease: Lease<T>) => R | PromiseLike<R>, options?: AcquireOptions): Promise<R> {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- only a marker: stack frames above it are dropped
+    const lease = await this.#acquire(options, this.use);
+    let result: R;
+    try {
+      result = await fn(lease.resource, lease);
+    } catch (error) {
+      if (lease.active) lease.destroy(error);
+      throw error;
+    }
+    if (lease.active) lease.release();
+    return result;
+  }
+
+  /** Same as `lease.release()`, but checks that the lease belongs to this pool. */
+  release(lease: Lease<T>): void {
+    this.#checkOwn(lease, 'release');
+    lease.release();
+  }
+
+  /** Same as `lease.destroy(reason)`, but checks that the lease belongs to this pool. */
+  destroyLease(lease: Lease<T>, reason?: unknown): void {
+    this.#checkOwn(lease, 'destroy');
+    lease.destroy(reason);
+  }
+
+  /** The outstanding leases, oldest first, with how long they have been held and where they were acquired. */
+  leases(): LeaseInfo[] {
+    const now = this.#now();
+    const out: LeaseInfo[] = [];
+    for (const entry of this.#all) {
+      if (entry.state === EntryState.LEASED) out.push(this.#leaseInfo(entry, now));
+    }
+    return out.sort((a, b) => b.heldMs - a.heldMs || a.id - b.id);
+  }
+
+  /** A snapshot of sizes and counters. */
+  stats(): PoolStats {
+    const c = this.#counters;
+    const idle = this.#idle.length + this.#probing;
+    return {
+      name: this.#o.name,
+      size: this.#all.size,
+      idle,
+      inUse: this.#all.size - idle,
+      pending: this.#pending,
+      creating: this.#creates.size,
+      destroying: this.#destroys.size,
+      max: this.#o.max,
+      min: this.#o.min,
+      closed: this.#state !== OPEN,
+      created: c.created,
+      createErrors: c.createErrors,
+      acquired: c.acquired,
+      released: c.released,
+      timeouts: c.timeouts,
+      aborted: c.aborted,
+      rejectedQueueFull: c.rejectedQueueFull,
+      validationFailures: c.validationFailures,
+      leaks: c.leaks,
+      dropped: c.dropped,
+      revoked: c.revoked,
+      destroyed: { ...c.destroyed },
+    };
+  }
+
+  /**
+   * Stops lending and closes gracefully: waiters are rejected, idle resources destroyed, and outstanding
+   * leases awaited up to `timeoutMs`; then their resources are destroyed and the leases reported. Never
+   * hangs: every factory call it waits for is bounded by its own timeout. Afterwards the pool holds no
+   * timer, socket or listener.
+   */
+  close(options: CloseOptions = {}): Promise<CloseReport> {
+    if (this.#closePromise !== null) return this.#closePromise;
+    rejectUnknownKeys(options, new Set(['timeoutMs']), 'close()');
+    const timeoutMs = numberOption(options as Record<string, unknown>, 'timeoutMs', 30_000, { allowInfinity: true });
+    this.#state = CLOSING;
+    this.#closePromise = this.#shutdown(timeoutMs, new PoolClosedError(`pool "${this.#o.name}" is closing`));
+    return this.#closePromise;
+  }
+
+  /**
+   * Fails everything at once: waiters reject with `LG_POOL_CLOSED` (cause: `error`), creations are
+   * aborted, and every resource, lent or not, is destroyed. Resolves when the destroys have settled.
+   */
+  destroy(error?: unknown): Promise<CloseReport> {
+    if (this.#state === CLOSED && this.#closePromise !== null) return this.#closePromise;
+    this.#destroyCause = error ?? new Error('pool destroyed');
+    if (this.#closePromise !== null && this.#state === CLOSING) {
+      // A graceful close is waiting on leases: cut the wait short.
+      this.#wakeClose();
+      return this.#closePromise;
+    }
+    if (this.#closePromise !== null) return this.#closePromise;
+    this.#state = CLOSING;
+    this.#closePromise = this.#shutdown(0, new PoolClosedError(`pool "${this.#o.name}" was destroyed`, { cause: this.#destroyCause }));
+    return this.#closePromise;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close().then(() => undefined);
+  }
+
+  toString(): string {
+    const s = this.stats();
+    return `Pool "${s.name}" (max=${s.max} inUse=${s.inUse} idle=${s.idle} pending=${s.pending} creating=${s.creating})`;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Acquire
+
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- the public method whose frames the site omits
+  #acquire(options: AcquireOptions | undefined, callee: Function): Promise<Lease<T>> {
+    if (this.#state !== OPEN) return Promise.reject(this.#closedError('acquire from'));
+    const site = this.#leak.capture(callee, this.#coarseNow);
+    let timeoutMs = this.#o.acquireTimeoutMs;
+    let label: string | undefined;
+    let signal: AbortSignal | undefined;
+    if (options !== undefined) {
+      if (options.timeoutMs !== undefined) {
+        const given: unknown = options.timeoutMs;
+        if (typeof given !== 'number' || Number.isNaN(given) || given <= 0) {
+          return Promise.reject(new InvalidOptionError('timeoutMs', `invalid acquire() option "timeoutMs": expected a number > 0 (or Infinity), got ${describe(given)}`));
+        }
+        timeoutMs = given;
+      }
+      label = options.label;
+      signal = options.signal;
+      if (signal?.aborted === true) {
+        this.#counters.aborted++;
+        return Promise.reject(new AcquireAbortedError(`acquire aborted before it started (${this.#state_()})`, { cause: signal.reason }));
+      }
+    }
+
+    // Fast path: nobody is queued ahead (first-in first-out), and an idle resource needs no validation.
+    if (this.#pending === 0 && this.#idle.length > 0) {
+      const now = this.#preciseIdle ? this.#now() : this.#coarseNow;
+      let entry: PoolEntry<T> | undefined;
+      while ((entry = this.#lifo ? this.#idle.pop() : this.#idle.shift()) !== undefined) {
+        if (entry.expiresAt <= now) {
+          this.#destroyEntry(entry, 'lifetime', undefined);
+          continue;
+        }
+        if (this.#needsValidation(entry, now)) {
+          // Put it back where it was: the pump validates it for the queue head, which will be this caller.
+          if (this.#lifo) this.#idle.push(entry);
+          else this.#idle.unshift(entry);
+        } else {
+          return Promise.resolve(this.#lend(entry, now, site, label));
+        }
+        break;
+      }
+    }
+
+    if (this.#pending >= this.#o.maxWaiting) {
+      this.#counters.rejectedQueueFull++;
+      return Promise.reject(new QueueFullError(`acquire rejected: the wait queue is full (maxWaiting=${this.#o.maxWaiting}; ${this.#state_()})`));
+    }
+    const now = this.#now();
+    return new Promise<Lease<T>>((resolve, reject) => {
+      const waiter: Waiter<T> = {
+        resolve,
+        reject,
+        enqueuedAt: now,
+        deadline: now + timeoutMs,
+        timeoutMs,
+        site,
+        label,
+        signal,
+        onAbort: undefined,
+        settled: false,
+      };
+      this.#waiters.push(waiter);
+      this.#pending++;
+      if (signal !== undefined) {
+        waiter.onAbort = () => {
+          this.#abortWaiter(waiter);
+        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      if (timeoutMs === this.#o.acquireTimeoutMs) {
+        if (timeoutMs !== Infinity) this.#defaultDeadlines.push(waiter);
+      } else if (timeoutMs !== Infinity) {
+        this.#customDeadlines.push(waiter);
+      }
+      if (waiter.deadline < this.#deadlineTimerAt) this.#armDeadline();
+      if (this.#listening && this.#events.hasListeners('queue')) this.#events.emit('queue', { pool: this.#o.name, pending: this.#pending });
+      // Under contention nothing is idle and nothing can be created: skip the scheduler entirely.
+      if (this.#idle.length > 0 || (this.#all.size + this.#creates.size < this.#o.max && this.#creates.size < this.#o.maxConcurrentCreates)) this.#pump();
+    });
+  }
+
+  #needsValidation(entry: PoolEntry<T>, now: number): boolean {
+    return this.#o.factory.validate !== undefined && now - Math.max(entry.idleSince, entry.checkedAt) >= this.#o.validateAfterIdleMs;
+  }
+
+  #lend(entry: PoolEntry<T>, now: number, site: AcquireSite | null, label: string | undefined): Lease<T> {
+    const id = ++this.#leaseSeq;
+    entry.state = EntryState.LEASED;
+    entry.uses++;
+    entry.leaseId = id;
+    entry.acquiredAt = now;
+    entry.site = site;
+    entry.label = label;
+    entry.leakReportedAt = 0;
+    const lease = new Lease(entry, id, site, label);
+    // Held strongly only until the next housekeeping run registers it for drop detection; leases that
+    // come back before then (nearly all) never pay for the FinalizationRegistry.
+    if (this.#leak.enabled) entry.lease = lease;
+    this.#counters.acquired++;
+    return lease;
+  }
+
+  #nextWaiter(): Waiter<T> | undefined {
+    let waiter: Waiter<T> | undefined;
+    while ((waiter = this.#waiters.peekFirst()) !== undefined && waiter.settled) this.#waiters.shift();
+    return waiter;
+  }
+
+  /** Settles a waiter's bookkeeping (not its promise). */
+  #unqueue(waiter: Waiter<T>): void {
+    waiter.settled = true;
+    this.#pending--;
+    if (waiter.onAbort !== undefined) waiter.signal?.removeEventListener('abort', waiter.onAbort);
+    if (this.#waiters.peekFirst() === waiter) this.#waiters.shift();
+    if (this.#defaultDeadlines.peekFirst() === waiter) this.#defaultDeadlines.shift();
+    else if (this.#customDeadlines.peek() === waiter) this.#customDeadlines.pop();
+    if (this.#pending === 0) {
+      // Nobody waits: drop the (ref'd) deadline timer so an idle pool never holds the process open.
+      if (this.#deadlineTimer !== null) this.#disarmDeadline();
+    } else if (this.#waiters.length > 1024 && this.#waiters.length > 4 * this.#pending) {
+      // Settled waiters are deleted lazily; keep the dead weight bounded when many give up at once.
+      this.#waiters.filter((w) => !w.settled);
+      this.#defaultDeadlines.filter((w) => !w.settled);
+      this.#customDeadlines.retain((w) => !w.settled);
+    }
+  }
+
+  #grant(waiter: Waiter<T>, entry: PoolEntry<T>, now: number): void {
+    this.#unqueue(waiter);
+    const lease = this.#lend(entry, now, waiter.site, waiter.label);
+    if (this.#listening && this.#events.hasListeners('acquire')) this.#events.emit('acquire', { pool: this.#o.name, lease, waitedMs: this.#now() - waiter.enqueuedAt });
+    waiter.resolve(lease);
+  }
+
+  #abortWaiter(waiter: Waiter<T>): void {
+    if (waiter.settled) return;
+    this.#unqueue(waiter);
+    this.#counters.aborted++;
+    const waited = Math.round(this.#now() - waiter.enqueuedAt);
+    waiter.reject(new AcquireAbortedError(`acquire aborted after ${waited} ms (${this.#state_()})`, { cause: waiter.signal?.reason }));
+  }
+
+  /** The live waiter with the earliest deadline, discarding settled ones on the way. */
+  #earliestDeadline(): Waiter<T> | undefined {
+    let first: Waiter<T> | undefined;
+    while ((first = this.#defaultDeadlines.peekFirst()) !== undefined && first.settled) this.#defaultDeadlines.shift();
+    let custom: Waiter<T> | undefined;
+    while ((custom = this.#customDeadlines.peek()) !== undefined && custom.settled) this.#customDeadlines.pop();
+    if (first === undefined) return custom;
+    if (custom === undefined) return first;
+    return custom.deadline < first.deadline ? custom : first;
+  }
+
+  #disarmDeadline(): void {
+    if (this.#deadlineTimer !== null) this.#clock.clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = null;
+    this.#deadlineTimerAt = Infinity;
+  }
+
+  #armDeadline(): void {
+    const top = this.#earliestDeadline();
+    if (top === undefined) {
+      this.#disarmDeadline();
+      return;
+    }
+    // An earlier timer is fine: it fires, finds nothing due, and re-arms. Only a later one must move.
+    if (this.#deadlineTimer !== null && this.#deadlineTimerAt <= top.deadline) return;
+    if (this.#deadlineTimer !== null) this.#clock.clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimerAt = top.deadline;
+    // Not unref'd: a caller is awaiting this acquire, and must get its timeout rather than a silent exit.
+    this.#deadlineTimer = this.#clock.setTimeout(() => {
+      this.#onDeadline();
+    }, Math.max(0, top.deadline - this.#now()), false);
+  }
+
+  #onDeadline(): void {
+    this.#deadlineTimer = null;
+    this.#deadlineTimerAt = Infinity;
+    const now = this.#now();
+    let top: Waiter<T> | undefined;
+    while ((top = this.#earliestDeadline()) !== undefined && top.deadline <= now) this.#timeOut(top, now);
+    this.#armDeadline();
+  }
+
+  #timeOut(waiter: Waiter<T>, now: number): void {
+    const message = this.#timeoutMessage(waiter, now);
+    this.#unqueue(waiter);
+    this.#counters.timeouts++;
+    this.#leak.escalate(now);
+    const cause = this.#consecutiveCreateFailures > 0 ? this.#lastCreateError : undefined;
+    const error = new AcquireTimeoutError(message, cause === undefined ? undefined : { cause });
+    if (this.#listening && this.#events.hasListeners('timeout')) this.#events.emit('timeout', { pool: this.#o.name, waitedMs: now - waiter.enqueuedAt, error });
+    waiter.reject(error);
+  }
+
+  #timeoutMessage(waiter: Waiter<T>, now: number): string {
+    const lines = [`acquire timed out after ${Math.round(now - waiter.enqueuedAt)} ms (${this.#state_()})`];
+    const leases = this.leases();
+    if (leases.length > 0) {
+      lines.push('  oldest leases:');
+      const oldest = leases.slice(0, 3);
+      for (const info of oldest) lines.push(`    ${describeLease(info)}`);
+      // Sampled mode may have missed the oldest; the oldest lease that did capture its site is the best lead.
+      const oldestWithSite = oldest.some((l) => l.site !== null) ? undefined : leases.find((l) => l.site !== null);
+      if (oldestWithSite !== undefined) lines.push(`    ... oldest with a captured site: ${describeLease(oldestWithSite)}`);
+      const bySite = new Map<string, number>();
+      let unsampled = 0;
+      for (const info of leases) {
+        if (info.site === null) unsampled++;
+        else bySite.set(info.site, (bySite.get(info.site) ?? 0) + 1);
+      }
+      const top = [...bySite].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([site, n]) => `${site} x${n}`);
+      if (unsampled > 0) top.push(`(site not sampled) x${unsampled}`);
+      lines.push(`  outstanding leases by acquire site: ${top.join(', ')}`);
+    }
+    if (this.#consecutiveCreateFailures > 0) {
+      lines.push(`  creation is failing (${this.#consecutiveCreateFailures} in a row), last error: ${errorText(this.#lastCreateError)}`);
+    }
+    return lines.join('\n');
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // The scheduler
+
+  /** The one function that moves resources to waiters and starts validations and creations. */
+  #pump(): void {
+    if (this.#pumping) {
+      this.#pumpAgain = true;
+      return;
+    }
+    this.#pumping = true;
+    try {
+      do {
+        this.#pumpAgain = false;
+        this.#serveWaiters();
+        this.#maybeCreate();
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by re-entrant calls in the body
+      } while (this.#pumpAgain);
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #serveWaiters(): void {
+    if (this.#pending === 0 || this.#idle.length === 0) return;
+    const now = this.#preciseIdle ? this.#now() : this.#coarseNow;
+    while (this.#pending > this.#validatingForQueue && this.#idle.length > 0) {
+      const entry = (this.#lifo ? this.#idle.pop() : this.#idle.shift()) as PoolEntry<T>;
+      if (entry.expiresAt <= now) {
+        this.#destroyEntry(entry, 'lifetime', undefined);
+        continue;
+      }
+      if (this.#needsValidation(entry, now)) {
+        this.#validateForQueue(entry);
+        continue;
+      }
+      const waiter = this.#nextWaiter();
+      if (waiter === undefined) {
+        this.#pushIdle(entry);
+        return;
+      }
+      this.#grant(waiter, entry, now);
+    }
+  }
+
+  /** Hands a resource to the oldest waiter, or makes it idle. */
+  #offer(entry: PoolEntry<T>, now: number): void {
+    if (this.#pending > 0) {
+      const waiter = this.#nextWaiter();
+      if (waiter !== undefined) {
+        this.#grant(waiter, entry, now);
+        return;
+      }
+    }
+    entry.idleSince = now;
+    this.#pushIdle(entry);
+  }
+
+  #pushIdle(entry: PoolEntry<T>): void {
+    entry.state = EntryState.IDLE;
+    this.#idle.push(entry);
+  }
+
+  #maybeCreate(): void {
+    if (this.#state !== OPEN) return;
+    const o = this.#o;
+    const supply = this.#creates.size + this.#validatingForQueue + this.#resetting;
+    // HikariCP's elision: create only for waiters not already covered by creations in flight or
+    // validations about to finish, and for `min`.
+    let wanted = Math.max(this.#pending - supply, o.min - this.#all.size - this.#creates.size);
+    if (wanted <= 0 || this.#all.size + this.#creates.size >= o.max || this.#creates.size >= o.maxConcurrentCreates) return;
+    if (this.#now() < this.#backoffUntil) return; // the backoff timer pumps again
+    while (wanted-- > 0 && this.#all.size + this.#creates.size < o.max && this.#creates.size < o.maxConcurrentCreates) {
+      this.#startCreate();
+    }
+  }
+
+  #startCreate(): void {
+    const o = this.#o;
+    const attempt: CreateAttempt<T> = {
+      controller: new AbortController(),
+      startedAt: this.#now(),
+      timer: null,
+      abandoned: false,
+      invalidated: null,
+      entry: null,
+    };
+    this.#creates.add(attempt);
+    if (o.createTimeoutMs !== Infinity) {
+      attempt.timer = this.#clock.setTimeout(() => {
+        attempt.timer = null;
+        const error = new CreateTimeoutError(`factory.create did not settle within createTimeoutMs=${o.createTimeoutMs} (pool "${o.name}")`);
+        attempt.controller.abort(error);
+        this.#abandonCreate(attempt, error);
+      }, o.createTimeoutMs, true);
+    }
+    const context: CreateContext = {
+      signal: attempt.controller.signal,
+      invalidate: (reason?: unknown) => {
+        if (attempt.entry !== null) this.#invalidate(attempt.entry, reason);
+        else attempt.invalidated = { reason };
+      },
+    };
+    settle(() => o.factory.create(context)).then(
+      (resource) => {
+        this.#created(attempt, resource);
+      },
+      (error: unknown) => {
+        if (attempt.abandoned) return;
+        this.#abandonCreate(attempt, error);
+      },
+    );
+  }
+
+  /** A creation failed or timed out: count it, back off, and let the pump retry later. */
+  #abandonCreate(attempt: CreateAttempt<T>, error: unknown): void {
+    if (attempt.abandoned) return;
+    attempt.abandoned = true;
+    if (attempt.timer !== null) this.#clock.clearTimeout(attempt.timer);
+    attempt.timer = null;
+    this.#creates.delete(attempt);
+    this.#wakeClose();
+    if (this.#state !== OPEN) return;
+    const o = this.#o;
+    this.#counters.createErrors++;
+    this.#consecutiveCreateFailures++;
+    this.#lastCreateError = error;
+    // Exponential backoff with full jitter: never a busy loop, and a fleet of clients does not retry in step.
+    const ceiling = Math.min(o.createRetryMaxDelayMs, o.createRetryInitialDelayMs * 2 ** Math.min(30, this.#consecutiveCreateFailures - 1));
+    const delay = Math.max(1, Math.round(Math.random() * ceiling));
+    const now = this.#now();
+    this.#backoffUntil = now + delay;
+    if (this.#backoffTimer !== null) this.#clock.clearTimeout(this.#backoffTimer);
+    this.#backoffTimer = this.#clock.setTimeout(() => {
+      this.#backoffTimer = null;
+      this.#pump();
+    }, delay, true);
+    if (this.#listening && this.#events.hasListeners('createError')) {
+      this.#events.emit('createError', { pool: o.name, error, consecutiveFailures: this.#consecutiveCreateFailures, retryInMs: delay });
+    }
+    if (this.#ready !== null && !this.#minReached) {
+      this.#ready.reject(error);
+      this.#ready = null;
+    }
+  }
+
+  #created(attempt: CreateAttempt<T>, resource: T): void {
+    const o = this.#o;
+    const now = this.#now();
+    const late = attempt.abandoned;
+    if (!late) {
+      if (attempt.timer !== null) this.#clock.clearTimeout(attempt.timer);
+      attempt.timer = null;
+      this.#creates.delete(attempt);
+    }
+    const jitter = o.maxLifetimeJitterMs > 0 ? Math.random() * o.maxLifetimeJitterMs : 0;
+    const expiresAt = o.maxLifetimeMs > 0 ? now + o.maxLifetimeMs - jitter : Infinity;
+    const entry = new PoolEntry(++this.#entrySeq, this.#owner, resource, now, expiresAt);
+    attempt.entry = entry;
+    // A late arrival (after its create timeout) is adopted if there is room, never silently lost.
+    const room = this.#all.size + this.#creates.size < o.max;
+    this.#all.add(entry);
+    this.#counters.created++;
+    if (!late) {
+      this.#consecutiveCreateFailures = 0;
+      this.#backoffUntil = -Infinity;
+    }
+    if (this.#listening && this.#events.hasListeners('create')) this.#events.emit('create', { pool: o.name, resource, durationMs: now - attempt.startedAt });
+    if (this.#state !== OPEN) {
+      this.#destroyEntry(entry, 'closed', undefined);
+      this.#wakeClose();
+      return;
+    }
+    if (late && !room) {
+      this.#destroyEntry(entry, 'error', attempt.controller.signal.reason);
+      return;
+    }
+    if (attempt.invalidated !== null) {
+      this.#destroyEntry(entry, 'error', attempt.invalidated.reason);
+      this.#pump();
+      return;
+    }
+    this.#offer(entry, now);
+    if (!this.#minReached && this.#all.size >= o.min) {
+      this.#minReached = true;
+      this.#ready?.resolve();
+      this.#ready = null;
+    }
+    this.#pump();
+  }
+
+  #validateForQueue(entry: PoolEntry<T>): void {
+    entry.state = EntryState.VALIDATING;
+    this.#validatingForQueue++;
+    this.#runValidation(entry, (ok, error) => {
+      this.#validatingForQueue--;
+      const now = this.#now();
+      if (entry.state === EntryState.DESTROYED) {
+        this.#pump();
+        return;
+      }
+      if (ok && entry.doomed === null && this.#state === OPEN) {
+        entry.checkedAt = now;
+        this.#offer(entry, now);
+      } else {
+        if (!ok) this.#validationFailed(entry, error);
+        else this.#destroyEntry(entry, entry.doomed ?? 'closed', entry.doomedCause);
+      }
+      this.#pump();
+    });
+  }
+
+  #validationFailed(entry: PoolEntry<T>, error: unknown): void {
+    this.#counters.validationFailures++;
+    if (this.#listening && this.#events.hasListeners('validationFailed')) this.#events.emit('validationFailed', { pool: this.#o.name, resource: entry.resource, error });
+    this.#destroyEntry(entry, 'validation', error);
+  }
+
+  /** Runs factory.validate under validateTimeoutMs; calls `done` exactly once. */
+  #runValidation(entry: PoolEntry<T>, done: (ok: boolean, error: unknown) => void): void {
+    const o = this.#o;
+    if (o.factory.validate === undefined) {
+      done(true, undefined);
+      return;
+    }
+    const controller = new AbortController();
+    let finished = false;
+    const finish = (ok: boolean, error: unknown): void => {
+      if (finished) return;
+      finished = true;
+      if (timer !== null) this.#clock.clearTimeout(timer);
+      done(ok, error);
+    };
+    const timer = o.validateTimeoutMs === Infinity ? null : this.#clock.setTimeout(() => {
+      const error = new ValidationTimeoutError(`factory.validate did not settle within validateTimeoutMs=${o.validateTimeoutMs} (pool "${o.name}")`);
+      controller.abort(error);
+      finish(false, error);
+    }, o.validateTimeoutMs, true);
+    settle(() => o.factory.validate?.(entry.resource, { signal: controller.signal }) ?? true).then((ok) => { finish(ok, ok ? undefined : new Error('factory.validate returned false')); }, (error: unknown) => { finish(false, error); });
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Return and destroy
+
+  #checkOwn(lease: Lease<T>, action: string): void {
+    if (!(lease instanceof Lease) || lease[kOwner] !== this.#owner) {
+      const what = lease instanceof Lease ? String(lease) : 'a value that is not a lease';
+      throw new ForeignLeaseError(`cannot ${action} ${what} through pool "${this.#o.name}": it was not lent by this pool`);
+    }
+  }
+
+  /** A lease ended (called by the lease, through the owner object). */
+  #settle(entry: PoolEntry<T>, _leaseId: number, destroy: boolean, cause: unknown): void {
+    const now = this.#preciseIdle ? this.#now() : this.#coarseNow;
+    entry.lease = null;
+    if (entry.tracked) {
+      entry.tracked = false;
+      this.#leak.untrack(entry);
+    }
+    this.#counters.released++;
+    if (this.#listening && this.#events.hasListeners('release')) this.#events.emit('release', { pool: this.#o.name, leaseId: entry.leaseId, heldMs: this.#now() - entry.acquiredAt });
+    if (entry.leakReportedAt !== 0 && this.#events.hasListeners('unleaked')) {
+      this.#events.emit('unleaked', { pool: this.#o.name, leaseId: entry.leaseId, heldMs: this.#now() - entry.acquiredAt, label: entry.label, site: entry.site?.frame ?? null });
+    }
+    if (destroy) this.#destroyEntry(entry, 'error', cause);
+    else if (entry.doomed !== null) this.#destroyEntry(entry, entry.doomed, entry.doomedCause);
+    else if (this.#state !== OPEN) this.#destroyEntry(entry, 'closed', undefined);
+    else if (entry.expiresAt <= now) this.#destroyEntry(entry, 'lifetime', undefined);
+    else if (this.#o.factory.reset !== undefined) {
+      this.#reset(entry);
+      return;
+    } else {
+      this.#offer(entry, now);
+      return;
+    }
+    // A resource was destroyed: waiters or `min` may need a replacement; a closing pool may be done.
+    this.#wakeClose();
+    this.#pump();
+  }
+
+  #reset(entry: PoolEntry<T>): void {
+    entry.state = EntryState.RESETTING;
+    this.#resetting++;
+    const result = settle(() => this.#o.factory.reset?.(entry.resource));
+    const timeoutMs = this.#o.validateTimeoutMs;
+    let timer: TimerHandle | null = null;
+    const bounded = timeoutMs === Infinity ? result : Promise.race([result, new Promise<void>((_, reject) => {
+      timer = this.#clock.setTimeout(() => {
+        reject(new ValidationTimeoutError(`factory.reset did not settle within validateTimeoutMs=${timeoutMs} (pool "${this.#o.name}")`));
+      }, timeoutMs, true);
+    })]);
+    bounded.then(
+      () => {
+        this.#resetting--;
+        if (timer !== null) this.#clock.clearTimeout(timer);
+        if (entry.state === EntryState.DESTROYED) {
+          this.#pump();
+          return;
+        }
+        if (entry.doomed !== null) this.#destroyEntry(entry, entry.doomed, entry.doomedCause);
+        else if (this.#state !== OPEN) this.#destroyEntry(entry, 'closed', undefined);
+        else {
+          this.#offer(entry, this.#now());
+          this.#pump();
+          return;
+        }
+        this.#wakeClose();
+        this.#pump();
+      },
+      (error: unknown) => {
+        this.#resetting--;
+        if (timer !== null) this.#clock.clearTimeout(timer);
+        if (entry.state !== EntryState.DESTROYED) this.#destroyEntry(entry, 'error', error);
+        this.#wakeClose();
+        this.#pump();
+      },
+    );
+  }
+
+  /** The resource broke on its own (CreateContext.invalidate). */
+  #invalidate(entry: PoolEntry<T>, reason: unknown): void {
+    if (entry.state === EntryState.DESTROYED) return;
+    if (entry.state === EntryState.IDLE) {
+      this.#destroyEntry(entry, 'error', reason);
+      this.#pump();
+      return;
+    }
+    // Lent, validating or resetting: destroyed as soon as whoever holds it is done.
+    if (entry.doomed === null) {
+      entry.doomed = 'error';
+      entry.doomedCause = reason;
+    }
+  }
+
+  #destroyEntry(entry: PoolEntry<T>, reason: DestroyReason, cause: unknown): void {
+    if (entry.state === EntryState.DESTROYED) return;
+    if (entry.state === EntryState.IDLE) this.#idle.remove(entry);
+    entry.state = EntryState.DESTROYED;
+    entry.endReason = reason;
+    entry.lease = null;
+    if (entry.tracked) {
+      entry.tracked = false;
+      this.#leak.untrack(entry);
+    }
+    this.#all.delete(entry);
+    this.#counters.destroyed[reason]++;
+    const o = this.#o;
+    if (this.#listening && this.#events.hasListeners('destroy')) this.#events.emit('destroy', { pool: o.name, resource: entry.resource, reason, cause });
+
+    let timer: TimerHandle | null = null;
+    const result = settle(() => o.factory.destroy(entry.resource));
+    const bounded = o.destroyTimeoutMs === Infinity ? result : Promise.race([result, new Promise<void>((_, reject) => {
+      timer = this.#clock.setTimeout(() => {
+        this.#destroyTimeouts++;
+        reject(new DestroyTimeoutError(`factory.destroy did not settle within destroyTimeoutMs=${o.destroyTimeoutMs} (pool "${o.name}"); no longer waiting for it`));
+      }, o.destroyTimeoutMs, true);
+    })]);
+    const tracked: Promise<void> = bounded.then(
+      () => undefined,
+      (error: unknown) => {
+        if (this.#listening && this.#events.hasListeners('destroyError')) this.#events.emit('destroyError', { pool: o.name, resource: entry.resource, error });
+      },
+    ).finally(() => {
+      if (timer !== null) this.#clock.clearTimeout(timer);
+      this.#destroys.delete(tracked);
+      this.#wakeClose();
+    });
+    this.#destroys.add(tracked);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Housekeeping and leaks
+
+  #housekeep(now: number): void {
+    if (this.#state !== OPEN) return;
+    const o = this.#o;
+    // 1. Leases: register young ones for drop detection, report those held too long, revoke the abandoned.
+    if (this.#leak.enabled) {
+      // Oldest lease first, so reports read in the order the leaks happened.
+      const leased = [...this.#all].filter((e) => e.state === EntryState.LEASED).sort((a, b) => a.leaseId - b.leaseId);
+      for (const entry of leased) {
+        if (entry.lease !== null) {
+          this.#leak.track(entry.lease, { entry, leaseId: entry.leaseId } satisfies DroppedToken<T>);
+          entry.lease = null;
+          entry.tracked = true;
+        }
+        const held = now - entry.acquiredAt;
+        if (o.reclaimAfterMs > 0 && held >= o.reclaimAfterMs) {
+          this.#revoke(entry, now);
+        } else if (o.leakWarnAfterMs > 0 && held >= o.leakWarnAfterMs && entry.leakReportedAt === 0) {
+          entry.leakReportedAt = now;
+          this.#reportLeak('held', entry, now);
+        }
+      }
+      // A waiter past half its deadline is pressure: capture every site until it passes.
+      const head = this.#nextWaiter();
+      if (head !== undefined && now - head.enqueuedAt > head.timeoutMs / 2) this.#leak.escalate(now);
+    }
+    // 2. Idle resources: lifetime, then idleness (never below min), oldest-idle first.
+    let evictable = this.#all.size - o.min;
+    for (const entry of this.#idle.toArray()) {
+      if (entry.expiresAt <= now) {
+        this.#destroyEntry(entry, 'lifetime', undefined);
+        evictable--;
+      }
+    }
+    if (o.idleTimeoutMs > 0 && evictable > 0) {
+      const byAge = this.#idle.toArray().sort((a, b) => a.idleSince - b.idleSince);
+      for (const entry of byAge) {
+        if (evictable <= 0 || now - entry.idleSince < o.idleTimeoutMs) break;
+        this.#destroyEntry(entry, 'idle', undefined);
+        evictable--;
+      }
+    }
+    // 3. Keep-alive probes of resources idle for a while.
+    if (o.keepAliveIntervalMs > 0) {
+      for (const entry of this.#idle.toArray()) {
+        if (now - Math.max(entry.idleSince, entry.checkedAt) >= o.keepAliveIntervalMs) this.#probe(entry);
+      }
+    }
+    // 4. Refill to min, retry creations for waiters.
+    this.#pump();
+  }
+
+  #probe(entry: PoolEntry<T>): void {
+    this.#idle.remove(entry);
+    entry.state = EntryState.VALIDATING;
+    this.#probing++;
+    this.#runValidation(entry, (ok, error) => {
+      this.#probing--;
+      if (entry.state === EntryState.DESTROYED) return;
+      if (!ok) this.#validationFailed(entry, error);
+      else if (entry.doomed !== null) this.#destroyEntry(entry, entry.doomed, entry.doomedCause);
+      else if (this.#state !== OPEN) this.#destroyEntry(entry, 'closed', undefined);
+      else {
+        entry.checkedAt = this.#now();
+        // Back in idleness order, so a probe never makes a resource look recently used (LIFO ageing).
+        entry.state = EntryState.IDLE;
+        this.#idle.insertBefore(entry, (other) => other.idleSince > entry.idleSince);
+      }
+      this.#wakeClose();
+      this.#pump();
+    });
+  }
+
+  #revoke(entry: PoolEntry<T>, now: number): void {
+    this.#counters.revoked++;
+    this.#reportLeak('reclaimed', entry, now);
+    this.#destroyEntry(entry, 'revoked', undefined);
+  }
+
+  #onLeaseDropped(token: DroppedToken<T>): void {
+    const { entry, leaseId } = token;
+    if (entry.leaseId !== leaseId || entry.state !== EntryState.LEASED) return;
+    entry.tracked = false;
+    const now = this.#now();
+    this.#counters.dropped++;
+    this.#reportLeak('dropped', entry, now);
+    // Someone may still hold the raw resource: it is destroyed, never lent again; its slot is freed.
+    this.#destroyEntry(entry, 'leak', undefined);
+    this.#pump();
+  }
+
+  #reportLeak(kind: LeakReport['kind'], entry: PoolEntry<T>, now: number): void {
+    this.#counters.leaks++;
+    this.#leak.escalate(now);
+    const info = this.#leaseInfo(entry, now);
+    const report: LeakReport = { kind, ...info };
+    const what = kind === 'held' ? `held for ${Math.round(info.heldMs)} ms (leakWarnAfterMs=${this.#o.leakWarnAfterMs})`
+      : kind === 'dropped' ? `garbage-collected without release after ${Math.round(info.heldMs)} ms; its resource was destroyed`
+        : `revoked after ${Math.round(info.heldMs)} ms (reclaimAfterMs=${this.#o.reclaimAfterMs}); its resource was destroyed`;
+    const message = `lease #${info.id} of pool "${info.pool}" ${what}${info.label === undefined ? '' : ` (label "${info.label}")`}, acquired at ${info.site ?? '(site not sampled)'}`;
+    if (this.#listening && this.#events.hasListeners('leak')) this.#events.emit('leak', { ...report, message });
+    else {
+      // One structured line when nobody listens, so a leak is never silent.
+      process.stderr.write(`${JSON.stringify({ level: 'warn', code: LEAK_CODES[kind], msg: message, pool: info.pool, leaseId: info.id, heldMs: Math.round(info.heldMs), label: info.label, site: info.site, stack: info.stack })}\n`);
+    }
+  }
+
+  #leaseInfo(entry: PoolEntry<T>, now: number): LeaseInfo {
+    return {
+      pool: this.#o.name,
+      id: entry.leaseId,
+      heldMs: now - entry.acquiredAt,
+      acquiredAt: new Date(wallTime(this.#clock, entry.acquiredAt)),
+      label: entry.label,
+      site: entry.site?.frame ?? null,
+      stack: entry.site?.stack ?? null,
+      resourceId: entry.id,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Shutdown
+
+  #wakeClose(): void {
+    this.#closeWake?.();
+  }
+
+  async #shutdown(graceMs: number, waiterError: PoolClosedError): Promise<CloseReport> {
+    const o = this.#o;
+    // 1. No more waiting: every waiter is rejected at once.
+    let waiter: Waiter<T> | undefined;
+    while ((waiter = this.#waiters.shift()) !== undefined) {
+      if (waiter.settled) continue;
+      this.#unqueue(waiter);
+      waiter.reject(waiterError);
+    }
+    this.#armDeadline();
+    if (this.#backoffTimer !== null) this.#clock.clearTimeout(this.#backoffTimer);
+    this.#backoffTimer = null;
+    this.#ready?.reject(waiterError);
+    this.#ready = null;
+    // 2. Idle resources go now; creations in flight are told to stop.
+    for (const entry of this.#idle.toArray()) this.#destroyEntry(entry, 'closed', undefined);
+    for (const attempt of this.#creates) attempt.controller.abort(waiterError);
+
+    // 3. Wait for lent resources to come back (graceful close only), then take back the rest.
+    const lent = (): number => [...this.#all].filter((e) => e.state !== EntryState.IDLE).length;
+    if (graceMs > 0) await this.#waitUntil(() => lent() === 0 || this.#destroyCause !== undefined, graceMs);
+    const now = this.#now();
+    const outstanding: LeaseInfo[] = [];
+    for (const entry of [...this.#all]) {
+      if (entry.state === EntryState.LEASED) outstanding.push(this.#leaseInfo(entry, now));
+      this.#destroyEntry(entry, 'closed', undefined);
+    }
+    outstanding.sort((a, b) => b.heldMs - a.heldMs || a.id - b.id);
+    // 4. Creations still in flight get at most destroyTimeoutMs to notice the abort; stragglers that
+    //    arrive later are destroyed on arrival.
+    await this.#waitUntil(() => this.#creates.size === 0, o.destroyTimeoutMs);
+    for (const attempt of [...this.#creates]) this.#abandonCreate(attempt, waiterError);
+    await this.#waitUntil(() => this.#destroys.size === 0, Infinity);
+
+    this.#state = CLOSED;
+    this.#housekeeper.unregister(this.#task);
+    this.#leak.dispose();
+    const report: CloseReport = { outstanding, destroyTimeouts: this.#destroyTimeouts };
+    this.#events.emit('close', { pool: o.name, report });
+    this.#events.removeAllListeners();
+    return report;
+  }
+
+  /** Waits until `done()` holds (re-checked on every state change) or `timeoutMs` passes. */
+  #waitUntil(done: () => boolean, timeoutMs: number): Promise<void> {
+    if (done()) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      let timer: TimerHandle | null = null;
+      const finish = (): void => {
+        this.#closeWake = null;
+        if (timer !== null) this.#clock.clearTimeout(timer);
+        resolve();
+      };
+      this.#closeWake = () => {
+        if (done()) finish();
+      };
+      // Ref'd: the caller awaits close(), so the process must not exit before it settles.
+      if (timeoutMs !== Infinity) timer = this.#clock.setTimeout(finish, timeoutMs, false);
+    });
+  }
+
+  /** A precise read of the clock, which also refreshes the coarse hot-path timestamp. */
+  #now(): number {
+    const now = this.#clock.now();
+    this.#coarseNow = now;
+    return now;
+  }
+
+  #closedError(action: string): PoolClosedError {
+    const how = this.#destroyCause === undefined ? 'closed' : 'destroyed';
+    return new PoolClosedError(`cannot ${action} pool "${this.#o.name}": it was ${how}`, this.#destroyCause === undefined ? undefined : { cause: this.#destroyCause });
+  }
+
+  /** `pool "db": max=10 inUse=10 idle=0 pending=37 creating=0` */
+  #state_(): string {
+    const idle = this.#idle.length + this.#probing;
+    return `pool "${this.#o.name}": max=${this.#o.max} inUse=${this.#all.size - idle} idle=${idle} pending=${this.#pending} creating=${this.#creates.size}`;
+  }
+}
+
+interface DroppedToken<T> {
+  readonly entry: PoolEntry<T>;
+  readonly leaseId: number;
+}
+
+const LEAK_CODES = { held: 'LG_LEAK_HELD', dropped: 'LG_LEAK_DROPPED', reclaimed: 'LG_LEAK_RECLAIMED' } as const;
+
+function errorText(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}
+
+/** `lease #3 held 95012 ms (label "job-7"), acquired at src/app.ts:42:18` */
+export function describeLease(info: LeaseInfo): string {
+  const label = info.label === undefined ? '' : ` (label "${info.label}")`;
+  return `lease #${info.id} held ${Math.round(info.heldMs)} ms${label}, acquired at ${info.site ?? '(site not sampled)'}`;
+}
