@@ -10,7 +10,7 @@ export interface CreateContext {
    * Idle: destroyed at once and replaced up to `min`. Lent: destroyed when the lease ends.
    * Call it from the resource's own `error`/`close` listeners.
    */
-  invalidate(reason?: unknown): void;
+  readonly invalidate: (reason?: unknown) => void;
 }
 
 /** Passed to {@link Factory.validate}. */
