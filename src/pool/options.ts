@@ -57,7 +57,7 @@ export interface PoolOptions<T> {
   readonly createRetryMaxDelayMs?: number;
   /** Deadline of one `factory.destroy` call; past it the pool stops waiting and reports `LG_DESTROY_TIMEOUT`. @default 5000 */
   readonly destroyTimeoutMs?: number;
-  /** Validate on borrow only a resource idle for at least this long (0: every borrow). @default 500 */
+  /** Validate on borrow only a resource idle for at least this long (0: every borrow from idle; a resource handed straight from one lease to the next waiter is not validated). @default 500 */
   readonly validateAfterIdleMs?: number;
   /** Deadline of one `factory.validate` call. @default 5000 */
   readonly validateTimeoutMs?: number;

@@ -642,7 +642,13 @@ export class Pool<T> {
     // validations about to finish, and for `min`.
     let wanted = Math.max(this.#pending - supply, o.min - this.#all.size - this.#creates.size);
     if (wanted <= 0 || this.#all.size + this.#creates.size >= o.max || this.#creates.size >= o.maxConcurrentCreates) return;
-    if (this.#now() < this.#backoffUntil) return; // the backoff timer pumps again
+    const now = this.#now();
+    if (now < this.#backoffUntil) {
+      // Timers may fire a little before the clock says they are due: re-arm rather than wait for the
+      // next housekeeping run (regression: retries slipped by up to a housekeeping period).
+      if (this.#backoffTimer === null) this.#armBackoff(this.#backoffUntil - now + 1);
+      return;
+    }
     while (wanted-- > 0 && this.#all.size + this.#creates.size < o.max && this.#creates.size < o.maxConcurrentCreates) {
       this.#startCreate();
     }
@@ -703,11 +709,7 @@ export class Pool<T> {
     const delay = Math.max(1, Math.round(Math.random() * ceiling));
     const now = this.#now();
     this.#backoffUntil = now + delay;
-    if (this.#backoffTimer !== null) this.#clock.clearTimeout(this.#backoffTimer);
-    this.#backoffTimer = this.#clock.setTimeout(() => {
-      this.#backoffTimer = null;
-      this.#pump();
-    }, delay, true);
+    this.#armBackoff(delay);
     if (this.#listening && this.#events.hasListeners('createError')) {
       this.#events.emit('createError', { pool: o.name, error, consecutiveFailures: this.#consecutiveCreateFailures, retryInMs: delay });
     }
@@ -715,6 +717,16 @@ export class Pool<T> {
       this.#ready.reject(error);
       this.#ready = null;
     }
+  }
+
+  #armBackoff(delay: number): void {
+    if (this.#backoffTimer !== null) this.#clock.clearTimeout(this.#backoffTimer);
+    // Ref'd while someone waits on the retry (a waiter without a deadline has no other timer keeping
+    // the process alive); unref'd when it only refills `min`.
+    this.#backoffTimer = this.#clock.setTimeout(() => {
+      this.#backoffTimer = null;
+      this.#pump();
+    }, Math.max(1, Math.ceil(delay)), this.#pending === 0);
   }
 
   #created(attempt: CreateAttempt<T>, resource: T): void {
