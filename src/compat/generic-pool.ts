@@ -240,9 +240,6 @@ export class Pool<T> extends EventEmitter {
   readonly #destroys = new Set<Promise<void>>();
   readonly #watchers = new Set<() => void>();
   #lastCreateError: unknown = undefined;
-  /** ready() calls still waiting. */
-  #readyWaiters = 0;
-  #keepAlive: NodeJS.Timeout | null = null;
   readonly #startGate: { promise: Promise<void>; resolve: () => void; reject: (error: Error) => void };
 
   constructor(factory: Factory<T>, options?: Options) {
@@ -311,12 +308,10 @@ export class Pool<T> extends EventEmitter {
     const inner = new LifeguardPool<T>(this.#innerOptions);
     inner.on('createError', ({ error }) => {
       this.#lastCreateError = error;
-      this.#checkKeepAlive();
       this.emit('factoryCreateError', error);
     });
     inner.on('create', () => {
       this.#lastCreateError = undefined;
-      this.#checkKeepAlive();
     });
     inner.on('destroyError', ({ error }) => {
       this.emit('factoryDestroyError', error);
@@ -446,25 +441,6 @@ export class Pool<T> extends EventEmitter {
     this.#waiting--;
     if (waiter.timer !== null) clearTimeout(waiter.timer);
     waiter.timer = null;
-    if (this.#keepAlive !== null) this.#checkKeepAlive();
-  }
-
-  /**
-   * Between two creation attempts Lifeguard waits on an unref'd backoff timer, so a process whose only
-   * work is a caller waiting for that creation would exit with the caller's promise unsettled. generic-pool
-   * retried at once and so stayed alive; a ref'd timer keeps that promise while anyone waits on a failing
-   * creation.
-   */
-  #checkKeepAlive(): void {
-    const needed = this.#lastCreateError !== undefined && (this.#waiting > 0 || this.#readyWaiters > 0) && this.#inner?.closed === false;
-    if (needed && this.#keepAlive === null) {
-      this.#keepAlive = setInterval(() => {
-        this.#checkKeepAlive();
-      }, 1000);
-    } else if (!needed && this.#keepAlive !== null) {
-      clearInterval(this.#keepAlive);
-      this.#keepAlive = null;
-    }
   }
 
   /** Highest priority first, oldest first within a priority. */
@@ -644,22 +620,16 @@ export class Pool<T> extends EventEmitter {
 
   async #innerReady(): Promise<void> {
     const inner = this.#inner as LifeguardPool<T>;
-    this.#readyWaiters++;
-    this.#checkKeepAlive();
-    try {
-      for (;;) {
-        try {
-          await inner.ready();
-          return;
-        } catch (error) {
-          // A failed creation rejects Lifeguard's ready(); generic-pool's keeps waiting, and Lifeguard keeps
-          // retrying with backoff, so wait for the next attempt. Only a closed pool ends the wait.
-          if (inner.closed) throw error;
-        }
+    for (;;) {
+      try {
+        await inner.ready();
+        return;
+      } catch (error) {
+        // A failed creation rejects Lifeguard's ready(); generic-pool's keeps waiting, and Lifeguard keeps
+        // retrying with backoff (its retry timer keeps the process alive while ready() is awaited), so
+        // wait for the next attempt. Only a closed pool ends the wait.
+        if (inner.closed) throw error;
       }
-    } finally {
-      this.#readyWaiters--;
-      this.#checkKeepAlive();
     }
   }
 

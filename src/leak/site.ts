@@ -66,12 +66,6 @@ export class AcquireSite {
   }
 }
 
-/** A bare `file:line:col` from a formatted frame such as `handler (src/app.ts:42:7)`. */
-export function frameLocation(frame: string): string {
-  const open = frame.lastIndexOf('(');
-  return open >= 0 && frame.endsWith(')') ? frame.slice(open + 1, -1) : frame;
-}
-
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- captureStackTrace takes any function
 export function captureSite(callee: Function): AcquireSite {
   const holder: { stack?: string } = {};

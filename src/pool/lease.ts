@@ -105,7 +105,7 @@ export class Lease<T> {
     this.#state = destroy ? DESTROYED : RELEASED;
     const owner = entry.owner;
     this.#endedAt = owner.stamp();
-    owner.settle(entry, this.#id, destroy, cause);
+    owner.settle(entry, destroy, cause);
   }
 
   #where(): string {

@@ -18,8 +18,8 @@ export interface EntryOwner<T> {
   now(): number;
   /** The pool's cheap hot-path timestamp (lags `now()` by at most one housekeeping period). */
   stamp(): number;
-  /** Ends lease `leaseId` of `entry`: back to the pool, or destroyed when `destroy` is true. */
-  settle(entry: PoolEntry<T>, leaseId: number, destroy: boolean, cause: unknown): void;
+  /** Ends the current lease of `entry`: back to the pool, or destroyed when `destroy` is true. */
+  settle(entry: PoolEntry<T>, destroy: boolean, cause: unknown): void;
 }
 
 /**

@@ -123,6 +123,8 @@ export class Pool<T> {
   #lastCreateError: unknown = undefined;
   #backoffUntil = -Infinity;
   #backoffTimer: TimerHandle | null = null;
+  /** Whether the backoff timer keeps the process alive (someone awaits the retry). */
+  #backoffRef = false;
 
   #minReached = false;
   #ready: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | null = null;
@@ -160,8 +162,8 @@ export class Pool<T> {
       name: this.#o.name,
       now: () => clock.now(),
       stamp: () => this.#coarseNow,
-      settle: (entry, leaseId, destroy, cause) => {
-        this.#settle(entry, leaseId, destroy, cause);
+      settle: (entry, destroy, cause) => {
+        this.#settle(entry, destroy, cause);
       },
     };
     this.#leak = this.#o.leakDetection === 'off'
@@ -226,6 +228,7 @@ export class Pool<T> {
         reject = rej;
       });
       this.#ready = { promise, resolve, reject };
+      this.#refBackoff();
     }
     return this.#ready.promise;
   }
@@ -426,6 +429,7 @@ export class Pool<T> {
         this.#customDeadlines.push(waiter);
       }
       if (waiter.deadline < this.#deadlineTimerAt) this.#armDeadline();
+      if (this.#backoffTimer !== null) this.#refBackoff();
       if (this.#listening && this.#events.hasListeners('queue')) this.#events.emit('queue', { pool: this.#o.name, pending: this.#pending });
       // Under contention nothing is idle and nothing can be created: skip the scheduler entirely.
       if (this.#idle.length > 0 || (this.#all.size + this.#creates.size < this.#o.max && this.#creates.size < this.#o.maxConcurrentCreates)) this.#pump();
@@ -642,13 +646,7 @@ export class Pool<T> {
     // validations about to finish, and for `min`.
     let wanted = Math.max(this.#pending - supply, o.min - this.#all.size - this.#creates.size);
     if (wanted <= 0 || this.#all.size + this.#creates.size >= o.max || this.#creates.size >= o.maxConcurrentCreates) return;
-    const now = this.#now();
-    if (now < this.#backoffUntil) {
-      // Timers may fire a little before the clock says they are due: re-arm rather than wait for the
-      // next housekeeping run (regression: retries slipped by up to a housekeeping period).
-      if (this.#backoffTimer === null) this.#armBackoff(this.#backoffUntil - now + 1);
-      return;
-    }
+    if (this.#now() < this.#backoffUntil) return; // the backoff timer pumps again when it ends
     while (wanted-- > 0 && this.#all.size + this.#creates.size < o.max && this.#creates.size < o.maxConcurrentCreates) {
       this.#startCreate();
     }
@@ -707,8 +705,7 @@ export class Pool<T> {
     // Exponential backoff with full jitter: never a busy loop, and a fleet of clients does not retry in step.
     const ceiling = Math.min(o.createRetryMaxDelayMs, o.createRetryInitialDelayMs * 2 ** Math.min(30, this.#consecutiveCreateFailures - 1));
     const delay = Math.max(1, Math.round(Math.random() * ceiling));
-    const now = this.#now();
-    this.#backoffUntil = now + delay;
+    this.#backoffUntil = this.#now() + delay;
     this.#armBackoff(delay);
     if (this.#listening && this.#events.hasListeners('createError')) {
       this.#events.emit('createError', { pool: o.name, error, consecutiveFailures: this.#consecutiveCreateFailures, retryInMs: delay });
@@ -721,12 +718,21 @@ export class Pool<T> {
 
   #armBackoff(delay: number): void {
     if (this.#backoffTimer !== null) this.#clock.clearTimeout(this.#backoffTimer);
-    // Ref'd while someone waits on the retry (a waiter without a deadline has no other timer keeping
-    // the process alive); unref'd when it only refills `min`.
+    // Ref'd while someone awaits the retry (a waiter without a deadline, or ready(), has no other timer
+    // keeping the process alive); unref'd when it only refills `min`.
+    this.#backoffRef = this.#pending > 0 || this.#ready !== null;
     this.#backoffTimer = this.#clock.setTimeout(() => {
+      // The timer, not a clock comparison, ends the backoff: timers may fire slightly before the clock
+      // says they are due (regression: the retry then slipped to the next housekeeping run).
       this.#backoffTimer = null;
+      this.#backoffUntil = -Infinity;
       this.#pump();
-    }, Math.max(1, Math.ceil(delay)), this.#pending === 0);
+    }, Math.max(1, Math.ceil(delay)), !this.#backoffRef);
+  }
+
+  /** Someone started awaiting creation: make a running unref'd backoff keep the process alive. */
+  #refBackoff(): void {
+    if (this.#backoffTimer !== null && !this.#backoffRef) this.#armBackoff(this.#backoffUntil - this.#clock.now());
   }
 
   #created(attempt: CreateAttempt<T>, resource: T): void {
@@ -809,19 +815,27 @@ export class Pool<T> {
       return;
     }
     const controller = new AbortController();
-    let finished = false;
-    const finish = (ok: boolean, error: unknown): void => {
-      if (finished) return;
-      finished = true;
-      if (timer !== null) this.#clock.clearTimeout(timer);
-      done(ok, error);
-    };
-    const timer = o.validateTimeoutMs === Infinity ? null : this.#clock.setTimeout(() => {
+    const work = settle(() => o.factory.validate?.(entry.resource, { signal: controller.signal }) ?? true);
+    this.#bounded(work, o.validateTimeoutMs, () => {
       const error = new ValidationTimeoutError(`factory.validate did not settle within validateTimeoutMs=${o.validateTimeoutMs} (pool "${o.name}")`);
       controller.abort(error);
-      finish(false, error);
-    }, o.validateTimeoutMs, true);
-    settle(() => o.factory.validate?.(entry.resource, { signal: controller.signal }) ?? true).then((ok) => { finish(ok, ok ? undefined : new Error('factory.validate returned false')); }, (error: unknown) => { finish(false, error); });
+      return error;
+    }).then((ok) => { done(ok, ok ? undefined : new Error('factory.validate returned false')); }, (error: unknown) => { done(false, error); });
+  }
+
+  /**
+   * `work`, or a rejection with `onTimeout()` once `timeoutMs` passes: every factory call the pool waits
+   * for is bounded, so no hook can hang it. The timer is unref'd (it guards background work) and cleared
+   * as soon as `work` settles.
+   */
+  #bounded<R>(work: Promise<R>, timeoutMs: number, onTimeout: () => Error): Promise<R> {
+    if (timeoutMs === Infinity) return work;
+    return new Promise<R>((resolve, reject) => {
+      const timer = this.#clock.setTimeout(() => { reject(onTimeout()); }, timeoutMs, true);
+      work.finally(() => {
+        this.#clock.clearTimeout(timer);
+      }).then(resolve, reject);
+    });
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -835,7 +849,7 @@ export class Pool<T> {
   }
 
   /** A lease ended (called by the lease, through the owner object). */
-  #settle(entry: PoolEntry<T>, _leaseId: number, destroy: boolean, cause: unknown): void {
+  #settle(entry: PoolEntry<T>, destroy: boolean, cause: unknown): void {
     const now = this.#preciseIdle ? this.#now() : this.#coarseNow;
     entry.lease = null;
     if (entry.tracked) {
@@ -866,18 +880,10 @@ export class Pool<T> {
   #reset(entry: PoolEntry<T>): void {
     entry.state = EntryState.RESETTING;
     this.#resetting++;
-    const result = settle(() => this.#o.factory.reset?.(entry.resource));
     const timeoutMs = this.#o.validateTimeoutMs;
-    let timer: TimerHandle | null = null;
-    const bounded = timeoutMs === Infinity ? result : Promise.race([result, new Promise<void>((_, reject) => {
-      timer = this.#clock.setTimeout(() => {
-        reject(new ValidationTimeoutError(`factory.reset did not settle within validateTimeoutMs=${timeoutMs} (pool "${this.#o.name}")`));
-      }, timeoutMs, true);
-    })]);
-    bounded.then(
+    this.#bounded(settle(() => this.#o.factory.reset?.(entry.resource)), timeoutMs, () => new ValidationTimeoutError(`factory.reset did not settle within validateTimeoutMs=${timeoutMs} (pool "${this.#o.name}")`)).then(
       () => {
         this.#resetting--;
-        if (timer !== null) this.#clock.clearTimeout(timer);
         if (entry.state === EntryState.DESTROYED) {
           this.#pump();
           return;
@@ -894,7 +900,6 @@ export class Pool<T> {
       },
       (error: unknown) => {
         this.#resetting--;
-        if (timer !== null) this.#clock.clearTimeout(timer);
         if (entry.state !== EntryState.DESTROYED) this.#destroyEntry(entry, 'error', error);
         this.#wakeClose();
         this.#pump();
@@ -932,21 +937,16 @@ export class Pool<T> {
     const o = this.#o;
     if (this.#listening && this.#events.hasListeners('destroy')) this.#events.emit('destroy', { pool: o.name, resource: entry.resource, reason, cause });
 
-    let timer: TimerHandle | null = null;
-    const result = settle(() => o.factory.destroy(entry.resource));
-    const bounded = o.destroyTimeoutMs === Infinity ? result : Promise.race([result, new Promise<void>((_, reject) => {
-      timer = this.#clock.setTimeout(() => {
-        this.#destroyTimeouts++;
-        reject(new DestroyTimeoutError(`factory.destroy did not settle within destroyTimeoutMs=${o.destroyTimeoutMs} (pool "${o.name}"); no longer waiting for it`));
-      }, o.destroyTimeoutMs, true);
-    })]);
+    const bounded = this.#bounded(settle(() => o.factory.destroy(entry.resource)), o.destroyTimeoutMs, () => {
+      this.#destroyTimeouts++;
+      return new DestroyTimeoutError(`factory.destroy did not settle within destroyTimeoutMs=${o.destroyTimeoutMs} (pool "${o.name}"); no longer waiting for it`);
+    });
     const tracked: Promise<void> = bounded.then(
       () => undefined,
       (error: unknown) => {
         if (this.#listening && this.#events.hasListeners('destroyError')) this.#events.emit('destroyError', { pool: o.name, resource: entry.resource, error });
       },
     ).finally(() => {
-      if (timer !== null) this.#clock.clearTimeout(timer);
       this.#destroys.delete(tracked);
       this.#wakeClose();
     });
@@ -981,26 +981,19 @@ export class Pool<T> {
       const head = this.#nextWaiter();
       if (head !== undefined && now - head.enqueuedAt > head.timeoutMs / 2) this.#leak.escalate(now);
     }
-    // 2. Idle resources: lifetime, then idleness (never below min), oldest-idle first.
+    // 2. Idle resources, oldest-idle first: lifetime, then idleness (never below min), then keep-alive.
+    const idle = this.#idle.toArray().sort((a, b) => a.idleSince - b.idleSince);
+    // Expiries are mandatory: count them first, so idleness never evicts what `min` then has to recreate.
     let evictable = this.#all.size - o.min;
-    for (const entry of this.#idle.toArray()) {
+    for (const entry of idle) if (entry.expiresAt <= now) evictable--;
+    for (const entry of idle) {
       if (entry.expiresAt <= now) {
         this.#destroyEntry(entry, 'lifetime', undefined);
-        evictable--;
-      }
-    }
-    if (o.idleTimeoutMs > 0 && evictable > 0) {
-      const byAge = this.#idle.toArray().sort((a, b) => a.idleSince - b.idleSince);
-      for (const entry of byAge) {
-        if (evictable <= 0 || now - entry.idleSince < o.idleTimeoutMs) break;
+      } else if (o.idleTimeoutMs > 0 && evictable > 0 && now - entry.idleSince >= o.idleTimeoutMs) {
         this.#destroyEntry(entry, 'idle', undefined);
         evictable--;
-      }
-    }
-    // 3. Keep-alive probes of resources idle for a while.
-    if (o.keepAliveIntervalMs > 0) {
-      for (const entry of this.#idle.toArray()) {
-        if (now - Math.max(entry.idleSince, entry.checkedAt) >= o.keepAliveIntervalMs) this.#probe(entry);
+      } else if (o.keepAliveIntervalMs > 0 && now - Math.max(entry.idleSince, entry.checkedAt) >= o.keepAliveIntervalMs) {
+        this.#probe(entry);
       }
     }
     // 4. Refill to min, retry creations for waiters.
@@ -1101,8 +1094,7 @@ export class Pool<T> {
     for (const attempt of this.#creates) attempt.controller.abort(waiterError);
 
     // 3. Wait for lent resources to come back (graceful close only), then take back the rest.
-    const lent = (): number => [...this.#all].filter((e) => e.state !== EntryState.IDLE).length;
-    if (graceMs > 0) await this.#waitUntil(() => lent() === 0 || this.#destroyCause !== undefined, graceMs);
+    if (graceMs > 0) await this.#waitUntil(() => this.#all.size === this.#idle.length || this.#destroyCause !== undefined, graceMs);
     const now = this.#now();
     const outstanding: LeaseInfo[] = [];
     for (const entry of [...this.#all]) {
@@ -1114,7 +1106,9 @@ export class Pool<T> {
     //    arrive later are destroyed on arrival.
     await this.#waitUntil(() => this.#creates.size === 0, o.destroyTimeoutMs);
     for (const attempt of [...this.#creates]) this.#abandonCreate(attempt, waiterError);
-    await this.#waitUntil(() => this.#destroys.size === 0, Infinity);
+    // Each destroy is bounded by its own (unref'd) timer; this ref'd wait keeps the process alive until
+    // they settle or time out, so the caller of close() always gets its report.
+    await this.#waitUntil(() => this.#destroys.size === 0, o.destroyTimeoutMs);
 
     this.#state = CLOSED;
     this.#housekeeper.unregister(this.#task);

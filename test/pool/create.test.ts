@@ -184,3 +184,34 @@ describe('creation', () => {
     await pool.close();
   });
 });
+
+describe('the retry timer and the process lifetime', () => {
+  it('is unref\'d while it only refills min, ref\'d once an acquire or ready() awaits it', async () => {
+    const factory = new TestFactory();
+    factory.failCreates = Infinity;
+    const clock = new FakeClock();
+    const pool = new Pool<TestResource>({ factory: factory.basic(), clock, min: 1, acquireTimeoutMs: Infinity, createRetryInitialDelayMs: 1000, createRetryMaxDelayMs: 1000, idleTimeoutMs: 0, maxLifetimeMs: 0, leakWarnAfterMs: 0 });
+    await flush();
+    assert.equal(pool.stats().createErrors, 1);
+    assert.equal(clock.timers.ref, 0, 'refilling min alone never holds the process open');
+    // A waiter with no deadline arrives during the backoff: only the retry timer can keep it alive.
+    const waiting = pool.acquire().catch((e: unknown) => e);
+    await flush();
+    assert.equal(clock.timers.ref, 1);
+    const closed = pool.close();
+    await waiting;
+    await closed;
+    assert.equal(clock.timers.total, 0);
+
+    const factory2 = new TestFactory();
+    factory2.failCreates = Infinity;
+    const pool2 = new Pool<TestResource>({ factory: factory2.basic(), clock, min: 1, createRetryInitialDelayMs: 1000, createRetryMaxDelayMs: 1000, idleTimeoutMs: 0, maxLifetimeMs: 0, leakWarnAfterMs: 0 });
+    await flush();
+    assert.equal(clock.timers.ref, 0);
+    const ready = pool2.ready().catch((e: unknown) => e);
+    assert.equal(clock.timers.ref, 1, 'ready() awaits the retry too');
+    await clock.advance(1000);
+    assert.equal(await ready, factory2.createError);
+    await pool2.close();
+  });
+});

@@ -188,3 +188,24 @@ describe('the shared housekeeper', () => {
     await pool.close();
   });
 });
+
+describe('eviction order', () => {
+  it('counts mandatory expiries before idleness, so it never evicts what min must recreate', async () => {
+    const { pool, factory, clock } = setup({ min: 1, max: 3, idleTimeoutMs: 1000, maxLifetimeMs: 10_000, maxLifetimeJitterMs: 0, housekeepingIntervalMs: 100 });
+    await pool.ready(); // resource 1, created at 0 s, expires at 10 s
+    await clock.advance(5_000);
+    const leases = await Promise.all([pool.acquire(), pool.acquire(), pool.acquire()]); // 1, then 2 and 3 created
+    const first = leases.find((l) => l.resource.id === 1)!;
+    await clock.advance(4_000);
+    for (const l of leases) if (l !== first) l.release(); // 2 and 3 idle from 9 s: idle-timed-out at 10 s
+    await clock.advance(500);
+    first.release(); // 1 idle from 9.5 s: not idle long enough, but its lifetime ends at 10 s
+    await clock.advance(550);
+    // At 10 s, 1 expires; of 2 and 3 only one may go for idleness, or the pool drops below min=1.
+    assert.equal(pool.stats().destroyed.lifetime, 1);
+    assert.equal(pool.stats().destroyed.idle, 1);
+    assert.equal(pool.stats().size, 1, 'one survivor');
+    assert.equal(factory.createCalls, 3, 'nothing had to be recreated');
+    await pool.close();
+  });
+});

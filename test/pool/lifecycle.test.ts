@@ -207,3 +207,17 @@ describe('no handle left behind (incident 3)', () => {
     await pool.close();
   });
 });
+
+describe('close() and the process lifetime', () => {
+  it('keeps a ref\'d timer while it waits for a destroy that hangs, and reports it', async () => {
+    const { pool, factory, clock } = setup({ destroyTimeoutMs: 500 });
+    (await pool.acquire()).release();
+    factory.destroyHangs = true;
+    const closing = pool.close();
+    await flush();
+    assert.ok(clock.timers.ref >= 1, 'the caller of close() must get its report, not a silent exit');
+    await clock.advance(500);
+    assert.equal((await closing).destroyTimeouts, 1);
+    assert.equal(clock.timers.total, 0);
+  });
+});
