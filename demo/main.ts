@@ -10,9 +10,16 @@ import { roundTrip, socketFactory } from './socket-factory.js';
  */
 const step = (title: string): void => { console.log(`\n== ${title}`); };
 
+console.log('Lifeguard demo: a pool of real TCP connections to an embedded loopback server');
+const handlesBefore = handleTypes(); // after the first write: stdout's pipe exists from here on
 const server = new EchoServer();
 const port = await server.listen();
-const handlesBefore = process.getActiveResourcesInfo().length;
+/** Counts of active handles by type (timers, sockets, pipes...). */
+function handleTypes(): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const type of process.getActiveResourcesInfo()) counts.set(type, (counts.get(type) ?? 0) + 1);
+  return counts;
+}
 
 const pool = new Pool<net.Socket>({
   name: 'echo',
@@ -54,5 +61,8 @@ for (const lease of report.outstanding) console.log(`   still out at close: leas
 await new Promise((resolve) => setTimeout(resolve, 50));
 console.log(`   server connections now: ${server.connections}`);
 await server.close();
-console.log(`   active handles: ${process.getActiveResourcesInfo().length} (before the pool: ${handlesBefore}, including the server)`);
-console.log('\nDone: every connection closed, no timer or socket left behind.');
+await new Promise((resolve) => setTimeout(resolve, 20)); // let the server's own handle finish closing
+const left = [...handleTypes()].filter(([type, n]) => n > (handlesBefore.get(type) ?? 0));
+console.log(`   handles the pool left behind: ${left.length === 0 ? 'none' : left.map(([t, n]) => `${t} x${n}`).join(', ')}`);
+if (left.length === 0 && server.connections === 0) console.log('\nDone: every connection closed, no timer or socket left behind.');
+else process.exitCode = 1;
