@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
-const root = path.resolve(import.meta.dirname, '..', 'dist', 'test');
+// LIFEGUARD_DIST lets parallel work build into its own folder (dist-<name>) without clobbering dist/.
+const root = path.resolve(import.meta.dirname, '..', process.env.LIFEGUARD_DIST ?? 'dist', 'test');
 function find(dir) {
   return readdirSync(dir).flatMap((name) => {
     const full = path.join(dir, name);
