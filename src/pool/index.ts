@@ -5,3 +5,5 @@ export type { PoolOptions, ResolvedPoolOptions, Factory, CreateContext, Validate
 export type { PoolStats } from './stats.js';
 export type { PoolEvents, LeaseInfo, LeakReport } from './events.js';
 export * from './errors.js';
+export { CHANNELS, channels, subscribe, type ChannelName, type ChannelMessages, type PoolInspection, type ResourceInfo } from './diagnostics.js';
+export { pools } from './registry.js';

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { Clock } from '../internal/clock.js';
 import { InvalidOptionError } from './errors.js';
 
@@ -29,6 +30,12 @@ export interface Factory<T> {
   validate?(resource: T, context: ValidateContext): Promise<boolean> | boolean;
   /** Cleans a returned resource (roll back, clear session state) before it is lent again; a rejection destroys it. */
   reset?(resource: T): Promise<void> | void;
+  /**
+   * The TCP socket a resource owns, if any: lets the doctor say which pool and lease hold a socket it
+   * finds in the kernel's table (a CLOSE_WAIT socket "held by pool db, lease acquired at app.ts:42").
+   * Not needed when the resource is itself a `net.Socket`.
+   */
+  socket?(resource: T): Socket | null | undefined;
 }
 
 export type LeakDetectionMode = 'off' | 'sampled' | 'full';
@@ -192,11 +199,11 @@ export function resolvePoolOptions<T>(options: PoolOptions<T>): ResolvedPoolOpti
 
   const factory = source['factory'] as Record<string, unknown> | null | undefined;
   if (typeof factory !== 'object' || factory === null) fail('factory', 'an object with create() and destroy()', factory);
-  rejectUnknownKeys(factory, new Set(['create', 'destroy', 'validate', 'reset']), 'factory');
+  rejectUnknownKeys(factory, new Set(['create', 'destroy', 'validate', 'reset', 'socket']), 'factory');
   for (const fn of ['create', 'destroy'] as const) {
     if (typeof factory[fn] !== 'function') fail(`factory.${fn}`, 'a function', factory[fn]);
   }
-  for (const fn of ['validate', 'reset'] as const) {
+  for (const fn of ['validate', 'reset', 'socket'] as const) {
     if (factory[fn] !== undefined && typeof factory[fn] !== 'function') fail(`factory.${fn}`, 'a function or undefined', factory[fn]);
   }
 

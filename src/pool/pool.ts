@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import { systemClock, wallTime, type Clock, type TimerHandle } from '../internal/clock.js';
 import { Deque } from '../internal/deque.js';
 import { TypedEmitter, type Listener } from '../internal/emitter.js';
@@ -22,6 +23,8 @@ import { Lease, kOwner } from './lease.js';
 import { resolvePoolOptions, describe, numberOption, rejectUnknownKeys, type AcquireOptions, type CreateContext, type PoolOptions, type ResolvedPoolOptions } from './options.js';
 import { DESTROY_REASONS, EntryState, PoolEntry, type DestroyReason, type EntryOwner } from './pool-entry.js';
 import type { PoolStats } from './stats.js';
+import { channels, type PoolInspection, type ResourceInfo } from './diagnostics.js';
+import { registerPool, unregisterPool } from './registry.js';
 
 const OPEN = 0;
 const CLOSING = 1;
@@ -180,6 +183,8 @@ export class Pool<T> {
       },
     };
     this.#housekeeper.register(this.#task);
+    registerPool(this as Pool<unknown>);
+    if (channels.open.hasSubscribers) channels.open.publish({ pool: this, name: this.#o.name });
     if (this.#o.min === 0) this.#minReached = true;
     else this.#pump();
   }
@@ -277,6 +282,38 @@ export class Pool<T> {
       if (entry.state === EntryState.LEASED) out.push(this.#leaseInfo(entry, now));
     }
     return out.sort((a, b) => b.heldMs - a.heldMs || a.id - b.id);
+  }
+
+  /**
+   * Every live resource with its state, age, current lease and TCP socket: what the doctor joins to the
+   * kernel's socket table. A snapshot; the sockets are the live objects.
+   */
+  inspect(): PoolInspection {
+    const now = this.#now();
+    const factory = this.#o.factory;
+    const resources: ResourceInfo[] = [];
+    for (const entry of this.#all) {
+      const lent = entry.state === EntryState.LEASED;
+      let socket: Socket | null = null;
+      if (factory.socket !== undefined) {
+        try {
+          socket = factory.socket(entry.resource) ?? null;
+        } catch {
+          // A hook that throws must not break a diagnosis; the resource is reported without its socket.
+          socket = null;
+        }
+      } else if (entry.resource instanceof Socket) socket = entry.resource;
+      resources.push({
+        id: entry.id,
+        state: lent ? 'used' : entry.state === EntryState.IDLE ? 'idle' : entry.state === EntryState.VALIDATING ? 'validating' : 'resetting',
+        createdAt: new Date(wallTime(this.#clock, entry.createdAt)),
+        ageMs: now - entry.createdAt,
+        idleMs: entry.state === EntryState.IDLE ? now - entry.idleSince : 0,
+        lease: lent ? this.#leaseInfo(entry, now) : null,
+        socket,
+      });
+    }
+    return { name: this.#o.name, stats: this.stats(), resources };
   }
 
   /** A snapshot of sizes and counters. */
@@ -391,7 +428,9 @@ export class Pool<T> {
           if (this.#lifo) this.#idle.push(entry);
           else this.#idle.unshift(entry);
         } else {
-          return Promise.resolve(this.#lend(entry, now, site, label));
+          const lease = this.#lend(entry, now, site, label);
+          if (channels.acquire.hasSubscribers) channels.acquire.publish({ pool: this, name: this.#o.name, leaseId: lease.id, resourceId: entry.id, waitedMs: 0 });
+          return Promise.resolve(lease);
         }
         break;
       }
@@ -431,6 +470,7 @@ export class Pool<T> {
       if (waiter.deadline < this.#deadlineTimerAt) this.#armDeadline();
       if (this.#backoffTimer !== null) this.#refBackoff();
       if (this.#listening && this.#events.hasListeners('queue')) this.#events.emit('queue', { pool: this.#o.name, pending: this.#pending });
+      if (channels.queue.hasSubscribers) channels.queue.publish({ pool: this, name: this.#o.name, pending: this.#pending });
       // Under contention nothing is idle and nothing can be created: skip the scheduler entirely.
       if (this.#idle.length > 0 || (this.#all.size + this.#creates.size < this.#o.max && this.#creates.size < this.#o.maxConcurrentCreates)) this.#pump();
     });
@@ -486,6 +526,7 @@ export class Pool<T> {
     this.#unqueue(waiter);
     const lease = this.#lend(entry, now, waiter.site, waiter.label);
     if (this.#listening && this.#events.hasListeners('acquire')) this.#events.emit('acquire', { pool: this.#o.name, lease, waitedMs: this.#now() - waiter.enqueuedAt });
+    if (channels.acquire.hasSubscribers) channels.acquire.publish({ pool: this, name: this.#o.name, leaseId: lease.id, resourceId: entry.id, waitedMs: this.#now() - waiter.enqueuedAt });
     waiter.resolve(lease);
   }
 
@@ -547,6 +588,7 @@ export class Pool<T> {
     const cause = this.#consecutiveCreateFailures > 0 ? this.#lastCreateError : undefined;
     const error = new AcquireTimeoutError(message, cause === undefined ? undefined : { cause });
     if (this.#listening && this.#events.hasListeners('timeout')) this.#events.emit('timeout', { pool: this.#o.name, waitedMs: now - waiter.enqueuedAt, error });
+    if (channels.timeout.hasSubscribers) channels.timeout.publish({ pool: this, name: this.#o.name, waitedMs: now - waiter.enqueuedAt, error });
     waiter.reject(error);
   }
 
@@ -710,6 +752,7 @@ export class Pool<T> {
     if (this.#listening && this.#events.hasListeners('createError')) {
       this.#events.emit('createError', { pool: o.name, error, consecutiveFailures: this.#consecutiveCreateFailures, retryInMs: delay });
     }
+    if (channels.createError.hasSubscribers) channels.createError.publish({ pool: this, name: o.name, error, consecutiveFailures: this.#consecutiveCreateFailures, retryInMs: delay });
     if (this.#ready !== null && !this.#minReached) {
       this.#ready.reject(error);
       this.#ready = null;
@@ -757,6 +800,7 @@ export class Pool<T> {
       this.#backoffUntil = -Infinity;
     }
     if (this.#listening && this.#events.hasListeners('create')) this.#events.emit('create', { pool: o.name, resource, durationMs: now - attempt.startedAt });
+    if (channels.create.hasSubscribers) channels.create.publish({ pool: this, name: o.name, resourceId: entry.id, durationMs: now - attempt.startedAt });
     if (this.#state !== OPEN) {
       this.#destroyEntry(entry, 'closed', undefined);
       this.#wakeClose();
@@ -858,8 +902,11 @@ export class Pool<T> {
     }
     this.#counters.released++;
     if (this.#listening && this.#events.hasListeners('release')) this.#events.emit('release', { pool: this.#o.name, leaseId: entry.leaseId, heldMs: this.#now() - entry.acquiredAt });
-    if (entry.leakReportedAt !== 0 && this.#events.hasListeners('unleaked')) {
-      this.#events.emit('unleaked', { pool: this.#o.name, leaseId: entry.leaseId, heldMs: this.#now() - entry.acquiredAt, label: entry.label, site: entry.site?.frame ?? null });
+    if (channels.release.hasSubscribers) channels.release.publish({ pool: this, name: this.#o.name, leaseId: entry.leaseId, resourceId: entry.id, heldMs: this.#now() - entry.acquiredAt });
+    if (entry.leakReportedAt !== 0) {
+      const unleaked = { pool: this.#o.name, leaseId: entry.leaseId, heldMs: this.#now() - entry.acquiredAt, label: entry.label, site: entry.site?.frame ?? null };
+      if (this.#events.hasListeners('unleaked')) this.#events.emit('unleaked', unleaked);
+      if (channels.unleaked.hasSubscribers) channels.unleaked.publish({ ...unleaked, pool: this, name: this.#o.name });
     }
     if (destroy) this.#destroyEntry(entry, 'error', cause);
     else if (entry.doomed !== null) this.#destroyEntry(entry, entry.doomed, entry.doomedCause);
@@ -924,6 +971,7 @@ export class Pool<T> {
 
   #destroyEntry(entry: PoolEntry<T>, reason: DestroyReason, cause: unknown): void {
     if (entry.state === EntryState.DESTROYED) return;
+    const wasLent = entry.state === EntryState.LEASED;
     if (entry.state === EntryState.IDLE) this.#idle.remove(entry);
     entry.state = EntryState.DESTROYED;
     entry.endReason = reason;
@@ -936,6 +984,10 @@ export class Pool<T> {
     this.#counters.destroyed[reason]++;
     const o = this.#o;
     if (this.#listening && this.#events.hasListeners('destroy')) this.#events.emit('destroy', { pool: o.name, resource: entry.resource, reason, cause });
+    if (channels.destroy.hasSubscribers) channels.destroy.publish({ pool: this, name: o.name, resourceId: entry.id, reason, cause });
+    if (!wasLent && reason !== 'closed' && reason !== 'leak' && reason !== 'revoked' && channels.evict.hasSubscribers) {
+      channels.evict.publish({ pool: this, name: o.name, resourceId: entry.id, reason });
+    }
 
     const bounded = this.#bounded(settle(() => o.factory.destroy(entry.resource)), o.destroyTimeoutMs, () => {
       this.#destroyTimeouts++;
@@ -1048,6 +1100,7 @@ export class Pool<T> {
       : kind === 'dropped' ? `garbage-collected without release after ${Math.round(info.heldMs)} ms; its resource was destroyed`
         : `revoked after ${Math.round(info.heldMs)} ms (reclaimAfterMs=${this.#o.reclaimAfterMs}); its resource was destroyed`;
     const message = `lease #${info.id} of pool "${info.pool}" ${what}${info.label === undefined ? '' : ` (label "${info.label}")`}, acquired at ${info.site ?? '(site not sampled)'}`;
+    if (channels.leak.hasSubscribers) channels.leak.publish({ pool: this, name: this.#o.name, report, message });
     if (this.#listening && this.#events.hasListeners('leak')) this.#events.emit('leak', { ...report, message });
     else {
       // One structured line when nobody listens, so a leak is never silent.
@@ -1114,7 +1167,9 @@ export class Pool<T> {
     this.#housekeeper.unregister(this.#task);
     this.#leak.dispose();
     const report: CloseReport = { outstanding, destroyTimeouts: this.#destroyTimeouts };
+    unregisterPool(this as Pool<unknown>);
     this.#events.emit('close', { pool: o.name, report });
+    if (channels.close.hasSubscribers) channels.close.publish({ pool: this, name: o.name, report });
     this.#events.removeAllListeners();
     return report;
   }
