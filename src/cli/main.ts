@@ -1,11 +1,18 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { doctorCommand } from './doctor.js';
+import { runDashboardCommand } from '../dashboard/cli.js';
 
-/** The `lifeguard` command. Subcommands grow with the toolkit; today: help and version. */
+/** The `lifeguard` command: help, version, and subcommands (`doctor`). */
 const HELP = `Usage: lifeguard [options]
+       lifeguard doctor --pid <pid> [--json] [--watch [--interval-ms <ms>]] [--samples <n>] [--fail-on <severity>]
 
 Leak-proof connection pools for Node.js.
+
+Commands:
+  doctor         examine a process's TCP sockets, descriptors and threads (Linux); "lifeguard doctor --help"
+  dashboard      a live web page of a process's sockets, descriptors, threads and alerts; "lifeguard dashboard --help"
 
 Options:
   -h, --help     show this help
@@ -18,7 +25,25 @@ function version(): string {
   return pkg.version;
 }
 
-export function main(argv: readonly string[]): number {
+export async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'dashboard') return runDashboardCommand(argv.slice(1));
+  if (argv[0] === 'doctor') {
+    // `lifeguard doctor --watch | head` : when the reader exits, writes fail with EPIPE; stop quietly then.
+    const output = new AbortController();
+    const onError = (error: NodeJS.ErrnoException): void => {
+      if (error.code !== 'EPIPE') throw error;
+      output.abort(error);
+    };
+    // Left attached: an EPIPE can still arrive after the last write, just before the process exits.
+    process.stdout.on('error', onError);
+    return doctorCommand(argv.slice(1), {
+      out: (text) => { if (!output.signal.aborted) process.stdout.write(`${text}\n`); },
+      err: (text) => { process.stderr.write(`${text}\n`); },
+      isTTY: process.stdout.isTTY,
+      version,
+      outputClosed: output.signal,
+    });
+  }
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } }, allowPositionals: true });
@@ -38,4 +63,4 @@ export function main(argv: readonly string[]): number {
   return 2;
 }
 
-process.exitCode = main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

@@ -19,10 +19,14 @@ export const ErrorCodes = Object.freeze({
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
-export class LifeguardError extends Error {
-  readonly code: ErrorCode;
+/**
+ * Base of every Lifeguard error. Each part (pool, HTTP, budget, doctor) has its own code set, so `C`
+ * narrows `code` to the codes a subclass can carry while `instanceof LifeguardError` covers them all.
+ */
+export class LifeguardError<C extends string = ErrorCode> extends Error {
+  readonly code: C;
 
-  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+  constructor(code: C, message: string, options?: ErrorOptions) {
     super(message, options);
     this.code = code;
   }

@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import type { AcquireSite } from '../leak/site.js';
 import { DoubleReleaseError, LeaseReleasedError, LeaseRevokedError, PoolClosedError } from './errors.js';
 import { EntryState, type PoolEntry } from './pool-entry.js';
@@ -100,6 +101,13 @@ export class Lease<T> {
   #end(destroy: boolean, cause: unknown): void {
     const entry = this.#entry;
     if (this.#state !== OUT || entry.leaseId !== this.#id || entry.state !== EntryState.LEASED) {
+      if (this.#state === OUT && entry.leaseId === this.#id && entry.revoked !== null) {
+        // The factory took the resource back (CreateContext.revoke): ending the lease is all the holder
+        // can do, and it is not a misuse.
+        this.#state = destroy ? DESTROYED : RELEASED;
+        this.#endedAt = entry.owner.stamp();
+        return;
+      }
       throw this.#deadError(destroy ? 'destroy' : 'release');
     }
     this.#state = destroy ? DESTROYED : RELEASED;
@@ -122,9 +130,18 @@ export class Lease<T> {
       return action === 'read .resource of' ? new LeaseReleasedError(message) : new DoubleReleaseError(message);
     }
     // Still out from this lease's point of view, yet the pool took the resource back.
+    if (entry.revoked !== null) {
+      return new LeaseRevokedError(`cannot ${action} ${who}: its resource was revoked by the pool's factory and destroyed (${describeReason(entry.revoked.reason)}; ${this.#where()})`);
+    }
     if (entry.endReason === 'closed') {
       return new PoolClosedError(`cannot ${action} ${who}: the pool closed while the lease was out and destroyed its resource (${this.#where()})`);
     }
     return new LeaseRevokedError(`cannot ${action} ${who}: the pool revoked it after it was held past reclaimAfterMs and destroyed its resource (${this.#where()})`);
   }
+}
+
+function describeReason(reason: unknown): string {
+  if (reason instanceof Error) return `${reason.name}: ${reason.message}`;
+  if (reason === undefined) return 'no reason given';
+  return typeof reason === 'string' ? reason : inspect(reason, { depth: 1, breakLength: Infinity });
 }

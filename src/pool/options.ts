@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Clock } from '../internal/clock.js';
+import type { Budget } from '../budget/budget.js';
 import { InvalidOptionError } from './errors.js';
 
 /** Passed to {@link Factory.create}. */
@@ -12,6 +13,13 @@ export interface CreateContext {
    * Call it from the resource's own `error`/`close` listeners.
    */
   readonly invalidate: (reason?: unknown) => void;
+  /**
+   * Takes the resource back at once, even from a lease: it is destroyed now (reason `'error'`), its
+   * slot freed. The holder's lease then throws `LG_LEASE_REVOKED` on `.resource`, while its `release()`
+   * and `destroy()` become no-ops (the holder did nothing wrong). For resources that must not outlive a
+   * right to exist, e.g. a connection whose fleet-wide budget permit was lost.
+   */
+  readonly revoke: (reason?: unknown) => void;
 }
 
 /** Passed to {@link Factory.validate}. */
@@ -90,6 +98,14 @@ export interface PoolOptions<T> {
   readonly reclaimAfterMs?: number;
   /** Time source, for tests. @default the system's monotonic clock */
   readonly clock?: Clock;
+  /**
+   * A connection budget shared with other pools or processes (`lifeguard/budget`: `createBudget(n)` or a
+   * `RedisBudget`). Each resource is created only after taking a permit (waiting at most as long as the
+   * create may) and the permit is given back once the resource is destroyed or its creation failed. A
+   * permit reported lost invalidates its resource: destroyed at once when idle, when its lease ends when
+   * lent. See docs/budget.md. @default none (only `max` limits the pool)
+   */
+  readonly budget?: Budget;
 }
 
 export interface ResolvedPoolOptions<T> {
@@ -117,6 +133,7 @@ export interface ResolvedPoolOptions<T> {
   readonly leakWarnAfterMs: number;
   readonly reclaimAfterMs: number;
   readonly clock: Clock | undefined;
+  readonly budget: Budget | undefined;
 }
 
 const KNOWN_KEYS = new Set([
@@ -124,7 +141,7 @@ const KNOWN_KEYS = new Set([
   'createRetryInitialDelayMs', 'createRetryMaxDelayMs', 'destroyTimeoutMs', 'validateAfterIdleMs',
   'validateTimeoutMs', 'idleTimeoutMs', 'maxLifetimeMs', 'maxLifetimeJitterMs', 'keepAliveIntervalMs',
   'idleOrder', 'housekeepingIntervalMs', 'leakDetection', 'leakSampleRate', 'leakWarnAfterMs', 'reclaimAfterMs',
-  'clock',
+  'clock', 'budget',
 ]);
 
 /** Describes a value for an error message: its type and, for primitives, the value itself. */
@@ -251,6 +268,11 @@ export function resolvePoolOptions<T>(options: PoolOptions<T>): ResolvedPoolOpti
     fail('clock', 'an object with now(), setTimeout() and clearTimeout()', clock);
   }
 
+  const budget = source['budget'] as Budget | undefined;
+  if (budget !== undefined && (typeof budget !== 'object' || (budget as unknown) === null || typeof budget.acquire !== 'function' || typeof budget.stats !== 'function' || typeof budget.close !== 'function')) {
+    fail('budget', 'a budget (an object with acquire(), stats() and close(), e.g. createBudget(n) or a RedisBudget)', budget);
+  }
+
   return Object.freeze({
     factory: options.factory,
     name,
@@ -276,6 +298,7 @@ export function resolvePoolOptions<T>(options: PoolOptions<T>): ResolvedPoolOpti
     leakWarnAfterMs,
     reclaimAfterMs,
     clock,
+    budget,
   });
 }
 

@@ -57,6 +57,8 @@ export class PoolEntry<T> {
   doomedCause: unknown = undefined;
   /** Why it was destroyed, once it is. */
   endReason: DestroyReason | null = null;
+  /** Set when the factory revoked it (CreateContext.revoke), possibly from under a lease. */
+  revoked: { readonly reason: unknown } | null = null;
 
   constructor(id: number, owner: EntryOwner<T>, resource: T, createdAt: number, expiresAt: number) {
     this.id = id;

@@ -166,6 +166,16 @@ describe('acquire and release', () => {
     await pool.close();
   });
 
+  it('rejects unknown and mistyped per-call options instead of ignoring them', async () => {
+    const { pool } = setup();
+    await assert.rejects(pool.acquire({ timeout: 100 } as never), { code: 'LG_INVALID_OPTION', message: 'unknown acquire() option "timeout"; known options: label, signal, timeoutMs' });
+    await assert.rejects(pool.acquire({ label: 42 } as never), /invalid acquire\(\) option "label": expected a string or undefined, got number 42/);
+    await assert.rejects(pool.acquire({ signal: { aborted: false } } as never), /invalid acquire\(\) option "signal": expected an AbortSignal or undefined, got an object/);
+    assert.equal(pool.stats().acquired, 0, 'a rejected call changes nothing');
+    (await pool.acquire({ label: 'ok', signal: new AbortController().signal, timeoutMs: 10 })).release();
+    await pool.close();
+  });
+
   it('use() releases on success and destroys on a thrown error', async () => {
     const { pool, factory } = setup();
     const value = await pool.use((resource) => resource.id * 10);

@@ -42,6 +42,11 @@ export class FakeClock implements Clock {
     return { total: this.#timers.size, ref };
   }
 
+  /** Moves time forward by `ms` without firing timers or yielding: a synchronous run that blocks the event loop. */
+  block(ms: number): void {
+    this.#now += ms;
+  }
+
   /** Moves time forward by `ms`, firing due timers in order and settling promises after each. */
   async advance(ms: number): Promise<void> {
     const target = this.#now + ms;

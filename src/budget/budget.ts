@@ -1,0 +1,328 @@
+import type { Clock, TimerHandle } from '../internal/clock.js';
+import { InvalidOptionError } from '../pool/errors.js';
+import { describe } from '../pool/options.js';
+import { BudgetAbortedError, BudgetClosedError, PermitLostError } from './errors.js';
+
+/** Options of one {@link Budget.acquire} call. */
+export interface BudgetAcquireOptions {
+  /** Gives up waiting when aborted: the acquire rejects with `LG_BUDGET_ABORTED`. */
+  readonly signal?: AbortSignal;
+  /** Deadline of this acquire; past it, it rejects with `LG_BUDGET_TIMEOUT`. @default the budget's `acquireTimeoutMs` */
+  readonly timeoutMs?: number;
+}
+
+/** The right to hold one connection to the remote the budget protects. */
+export interface Permit {
+  /** Unique across the fleet: `<holder id>:<n>`. */
+  readonly id: string;
+  /** The budget's key. */
+  readonly budgetKey: string;
+  /**
+   * Aborted when this process can no longer prove it holds the permit (it could not refresh it in time,
+   * the store reclaimed it, or the budget was closed). Its reason is a `PermitLostError`. Whoever holds
+   * the connection the permit paid for must close it: another process may be granted the permit next.
+   */
+  readonly lost: AbortSignal;
+  /** True once released (or lost). */
+  readonly released: boolean;
+  /** Gives the permit back. Idempotent: a second call, or a call after the permit was lost, does nothing. */
+  release(): void;
+}
+
+/** What this budget object sees from its own process. */
+export interface BudgetStats {
+  readonly key: string;
+  readonly limit: number;
+  /** Permits this process holds now. */
+  readonly held: number;
+  /** Acquires of this process waiting now. */
+  readonly waiting: number;
+  /** Counters since construction. */
+  readonly acquired: number;
+  readonly released: number;
+  readonly lost: number;
+  readonly timeouts: number;
+  readonly aborted: number;
+  /** Acquires rejected because the store was unreachable (`LG_BUDGET_UNAVAILABLE`). */
+  readonly unavailable: number;
+  readonly closed: boolean;
+}
+
+/** The whole fleet's use of the budget, as the store sees it. */
+export interface BudgetUsage {
+  readonly key: string;
+  readonly limit: number;
+  /** Permits held by every process together. */
+  readonly held: number;
+  /** Acquires waiting in every process together. */
+  readonly waiting: number;
+}
+
+/**
+ * Caps how many connections may exist to one remote. `InProcessBudget` shares a cap between the pools of
+ * one process; `RedisBudget` between every process of a fleet. Both have this interface, so a pool takes
+ * either as its `budget` option.
+ */
+export interface Budget {
+  /** The budget's name: every process that shares the budget uses the same key. */
+  readonly key: string;
+  /** How many permits may be held at once, fleet-wide for a shared budget. */
+  readonly limit: number;
+  /** Waits (first come, first served) for a permit. */
+  acquire(options?: BudgetAcquireOptions): Promise<Permit>;
+  /** This process's view: permits held, waiters, counters. */
+  stats(): BudgetStats;
+  /** The fleet's view, read from the store (for `InProcessBudget`, the same as `stats()`). */
+  usage(): Promise<BudgetUsage>;
+  /** Rejects waiters, gives back every permit this process holds (they are reported lost) and releases every handle. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Counters every budget keeps (timeouts and aborts are the wait queue's). */
+export interface BudgetCounters {
+  acquired: number;
+  released: number;
+  lost: number;
+  unavailable: number;
+}
+
+/** The stats both budgets report, from their state. */
+export function budgetStats(budget: Pick<Budget, 'key' | 'limit'>, held: number, queue: WaitQueue, counters: BudgetCounters, closed: boolean): BudgetStats {
+  return {
+    key: budget.key,
+    limit: budget.limit,
+    held,
+    waiting: queue.length,
+    acquired: counters.acquired,
+    released: counters.released,
+    lost: counters.lost,
+    timeouts: queue.timeouts,
+    aborted: queue.aborted,
+    unavailable: counters.unavailable,
+    closed,
+  };
+}
+
+/** The one Permit implementation: the budget decides what releasing means. */
+export class BudgetPermit implements Permit {
+  readonly id: string;
+  readonly budgetKey: string;
+  readonly #controller = new AbortController();
+  readonly #onRelease: (permit: BudgetPermit) => void;
+  #released = false;
+
+  constructor(id: string, budgetKey: string, onRelease: (permit: BudgetPermit) => void) {
+    this.id = id;
+    this.budgetKey = budgetKey;
+    this.#onRelease = onRelease;
+  }
+
+  get lost(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get released(): boolean {
+    return this.#released;
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#onRelease(this);
+  }
+
+  /** Marks the permit lost (the budget has already stopped counting it). Returns false if it had already ended. */
+  lose(message: string, cause?: unknown): boolean {
+    if (this.#released) return false;
+    this.#released = true;
+    this.#controller.abort(new PermitLostError(this.budgetKey, this.id, message, cause === undefined ? undefined : { cause }));
+    return true;
+  }
+
+  toString(): string {
+    return `Permit ${this.id} of budget "${this.budgetKey}"`;
+  }
+}
+
+/** One caller waiting in `acquire()`. */
+export interface Waiter {
+  readonly id: string;
+  readonly enqueuedAt: number;
+  readonly timeoutMs: number;
+  settled: boolean;
+  /** Store-side bookkeeping (RedisBudget: whether the ticket is queued in Redis). */
+  queued: boolean;
+  resolve(permit: Permit): void;
+  reject(error: Error): void;
+  timer: TimerHandle | null;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+export interface WaitQueueHooks {
+  /** The deadline passed: the error to reject with. */
+  timeoutError(waiter: Waiter, now: number): Error;
+  /** A waiter left without a permit (timeout, abort, close): the store may need to forget its ticket. */
+  left(waiter: Waiter, reason: 'timeout' | 'abort' | 'error'): void;
+}
+
+/**
+ * The local, first-in first-out line of acquires, with their deadlines and abort signals. Shared by both
+ * budgets so that timeouts and aborts behave the same everywhere.
+ */
+export class WaitQueue {
+  readonly #key: string;
+  readonly #clock: Clock;
+  readonly #hooks: WaitQueueHooks;
+  /** Insertion-ordered: iteration is arrival order. */
+  readonly #waiters = new Set<Waiter>();
+  timeouts = 0;
+  aborted = 0;
+
+  constructor(key: string, clock: Clock, hooks: WaitQueueHooks) {
+    this.#key = key;
+    this.#clock = clock;
+    this.#hooks = hooks;
+  }
+
+  get length(): number {
+    return this.#waiters.size;
+  }
+
+  /** Live waiters in arrival order. */
+  list(): Waiter[] {
+    return [...this.#waiters];
+  }
+
+  first(): Waiter | undefined {
+    for (const waiter of this.#waiters) return waiter;
+    return undefined;
+  }
+
+  /** Adds a waiter; `start` runs once it is in line (so a synchronous grant sees it). */
+  enqueue(id: string, options: BudgetAcquireOptions | undefined, defaultTimeoutMs: number, start: (waiter: Waiter) => void): Promise<Permit> {
+    let timeoutMs: number;
+    try {
+      timeoutMs = acquireTimeout(options, defaultTimeoutMs);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    const signal = options?.signal;
+    if (signal?.aborted === true) {
+      this.aborted++;
+      return Promise.reject(new BudgetAbortedError(this.#key, `budget "${this.#key}": acquire aborted before it started`, { cause: signal.reason }));
+    }
+    return new Promise<Permit>((resolve, reject) => {
+      const waiter: Waiter = {
+        id,
+        enqueuedAt: this.#clock.now(),
+        timeoutMs,
+        settled: false,
+        queued: false,
+        resolve,
+        reject,
+        timer: null,
+        signal,
+        onAbort: undefined,
+      };
+      this.#waiters.add(waiter);
+      if (timeoutMs !== Infinity) {
+        // Ref'd: a caller awaits this acquire and must get its timeout, not a silent exit.
+        waiter.timer = this.#clock.setTimeout(() => {
+          waiter.timer = null;
+          if (waiter.settled) return;
+          const error = this.#hooks.timeoutError(waiter, this.#clock.now());
+          this.timeouts++;
+          this.#leave(waiter, 'timeout', error);
+        }, timeoutMs, false);
+      }
+      if (signal !== undefined) {
+        waiter.onAbort = () => {
+          if (waiter.settled) return;
+          this.aborted++;
+          const waited = Math.round(this.#clock.now() - waiter.enqueuedAt);
+          this.#leave(waiter, 'abort', new BudgetAbortedError(this.#key, `budget "${this.#key}": acquire aborted after ${waited} ms`, { cause: signal.reason }));
+        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      start(waiter);
+    });
+  }
+
+  /** Hands `permit` to `waiter`. Returns false (and leaves the permit alone) if the waiter already left. */
+  grant(waiter: Waiter, permit: Permit): boolean {
+    if (waiter.settled) return false;
+    this.#settle(waiter);
+    waiter.resolve(permit);
+    return true;
+  }
+
+  /** Rejects one waiter. */
+  fail(waiter: Waiter, error: Error): void {
+    if (waiter.settled) return;
+    this.#leave(waiter, 'error', error);
+  }
+
+  /** Rejects every waiter (close). */
+  failAll(error: BudgetClosedError | Error): void {
+    for (const waiter of [...this.#waiters]) this.fail(waiter, error);
+  }
+
+  #leave(waiter: Waiter, reason: 'timeout' | 'abort' | 'error', error: Error): void {
+    this.#settle(waiter);
+    this.#hooks.left(waiter, reason);
+    waiter.reject(error);
+  }
+
+  #settle(waiter: Waiter): void {
+    waiter.settled = true;
+    this.#waiters.delete(waiter);
+    if (waiter.timer !== null) this.#clock.clearTimeout(waiter.timer);
+    waiter.timer = null;
+    if (waiter.onAbort !== undefined) waiter.signal?.removeEventListener('abort', waiter.onAbort);
+    waiter.onAbort = undefined;
+  }
+}
+
+function acquireTimeout(options: BudgetAcquireOptions | undefined, fallback: number): number {
+  if (options === undefined) return fallback;
+  if (typeof options !== 'object' || (options as unknown) === null) {
+    throw new InvalidOptionError('options', `invalid budget acquire() options: expected an object, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== 'signal' && key !== 'timeoutMs') {
+      throw new InvalidOptionError(key, `unknown option "${key}" for budget acquire(); known options: signal, timeoutMs`);
+    }
+  }
+  const given: unknown = options.timeoutMs;
+  if (given === undefined) return fallback;
+  if (typeof given !== 'number' || Number.isNaN(given) || given <= 0) {
+    throw new InvalidOptionError('timeoutMs', `invalid budget acquire() option "timeoutMs": expected a number > 0 (or Infinity), got ${describe(given)}`);
+  }
+  return given;
+}
+
+/** Validates the options every budget shares. */
+export function budgetKeyOption(source: Record<string, unknown>, fallback: string | undefined): string {
+  const key = source['key'] ?? fallback;
+  if (typeof key !== 'string' || key.length === 0 || key.length > 200) {
+    throw new InvalidOptionError('key', `invalid option "key": expected a non-empty string of at most 200 characters, got ${describe(key)}`);
+  }
+  return key;
+}
+
+export function clockOption(source: Record<string, unknown>): Clock | undefined {
+  const clock = source['clock'] as Clock | undefined;
+  if (clock !== undefined && (typeof clock !== 'object' || typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function' || typeof clock.clearTimeout !== 'function')) {
+    throw new InvalidOptionError('clock', `invalid option "clock": expected an object with now(), setTimeout() and clearTimeout(), got ${describe(clock)}`);
+  }
+  return clock;
+}
+
+export function objectOption(options: unknown, what: string): Record<string, unknown> {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidOptionError('options', `invalid ${what} options: expected an object, got ${describe(options)}`);
+  }
+  return options as Record<string, unknown>;
+}

@@ -1,0 +1,96 @@
+/**
+ * Errors of the fleet budget. Like every Lifeguard error they carry a stable `code` (`LG_BUDGET_...`)
+ * that never changes meaning; messages say what failed, why, and the budget's state at that moment.
+ */
+import { LifeguardError } from '../pool/errors.js';
+
+export const BudgetErrorCodes = Object.freeze({
+  TIMEOUT: 'LG_BUDGET_TIMEOUT',
+  UNAVAILABLE: 'LG_BUDGET_UNAVAILABLE',
+  ABORTED: 'LG_BUDGET_ABORTED',
+  CLOSED: 'LG_BUDGET_CLOSED',
+  PERMIT_LOST: 'LG_BUDGET_PERMIT_LOST',
+} as const);
+
+export type BudgetErrorCode = (typeof BudgetErrorCodes)[keyof typeof BudgetErrorCodes];
+
+/** Base of the budget's errors: a `LifeguardError` whose `code` is one of {@link BudgetErrorCodes}. */
+export class BudgetError extends LifeguardError<BudgetErrorCode> {
+  /** The budget's key (its name, shared by every process that uses it). */
+  readonly budgetKey: string;
+
+  constructor(code: BudgetErrorCode, budgetKey: string, message: string, options?: ErrorOptions) {
+    super(code, message, options);
+    this.budgetKey = budgetKey;
+  }
+}
+
+/** The numbers a timeout reports: what the budget looked like when the deadline passed. */
+export interface BudgetTimeoutState {
+  readonly limit: number;
+  /** Permits held fleet-wide (all processes) at the last look, or by this process for an in-process budget. */
+  readonly held: number;
+  /** Acquires waiting fleet-wide at the last look. */
+  readonly waiting: number;
+  /** Permits held by this process. */
+  readonly heldHere: number;
+  readonly waitedMs: number;
+}
+
+/** No permit became free before the acquire deadline: the budget is exhausted. */
+export class BudgetTimeoutError extends BudgetError {
+  readonly limit: number;
+  readonly held: number;
+  readonly waiting: number;
+
+  constructor(budgetKey: string, state: BudgetTimeoutState) {
+    super(
+      BudgetErrorCodes.TIMEOUT,
+      budgetKey,
+      `budget "${budgetKey}" exhausted: no permit within ${Math.round(state.waitedMs)} ms (limit=${state.limit} held=${state.held} waiting=${state.waiting} heldByThisProcess=${state.heldHere})`,
+    );
+    this.limit = state.limit;
+    this.held = state.held;
+    this.waiting = state.waiting;
+  }
+}
+
+/** The shared store (Redis) could not be reached or did not answer in time. `cause`: the driver's error. */
+export class BudgetUnavailableError extends BudgetError {
+  /** `host:port` (or socket path) of the store. */
+  readonly address: string;
+
+  constructor(budgetKey: string, address: string, what: string, options?: ErrorOptions) {
+    const cause = options?.cause;
+    const why = cause instanceof Error ? cause.message : cause === undefined ? 'unknown cause' : typeof cause === 'string' ? cause : JSON.stringify(cause);
+    super(BudgetErrorCodes.UNAVAILABLE, budgetKey, `budget "${budgetKey}": ${what}: Redis at ${address} is unavailable (${why})`, options);
+    this.address = address;
+  }
+}
+
+/** The caller's `AbortSignal` fired before a permit was granted. `cause`: the signal's reason. */
+export class BudgetAbortedError extends BudgetError {
+  constructor(budgetKey: string, message: string, options?: ErrorOptions) {
+    super(BudgetErrorCodes.ABORTED, budgetKey, message, options);
+  }
+}
+
+/** The budget was closed: acquires are refused, waiters rejected, and held permits lost. */
+export class BudgetClosedError extends BudgetError {
+  constructor(budgetKey: string, message: string) {
+    super(BudgetErrorCodes.CLOSED, budgetKey, message);
+  }
+}
+
+/**
+ * The reason of a `permit.lost` signal: the permit could not be refreshed in time, was reclaimed by the
+ * store, or its budget was closed. The connection it paid for must be closed.
+ */
+export class PermitLostError extends BudgetError {
+  readonly permitId: string;
+
+  constructor(budgetKey: string, permitId: string, message: string, options?: ErrorOptions) {
+    super(BudgetErrorCodes.PERMIT_LOST, budgetKey, message, options);
+    this.permitId = permitId;
+  }
+}

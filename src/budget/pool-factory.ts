@@ -1,0 +1,65 @@
+import type { Factory, ResolvedPoolOptions } from '../pool/options.js';
+import type { Budget, Permit } from './budget.js';
+
+interface Paid {
+  readonly permit: Permit;
+  readonly onLost: () => void;
+}
+
+/**
+ * The pool's `budget` option: wraps the factory so that `create` first takes a permit (waiting no
+ * longer than the create itself may: `ctx.signal`) and `destroy` gives it back once the resource is
+ * destroyed, or at once when creation fails. A permit reported lost revokes its resource at once, lent
+ * or not: without the permit the connection has no right to exist, and another process may take it.
+ */
+export function budgetedFactory<T>(factory: Factory<T>, budget: Budget): Factory<T> {
+  // A stack per resource value: a factory may hand out equal primitives, each paid for separately.
+  const paid = new Map<T, Paid[]>();
+  const wrapped: Factory<T> = {
+    async create(context) {
+      const permit = await budget.acquire({ signal: context.signal });
+      const onLost = (): void => {
+        context.revoke(permit.lost.reason);
+      };
+      permit.lost.addEventListener('abort', onLost, { once: true });
+      let resource: T;
+      try {
+        resource = await factory.create(context);
+      } catch (error) {
+        permit.lost.removeEventListener('abort', onLost);
+        permit.release();
+        throw error;
+      }
+      const stack = paid.get(resource);
+      if (stack === undefined) paid.set(resource, [{ permit, onLost }]);
+      else stack.push({ permit, onLost });
+      return resource;
+    },
+    async destroy(resource) {
+      const stack = paid.get(resource);
+      const entry = stack?.pop();
+      if (stack?.length === 0) paid.delete(resource);
+      try {
+        await factory.destroy(resource);
+      } finally {
+        // Only once the connection is really gone: a destroy that never settles keeps its permit, so the
+        // cap still counts a connection that may still be open.
+        if (entry !== undefined) {
+          entry.permit.lost.removeEventListener('abort', entry.onLost);
+          entry.permit.release();
+        }
+      }
+    },
+  };
+  const out = wrapped as { -readonly [K in keyof Factory<T>]: Factory<T>[K] };
+  if (factory.validate !== undefined) out.validate = factory.validate.bind(factory);
+  if (factory.reset !== undefined) out.reset = factory.reset.bind(factory);
+  if (factory.socket !== undefined) out.socket = factory.socket.bind(factory);
+  return out;
+}
+
+/** Applies the `budget` option to resolved pool options (the Pool constructor's single hook). */
+export function withBudget<T>(options: ResolvedPoolOptions<T>): ResolvedPoolOptions<T> {
+  if (options.budget === undefined) return options;
+  return Object.freeze({ ...options, factory: budgetedFactory(options.factory, options.budget) });
+}

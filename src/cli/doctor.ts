@@ -1,0 +1,161 @@
+import { parseArgs } from 'node:util';
+import { diagnose, watch } from '../doctor/diagnose.js';
+import { DoctorError } from '../doctor/errors.js';
+import { SEVERITIES, severityRank, type DoctorThresholds, type Severity } from '../doctor/findings.js';
+import { renderLine, renderText, type DiagnosisReport } from '../doctor/report.js';
+import { InvalidOptionError } from '../pool/errors.js';
+
+/** Exit codes of `lifeguard doctor` (documented in docs/doctor.md). */
+export const DoctorExit = Object.freeze({
+  /** No finding at or above `--fail-on`. */
+  OK: 0,
+  /** At least one finding at or above `--fail-on`. */
+  FINDINGS: 1,
+  /** Bad arguments: unknown flag, missing or malformed value. */
+  USAGE: 2,
+  /** The process could not be examined: not Linux, no such process, permission denied (`LG_DOCTOR_*` error). */
+  CANNOT_EXAMINE: 3,
+});
+
+export const DOCTOR_HELP = `Usage: lifeguard doctor --pid <pid> [options]
+
+Examines a process's TCP sockets, file descriptors and threads from the kernel's tables (Linux /proc):
+sockets by state and peer, CLOSE_WAIT sockets and how long they stay, how counts trend across samples,
+descriptors against the limit. Prints findings with a code, a severity, the likely cause and the fix.
+
+Options:
+  --pid <pid>              process to examine (required)
+  --samples <n>            samples to take; with --watch, how many recent samples trends cover  (default 3)
+  --interval-ms <ms>       time between samples                                    (default 1000)
+  --json                   print the report as JSON ({ pid, sockets, findings, ... }); with --watch, one line per sample
+  --watch                  sample until Ctrl-C or SIGTERM: redraws on a terminal, one line per sample otherwise
+  --fail-on <severity>     exit 1 when a finding is at least this severe: info, warning, critical  (default critical)
+  --threshold <key=value>  change a finding threshold, e.g. --threshold closeWaitWarning=20 (repeatable)
+  -h, --help               show this help
+  -v, --version            print the version
+
+Exit codes: 0 no finding at or above --fail-on, 1 some finding at or above it, 2 bad arguments,
+3 the process could not be examined (not Linux, no such process, permission denied).
+Pool ownership of sockets and active handles are only known in-process: see diagnoseSelf() in docs/doctor.md.`;
+
+interface Io {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  readonly isTTY: boolean;
+  readonly version: () => string;
+  /** Aborted when the output goes away (the reader of a pipe exited): a watch stops then. */
+  readonly outputClosed: AbortSignal;
+}
+
+class UsageError extends Error {}
+
+function positiveInteger(flag: string, text: string | undefined, fallback: number, min: number): number {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text) || Number(text) < min) throw new UsageError(`option --${flag} expects an integer >= ${min}, got "${text}"`);
+  return Number(text);
+}
+
+function thresholdsFrom(pairs: readonly string[]): DoctorThresholds {
+  const out: Record<string, number> = {};
+  for (const pair of pairs) {
+    const match = /^([A-Za-z]+)=(-?\d+(?:\.\d+)?)$/.exec(pair);
+    if (match?.[1] === undefined || match[2] === undefined) throw new UsageError(`option --threshold expects key=number (e.g. closeWaitWarning=20), got "${pair}"`);
+    out[match[1]] = Number(match[2]);
+  }
+  return out;
+}
+
+function exitFor(report: DiagnosisReport, failOn: Severity): number {
+  return report.findings.some((f) => severityRank(f.severity) >= severityRank(failOn)) ? DoctorExit.FINDINGS : DoctorExit.OK;
+}
+
+const OPTIONS = {
+  pid: { type: 'string' },
+  samples: { type: 'string' },
+  'interval-ms': { type: 'string' },
+  json: { type: 'boolean' },
+  watch: { type: 'boolean' },
+  'fail-on': { type: 'string' },
+  threshold: { type: 'string', multiple: true },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
+function parse(argv: readonly string[]) {
+  return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: false, strict: true }).values;
+}
+
+/** `lifeguard doctor ...`: returns the exit code. */
+export async function doctorCommand(argv: readonly string[], io: Io): Promise<number> {
+  let values: ReturnType<typeof parse>;
+  try {
+    values = parse(argv);
+  } catch (error) {
+    io.err(`lifeguard doctor: ${(error as Error).message}\nRun "lifeguard doctor --help" for usage.`);
+    return DoctorExit.USAGE;
+  }
+  if (values.help === true) {
+    io.out(DOCTOR_HELP);
+    return DoctorExit.OK;
+  }
+  if (values.version === true) {
+    io.out(io.version());
+    return DoctorExit.OK;
+  }
+  let pid: number, samples: number, intervalMs: number, failOn: Severity, thresholds: DoctorThresholds;
+  try {
+    if (values.pid === undefined) throw new UsageError('option --pid <pid> is required: which process to examine');
+    pid = positiveInteger('pid', values.pid, 0, 1);
+    samples = positiveInteger('samples', values.samples, 3, 1);
+    intervalMs = positiveInteger('interval-ms', values['interval-ms'], 1000, 0);
+    const severity = values['fail-on'] ?? 'critical';
+    if (!(SEVERITIES as readonly string[]).includes(severity)) throw new UsageError(`option --fail-on expects one of ${SEVERITIES.join(', ')}, got "${severity}"`);
+    failOn = severity as Severity;
+    thresholds = thresholdsFrom(values.threshold ?? []);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    io.err(`lifeguard doctor: ${error.message}\nRun "lifeguard doctor --help" for usage.`);
+    return DoctorExit.USAGE;
+  }
+  const options = { pid, samples, intervalMs, thresholds };
+  try {
+    if (values.watch !== true) {
+      const report = await diagnose(options);
+      io.out(values.json === true ? JSON.stringify(report, null, 2) : renderText(report));
+      return exitFor(report, failOn);
+    }
+    return await watchLoop(options, values.json === true, failOn, io);
+  } catch (error) {
+    if (error instanceof InvalidOptionError) {
+      io.err(`lifeguard doctor: ${error.message}\nRun "lifeguard doctor --help" for usage.`);
+      return DoctorExit.USAGE;
+    }
+    if (error instanceof DoctorError) {
+      io.err(`lifeguard doctor: ${error.code}: ${error.message}`);
+      return DoctorExit.CANNOT_EXAMINE;
+    }
+    throw error;
+  }
+}
+
+// Ends on SIGINT, SIGTERM or a closed output with the exit code of the last report, so `timeout 60 lifeguard doctor --watch`
+// still gates on what it saw; the signal listeners are removed on the way out.
+async function watchLoop(options: { pid: number; samples: number; intervalMs: number; thresholds: DoctorThresholds }, json: boolean, failOn: Severity, io: Io): Promise<number> {
+  const controller = new AbortController();
+  const stop = (): void => { controller.abort(); };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  let code: number = DoctorExit.OK;
+  try {
+    for await (const report of watch({ ...options, signal: AbortSignal.any([controller.signal, io.outputClosed]) })) {
+      code = exitFor(report, failOn);
+      if (json) io.out(JSON.stringify(report));
+      else if (io.isTTY) io.out(`\x1b[H\x1b[2J${renderText(report)}\n\n(refreshing every ${options.intervalMs} ms; Ctrl-C to stop)`);
+      else io.out(renderLine(report));
+    }
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+  return code;
+}

@@ -1,0 +1,353 @@
+/**
+ * Readers of the kernel's own tables under `/proc` (Linux only): TCP sockets, a process's file
+ * descriptors and limits, its thread count. No sampling and no judgement here: the doctor and the
+ * metrics layer build on these.
+ *
+ * ```ts
+ * import { readProcessSockets, readFdUsage, readThreads } from 'lifeguard/doctor';
+ * const sockets = await readProcessSockets(process.pid);        // this process's TCP sockets only
+ * const closeWait = sockets.filter((s) => s.state === 'CLOSE_WAIT');
+ * const { open, limit } = await readFdUsage(process.pid);       // descriptors against the soft limit
+ * ```
+ */
+import { readdir, readFile, readlink } from 'node:fs/promises';
+import { SocketAddress } from 'node:net';
+import { endianness } from 'node:os';
+import path from 'node:path';
+import { InvalidOptionError } from '../pool/errors.js';
+import { describe, rejectUnknownKeys } from '../pool/options.js';
+import { DoctorError, DoctorErrorCodes } from './errors.js';
+
+/** TCP states as the kernel numbers them (`include/net/tcp_states.h`), index = state number. */
+export const TCP_STATES = Object.freeze([
+  'UNKNOWN', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE',
+  'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING', 'NEW_SYN_RECV', 'BOUND_INACTIVE',
+] as const);
+
+/** A TCP state name; `UNKNOWN` for a number this list does not know (a newer kernel). */
+export type TcpState = (typeof TCP_STATES)[number];
+
+export interface Endpoint {
+  /** Canonical text form, as Node prints it (`127.0.0.1`, `::1`, `::ffff:127.0.0.1`, `2001:db8::1`). */
+  readonly address: string;
+  readonly port: number;
+}
+
+/** One row of `/proc/net/tcp` or `/proc/net/tcp6`. */
+export interface TcpSocket {
+  /** Socket inode: what `/proc/PID/fd/N` links to as `socket:[inode]`. 0 for sockets no descriptor owns (TIME_WAIT, orphans). */
+  readonly inode: number;
+  /** Which table it came from: 4 (`tcp`) or 6 (`tcp6`, IPv4-mapped addresses included). */
+  readonly family: 4 | 6;
+  readonly local: Endpoint;
+  /** `0.0.0.0:0` or `:::0` for a listening socket. */
+  readonly remote: Endpoint;
+  readonly state: TcpState;
+  /** Bytes queued for sending (not yet acknowledged by the peer). For LISTEN: 0. */
+  readonly txQueue: number;
+  /** Bytes received and not yet read by the process. For LISTEN: the accept backlog length. */
+  readonly rxQueue: number;
+  /** Owner's effective uid. */
+  readonly uid: number;
+}
+
+/** Where to read `/proc` from, and how its hex was written. */
+export interface ProcOptions {
+  /** Mount point of procfs; point it at a copied tree to read saved samples. @default '/proc' */
+  readonly procRoot?: string;
+  /**
+   * Byte order of the kernel that wrote the tables: addresses are printed as native 32-bit words.
+   * @default the byte order of this machine (`os.endianness()`)
+   */
+  readonly endianness?: 'LE' | 'BE';
+}
+
+/** A process's descriptors against its limit. */
+export interface FdUsage {
+  /** Open file descriptors (entries of `/proc/PID/fd`). */
+  readonly open: number;
+  /** Soft `Max open files` limit (`ulimit -n`); Infinity when unlimited. */
+  readonly limit: number;
+  /** Hard limit: how far the process could raise `limit` itself; Infinity when unlimited. */
+  readonly hardLimit: number;
+}
+
+/** Everything the kernel says about one process at one instant. */
+export interface ProcessSnapshot {
+  readonly pid: number;
+  /** Wall-clock time the snapshot was taken (ms since the epoch). */
+  readonly takenAt: number;
+  /** The process's own TCP sockets (both tables), filtered by the socket inodes of its descriptors. */
+  readonly sockets: readonly TcpSocket[];
+  readonly fds: FdUsage;
+  readonly threads: number;
+}
+
+const OPTION_KEYS = new Set(['procRoot', 'endianness']);
+
+interface Resolved {
+  readonly root: string;
+  readonly littleEndian: boolean;
+}
+
+function resolve(options: ProcOptions | undefined): Resolved {
+  if (options === undefined) return { root: '/proc', littleEndian: endianness() === 'LE' };
+  if (typeof options !== 'object' || (options as unknown) === null) {
+    throw new InvalidOptionError('options', `invalid option "options": expected an object, got ${describe(options)}`);
+  }
+  rejectUnknownKeys(options, OPTION_KEYS, 'the /proc readers');
+  const procRoot: unknown = options.procRoot;
+  const order: unknown = options.endianness;
+  if (procRoot !== undefined && (typeof procRoot !== 'string' || procRoot.length === 0)) {
+    throw new InvalidOptionError('procRoot', `invalid option "procRoot": expected a non-empty path, got ${describe(procRoot)}`);
+  }
+  if (order !== undefined && order !== 'LE' && order !== 'BE') {
+    throw new InvalidOptionError('endianness', `invalid option "endianness": expected "LE" or "BE", got ${describe(order)}`);
+  }
+  return { root: procRoot ?? '/proc', littleEndian: (order ?? endianness()) === 'LE' };
+}
+
+function checkPid(pid: unknown): asserts pid is number {
+  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) {
+    throw new InvalidOptionError('pid', `invalid option "pid": expected a positive integer, got ${describe(pid)}`);
+  }
+}
+
+// The real /proc exists on Linux only; a copied tree (procRoot) can be read anywhere.
+function checkPlatform(resolved: Resolved): void {
+  if (resolved.root === '/proc' && process.platform !== 'linux') {
+    throw new DoctorError(DoctorErrorCodes.UNSUPPORTED, `the doctor reads the kernel's tables under /proc, which only Linux has; this is ${process.platform}`);
+  }
+}
+
+function errno(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
+}
+
+/** Turns a failed read under `/proc/<pid>` into the doctor error that says what it means. */
+async function procError(error: unknown, pid: number, file: string, resolved: Resolved): Promise<DoctorError> {
+  const code = errno(error);
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new DoctorError(DoctorErrorCodes.PERMISSION, `cannot read ${file}: permission denied; process ${pid} belongs to another user (run the doctor as that user, or as root)`, { cause: error });
+  }
+  if (code === 'ENOENT' || code === 'ESRCH') {
+    const alive = await readdir(path.join(resolved.root, String(pid))).then(() => true, () => false);
+    if (!alive) return new DoctorError(DoctorErrorCodes.NO_PROCESS, `no process ${pid}: ${path.join(resolved.root, String(pid))} does not exist (it never ran, or it has exited)`, { cause: error });
+    return new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read ${file}: it does not exist, though process ${pid} does (procfs without TCP tables: a container or sandbox hiding them?)`, { cause: error });
+  }
+  return new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+}
+
+function parseError(file: string, line: number, why: string, text: string): DoctorError {
+  return new DoctorError(DoctorErrorCodes.PARSE, `${file}:${line}: ${why}: ${JSON.stringify(text.slice(0, 200))}`);
+}
+
+/** The bytes of an address column: native 32-bit words of the network-order address, in hex. */
+function addressBytes(hex: string, littleEndian: boolean): number[] {
+  const bytes: number[] = [];
+  for (let at = 0; at < hex.length; at += 8) {
+    const word = Number.parseInt(hex.slice(at, at + 8), 16);
+    if (littleEndian) bytes.push(word & 0xff, (word >>> 8) & 0xff, (word >>> 16) & 0xff, word >>> 24);
+    else bytes.push(word >>> 24, (word >>> 16) & 0xff, (word >>> 8) & 0xff, word & 0xff);
+  }
+  return bytes;
+}
+
+/**
+ * Decodes an address column (`0100007F`, 32 hex digits for IPv6) to its canonical text form.
+ * The kernel prints each 32-bit word of the address with `%08X` as a native integer, so on a
+ * little-endian machine the bytes of every word appear reversed: `0100007F` is 127.0.0.1.
+ */
+export function decodeAddress(hex: string, order: 'LE' | 'BE' = endianness()): string {
+  if (!/^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{32})$/.test(hex)) {
+    throw new DoctorError(DoctorErrorCodes.PARSE, `not an address column of /proc/net/tcp or tcp6 (8 or 32 hex digits): ${JSON.stringify(hex)}`);
+  }
+  const bytes = addressBytes(hex, order === 'LE');
+  if (bytes.length === 4) return bytes.join('.');
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
+  // libuv's inet_ntop gives the RFC 5952 form, dotted IPv4-mapped tail included: the same text a
+  // net.Socket reports as remoteAddress, which is what the in-process join compares against.
+  return new SocketAddress({ address: groups.join(':'), family: 'ipv6' }).address;
+}
+
+/**
+ * The canonical form of an address for comparisons: IPv4-mapped IPv6 (`::ffff:10.0.0.1`) becomes the
+ * IPv4 address, IPv6 is lower-cased and compressed, a zone (`%eth0`) is dropped.
+ */
+export function normalizeAddress(address: string): string {
+  const bare = address.replace(/%.*$/, '');
+  if (!bare.includes(':')) return bare;
+  let canonical: string;
+  try {
+    canonical = new SocketAddress({ address: bare, family: 'ipv6' }).address;
+  } catch {
+    return bare.toLowerCase();
+  }
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(canonical);
+  return mapped?.[1] ?? canonical;
+}
+
+/** `address:port`, bracketing IPv6 (`[::1]:5432`). */
+export function formatEndpoint(endpoint: Endpoint): string {
+  return endpoint.address.includes(':') ? `[${endpoint.address}]:${endpoint.port}` : `${endpoint.address}:${endpoint.port}`;
+}
+
+function endpoint(column: string, littleEndian: boolean, file: string, line: number, text: string): Endpoint {
+  const colon = column.indexOf(':');
+  const hexPort = column.slice(colon + 1);
+  if (colon < 0 || !/^[0-9A-Fa-f]{4}$/.test(hexPort)) throw parseError(file, line, `bad address:port column ${JSON.stringify(column)}`, text);
+  // Ports are printed after ntohs, so they read as ordinary hex.
+  return { address: decodeAddress(column.slice(0, colon), littleEndian ? 'LE' : 'BE'), port: Number.parseInt(hexPort, 16) };
+}
+
+/**
+ * Parses the text of `/proc/net/tcp` or `/proc/net/tcp6` (either: the family is read from each row's
+ * address width). `file` only names the source in error messages.
+ */
+export function parseTcpTable(text: string, options?: ProcOptions & { readonly file?: string }): TcpSocket[] {
+  const { file = 'tcp table', ...rest } = options ?? {};
+  const { littleEndian } = resolve(rest);
+  const sockets: TcpSocket[] = [];
+  const lines = text.split('\n');
+  for (let index = 0; index < lines.length; index++) {
+    const raw = lines[index] ?? '';
+    const fields = raw.trim().split(/\s+/);
+    if (fields.length === 1 && fields[0] === '') continue;
+    if (fields[0] === 'sl') continue; // the header
+    const lineNo = index + 1;
+    const [slot, local, remote, st, queues, , , uid, , inode] = fields;
+    if (slot === undefined || !/^\d+:$/.test(slot) || local === undefined || remote === undefined || st === undefined
+      || queues === undefined || uid === undefined || inode === undefined) {
+      throw parseError(file, lineNo, 'expected "sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ..."', raw);
+    }
+    const queue = /^([0-9A-Fa-f]{1,8}):([0-9A-Fa-f]{1,8})$/.exec(queues);
+    if (queue === null || !/^[0-9A-Fa-f]{2}$/.test(st) || !/^\d+$/.test(uid) || !/^\d+$/.test(inode)) {
+      throw parseError(file, lineNo, 'bad state, queue, uid or inode column', raw);
+    }
+    const localEnd = endpoint(local, littleEndian, file, lineNo, raw);
+    const stateNumber = Number.parseInt(st, 16);
+    sockets.push({
+      inode: Number(inode),
+      family: local.indexOf(':') === 8 ? 4 : 6,
+      local: localEnd,
+      remote: endpoint(remote, littleEndian, file, lineNo, raw),
+      state: TCP_STATES[stateNumber] ?? 'UNKNOWN',
+      txQueue: Number.parseInt(queue[1] ?? '0', 16),
+      rxQueue: Number.parseInt(queue[2] ?? '0', 16),
+      uid: Number(uid),
+    });
+  }
+  return sockets;
+}
+
+async function readTable(file: string, resolved: Resolved, pid: number | undefined, optional: boolean): Promise<TcpSocket[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    // tcp6 is absent when the kernel runs without IPv6: no IPv6 sockets then, not an error.
+    if (optional && errno(error) === 'ENOENT') return [];
+    if (pid !== undefined) throw await procError(error, pid, file, resolved);
+    const denied = errno(error) === 'EACCES' || errno(error) === 'EPERM';
+    throw new DoctorError(denied ? DoctorErrorCodes.PERMISSION : DoctorErrorCodes.UNSUPPORTED, `cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  return parseTcpTable(text, { file, endianness: resolved.littleEndian ? 'LE' : 'BE' });
+}
+
+/**
+ * Reads a TCP table. Given a path, that one file. Given a pid, both tables (`tcp` and `tcp6`) of the
+ * process's network namespace (`/proc/PID/net/`): every socket there, not only the process's own
+ * (see {@link readProcessSockets}).
+ */
+export async function readTcpTable(source: string | number, options?: ProcOptions): Promise<TcpSocket[]> {
+  const resolved = resolve(options);
+  if (typeof source === 'string') return readTable(source, resolved, undefined, false);
+  checkPid(source);
+  checkPlatform(resolved);
+  const dir = path.join(resolved.root, String(source), 'net');
+  const [v4, v6] = await Promise.all([
+    readTable(path.join(dir, 'tcp'), resolved, source, false),
+    readTable(path.join(dir, 'tcp6'), resolved, source, true),
+  ]);
+  return [...v4, ...v6];
+}
+
+/** The socket inodes among a process's open descriptors (`/proc/PID/fd/N` -> `socket:[inode]`). */
+export async function readSocketInodes(pid: number, options?: ProcOptions): Promise<Set<number>> {
+  const resolved = resolve(options);
+  checkPid(pid);
+  checkPlatform(resolved);
+  const dir = path.join(resolved.root, String(pid), 'fd');
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    throw await procError(error, pid, dir, resolved);
+  }
+  const inodes = new Set<number>();
+  const links = await Promise.all(names.map((name) => readlink(path.join(dir, name)).catch((error: unknown) => {
+    // A descriptor closed between the listing and the readlink: it is gone, not an error.
+    if (errno(error) === 'ENOENT') return '';
+    throw error;
+  })));
+  for (const link of links) {
+    const match = /^socket:\[(\d+)\]$/.exec(link);
+    if (match?.[1] !== undefined) inodes.add(Number(match[1]));
+  }
+  return inodes;
+}
+
+/** The process's own TCP sockets: the rows of its namespace's tables whose inode one of its descriptors holds. */
+export async function readProcessSockets(pid: number, options?: ProcOptions): Promise<TcpSocket[]> {
+  const [inodes, table] = await Promise.all([readSocketInodes(pid, options), readTcpTable(pid, options)]);
+  return table.filter((socket) => socket.inode !== 0 && inodes.has(socket.inode));
+}
+
+async function readProcFile(pid: number, name: string, resolved: Resolved): Promise<string> {
+  const file = path.join(resolved.root, String(pid), name);
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    throw await procError(error, pid, file, resolved);
+  }
+}
+
+function limitValue(text: string): number {
+  return text === 'unlimited' ? Infinity : Number(text);
+}
+
+/** Open descriptors (`/proc/PID/fd`) against the `Max open files` limits (`/proc/PID/limits`). */
+export async function readFdUsage(pid: number, options?: ProcOptions): Promise<FdUsage> {
+  const resolved = resolve(options);
+  checkPid(pid);
+  checkPlatform(resolved);
+  const dir = path.join(resolved.root, String(pid), 'fd');
+  const [limits, open] = await Promise.all([
+    readProcFile(pid, 'limits', resolved),
+    readdir(dir).then((names) => names.length, async (error: unknown) => { throw await procError(error, pid, dir, resolved); }),
+  ]);
+  const match = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(limits);
+  if (match?.[1] === undefined || match[2] === undefined) {
+    throw new DoctorError(DoctorErrorCodes.PARSE, `${path.join(resolved.root, String(pid), 'limits')}: no "Max open files" line`);
+  }
+  return { open, limit: limitValue(match[1]), hardLimit: limitValue(match[2]) };
+}
+
+/** Thread count of a process (`Threads:` in `/proc/PID/status`). */
+export async function readThreads(pid: number, options?: ProcOptions): Promise<number> {
+  const resolved = resolve(options);
+  checkPid(pid);
+  checkPlatform(resolved);
+  const status = await readProcFile(pid, 'status', resolved);
+  const match = /^Threads:\s+(\d+)$/m.exec(status);
+  if (match?.[1] === undefined) throw new DoctorError(DoctorErrorCodes.PARSE, `${path.join(resolved.root, String(pid), 'status')}: no "Threads:" line`);
+  return Number(match[1]);
+}
+
+/** Sockets, descriptors and threads of a process, read together. */
+export async function snapshotProcess(pid: number, options?: ProcOptions): Promise<ProcessSnapshot> {
+  const takenAt = Date.now();
+  const [sockets, fds, threads] = await Promise.all([readProcessSockets(pid, options), readFdUsage(pid, options), readThreads(pid, options)]);
+  return { pid, takenAt, sockets, fds, threads };
+}

@@ -1,0 +1,199 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { once } from 'node:events';
+import { after, before, describe, it } from 'node:test';
+import { doctorCommand } from '../../src/cli/doctor.js';
+import type { DiagnosisReport } from '../../src/doctor/index.js';
+import { activeResources, grown } from '../support/handles.js';
+
+// The compiled CLI and child, next to this compiled test (dist-<name>/test/cli -> dist-<name>/src/cli).
+const bin = new URL('../../src/cli/main.js', import.meta.url).pathname;
+const childScript = new URL('./close-wait-child.js', import.meta.url).pathname;
+const CLOSE_WAIT = 6;
+
+function doctor(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [bin, 'doctor', ...args], { encoding: 'utf8', timeout: 20_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('lifeguard doctor (CLI)', { skip: process.platform === 'linux' ? false : 'the doctor reads Linux /proc' }, () => {
+  let child: ChildProcessWithoutNullStreams;
+  let pid = 0;
+  let serverPort = 0;
+
+  before(async () => {
+    child = spawn(process.execPath, [childScript, String(CLOSE_WAIT)]);
+    child.stderr.setEncoding('utf8');
+    let err = '';
+    child.stderr.on('data', (chunk: string) => { err += chunk; });
+    const [line] = await Promise.race([
+      once(child.stdout, 'data') as Promise<[Buffer]>,
+      once(child, 'exit').then(() => { throw new Error(`child exited before it was ready: ${err}`); }),
+    ]);
+    const match = /^ready (\d+)/.exec(line.toString());
+    assert.ok(match, `child said ${line.toString()}`);
+    serverPort = Number(match[1]);
+    pid = child.pid!;
+  });
+
+  after(async () => {
+    if (child.exitCode !== null) return;
+    const exited = once(child, 'exit');
+    child.stdin.end();
+    const [code] = (await exited) as [number | null];
+    assert.equal(code, 0);
+  });
+
+  it('--json prints { pid, sockets, findings } with the CLOSE_WAIT sockets of the child', () => {
+    const run = doctor('--pid', String(pid), '--json', '--samples', '2', '--interval-ms', '50');
+    assert.equal(run.status, 0, run.stderr);
+    const report = JSON.parse(run.stdout) as DiagnosisReport;
+    assert.equal(report.pid, pid);
+    assert.equal(report.samples, 2);
+    const closeWait = report.sockets.filter((s) => s.state === 'CLOSE_WAIT');
+    assert.equal(closeWait.length, CLOSE_WAIT);
+    for (const s of closeWait) {
+      assert.deepEqual(s.remote, { address: '127.0.0.1', port: serverPort });
+      assert.equal(typeof s.inode, 'number');
+      assert.ok(s.inStateMs >= 0);
+    }
+    assert.equal(report.sockets.filter((s) => s.state === 'LISTEN').length, 1);
+    const finding = report.findings[0]!;
+    assert.deepEqual([finding.code, finding.severity, finding.data['count']], ['LG_DOCTOR_CLOSE_WAIT', 'warning', CLOSE_WAIT]);
+    assert.deepEqual(Object.keys(finding).sort(), ['cause', 'code', 'data', 'details', 'docs', 'explanation', 'fix', 'severity', 'title']);
+    assert.equal(report.handles, null);
+    assert.ok(report.fds.count >= CLOSE_WAIT * 2 && report.threads.count >= 1);
+  });
+
+  it('prints a readable report by default', () => {
+    const run = doctor('--pid', String(pid), '--samples', '1');
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, new RegExp(`^lifeguard doctor: process ${pid} at `));
+    assert.match(run.stdout, new RegExp(`WARNING LG_DOCTOR_CLOSE_WAIT: ${CLOSE_WAIT} sockets in CLOSE_WAIT`));
+    assert.match(run.stdout, new RegExp(`127\\.0\\.0\\.1:${serverPort} +CLOSE_WAIT +${CLOSE_WAIT}`));
+    assert.match(run.stdout, /^Note: socket ages are measured by sampling/m);
+    assert.match(run.stdout, /which pool and lease hold these sockets is only known inside the process: call diagnoseSelf\(\) there/);
+  });
+
+  it('exits 1 when a finding is at or above --fail-on, 0 otherwise', () => {
+    const base = ['--pid', String(pid), '--samples', '1'];
+    assert.equal(doctor(...base).status, 0); // default --fail-on critical; the finding is a warning
+    assert.equal(doctor(...base, '--fail-on', 'warning').status, 1);
+    assert.equal(doctor(...base, '--fail-on', 'info').status, 1);
+    assert.equal(doctor(...base, '--fail-on', 'critical', '--threshold', `closeWaitCritical=${CLOSE_WAIT}`).status, 1);
+    assert.equal(doctor(...base, '--fail-on', 'warning', '--threshold', 'closeWaitWarning=10').status, 0);
+    assert.equal(doctor(...base, '--fail-on', 'info', '--threshold', 'closeWaitWarning=10').status, 1);
+  });
+
+  it('--watch on a terminal redraws the full report in place (ANSI home + clear) and holds nothing once stopped', async () => {
+    const before0 = activeResources();
+    const outputs: string[] = [];
+    const closed = new AbortController();
+    const code = await doctorCommand(['--pid', String(pid), '--watch', '--interval-ms', '20', '--samples', '2'], {
+      out: (text) => {
+        outputs.push(text);
+        if (outputs.length === 3) closed.abort();
+      },
+      err: (text) => { assert.fail(text); },
+      isTTY: true,
+      version: () => '0.0.0',
+      outputClosed: closed.signal,
+    });
+    assert.equal(code, 0);
+    assert.equal(outputs.length, 3);
+    for (const text of outputs) {
+      assert.ok(text.startsWith('\u001b[H\u001b[2J'), JSON.stringify(text.slice(0, 20)));
+      assert.match(text, new RegExp(`lifeguard doctor: process ${pid} at `));
+      assert.match(text, /\(refreshing every 20 ms; Ctrl-C to stop\)$/);
+    }
+    assert.match(outputs[2]!, /2 samples over/);
+    assert.equal(process.listenerCount('SIGINT') + process.listenerCount('SIGTERM'), 0);
+    // A descriptor close the last read started may still be completing (a CloseReq): one turn of the loop ends it.
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(grown(before0, activeResources()), {});
+  });
+
+  it('--watch prints one line per sample when not a terminal and stops cleanly on SIGTERM', async () => {
+    const watcher = spawn(process.execPath, [bin, 'doctor', '--pid', String(pid), '--watch', '--interval-ms', '30', '--fail-on', 'warning']);
+    watcher.stdout.setEncoding('utf8');
+    let out = '';
+    const twoLines = new Promise<void>((resolve) => {
+      watcher.stdout.on('data', (chunk: string) => {
+        out += chunk;
+        if (out.split('\n').length > 2) resolve();
+      });
+    });
+    const timeout = setTimeout(() => watcher.kill('SIGKILL'), 10_000);
+    try {
+      await twoLines;
+      const exited = once(watcher, 'exit');
+      watcher.kill('SIGTERM');
+      const [code, signal] = (await exited) as [number | null, NodeJS.Signals | null];
+      assert.equal(signal, null, 'handled SIGTERM itself');
+      assert.equal(code, 1, 'the exit code of the last report: a warning, with --fail-on warning');
+    } finally {
+      clearTimeout(timeout);
+    }
+    const lines = out.trim().split('\n');
+    assert.ok(lines.length >= 2);
+    for (const line of lines) {
+      assert.match(line, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\S+ pid=${pid} sockets=\\d+ .*CLOSE_WAIT=${CLOSE_WAIT} .*findings=LG_DOCTOR_CLOSE_WAIT\\(warning\\)$`));
+    }
+    assert.equal(out.includes('\u001b['), false, 'no ANSI escapes when not a terminal');
+  });
+
+  it('--watch --json prints one JSON report per line', async () => {
+    const watcher = spawn(process.execPath, [bin, 'doctor', '--pid', String(pid), '--watch', '--json', '--interval-ms', '30', '--samples', '2']);
+    watcher.stdout.setEncoding('utf8');
+    let out = '';
+    await new Promise<void>((resolve) => {
+      watcher.stdout.on('data', (chunk: string) => {
+        out += chunk;
+        if (out.split('\n').length > 3) resolve();
+      });
+    });
+    const exited = once(watcher, 'exit');
+    watcher.kill('SIGINT');
+    assert.deepEqual(await exited, [0, null]);
+    const reports = out.trim().split('\n').map((l) => JSON.parse(l) as DiagnosisReport);
+    assert.deepEqual(reports.slice(0, 3).map((r) => r.samples), [1, 2, 2]);
+    assert.ok(reports.every((r) => r.pid === pid));
+  });
+});
+
+describe('lifeguard doctor (CLI): arguments', () => {
+  it('--help describes every option and the exit codes', () => {
+    const run = doctor('--help');
+    assert.equal(run.status, 0);
+    assert.match(run.stdout, /^Usage: lifeguard doctor --pid <pid> \[options\]/);
+    for (const flag of ['--pid', '--samples', '--interval-ms', '--json', '--watch', '--fail-on', '--threshold', '--help', '--version']) assert.ok(run.stdout.includes(flag), flag);
+    assert.match(run.stdout, /Exit codes: 0 .* 1 .* 2 bad arguments,\n3 /);
+    assert.equal(doctor('-v').stdout.trim(), spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8' }).stdout.trim());
+  });
+
+  it('rejects bad arguments with exit code 2 and a message saying what was wrong', () => {
+    const cases: [string[], RegExp][] = [
+      [['--pid', '1', '--bogus'], /Unknown option '--bogus'/],
+      [[], /option --pid <pid> is required/],
+      [['--pid', 'abc'], /option --pid expects an integer >= 1, got "abc"/],
+      [['--pid', '1', '--fail-on', 'fatal'], /option --fail-on expects one of info, warning, critical, got "fatal"/],
+      [['--pid', '1', '--samples', '0'], /option --samples expects an integer >= 1, got "0"/],
+      [['--pid', '1', '--threshold', 'closeWaitWarning'], /option --threshold expects key=number/],
+      [['--pid', '1', '--threshold', 'nope=3'], /unknown option "nope" for doctor thresholds/],
+      [['--pid', '1', 'extra'], /Unexpected argument 'extra'/],
+    ];
+    for (const [args, message] of cases) {
+      const run = doctor(...args);
+      assert.equal(run.status, 2, `${args.join(' ')}: ${run.stderr}`);
+      assert.match(run.stderr, message);
+      assert.match(run.stderr, /Run "lifeguard doctor --help" for usage/);
+      assert.equal(run.stdout, '');
+    }
+  });
+
+  it('exits 3 with the error code when the process cannot be examined', () => {
+    const run = doctor('--pid', String(2 ** 30));
+    assert.equal(run.status, 3);
+    assert.match(run.stderr, /^lifeguard doctor: LG_DOCTOR_NO_PROCESS: no process 1073741824/);
+  });
+});
