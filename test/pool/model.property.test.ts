@@ -16,6 +16,7 @@ type Op =
   | { kind: 'abort'; pick: number }
   | { kind: 'failCreates'; count: number }
   | { kind: 'invalidateIdle' }
+  | { kind: 'revoke'; pick: number }
   | { kind: 'advance'; ms: number };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
@@ -25,6 +26,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('abort' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('failCreates' as const), count: fc.integer({ min: 1, max: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('invalidateIdle' as const) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('revoke' as const), pick: fc.nat() }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 1, max: 2500 }) }) },
 );
 
@@ -96,6 +98,12 @@ async function run(ops: Op[], max: number, min: number, leakDetection: 'off' | '
       case 'invalidateIdle':
         for (const r of factory.live) r.context.invalidate(new Error('peer closed'));
         break;
+      case 'revoke': {
+        // The factory takes one live resource back, lent or not (a lost budget permit).
+        const live = factory.live;
+        live[o.pick % Math.max(1, live.length)]?.context.revoke(new Error('permit lost'));
+        break;
+      }
       case 'advance':
         await clock.advance(o.ms);
         break;
