@@ -1,13 +1,17 @@
 import net from 'node:net';
 
-/** A loopback TCP server that echoes lines and counts its concurrent connections (what the remote sees). */
+/**
+ * A loopback TCP server that echoes lines and counts its concurrent connections (what the remote sees).
+ * With `idleMs`, it closes connections idle that long, as databases and load balancers do.
+ */
 export class EchoServer {
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
   peak = 0;
 
-  constructor() {
+  constructor(idleMs = 0) {
     this.#server = net.createServer((socket) => {
+      if (idleMs > 0) socket.setTimeout(idleMs, () => { socket.end(); });
       this.#sockets.add(socket);
       this.peak = Math.max(this.peak, this.#sockets.size);
       socket.on('close', () => this.#sockets.delete(socket));
