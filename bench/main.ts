@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { benchPools, type PoolCase } from './pool.js';
 import { formatOps, table } from './harness.js';
+import { benchHttp, httpReport } from './http.js';
 
 /**
  * `npm run bench` (about 3 minutes) or `npm run bench -- --quick` (under a minute). Speed is only ever
@@ -30,3 +31,9 @@ const dir = new URL('./results/', new URL('../../bench/', import.meta.url));
 mkdirSync(dir, { recursive: true });
 writeFileSync(new URL('pool.json', dir), `${JSON.stringify({ node: process.version, cases }, null, 2)}\n`);
 console.log(`\nwrote bench/results/pool.json`);
+
+const httpCases = await benchHttp(quick ? 3 : 5, quick ? 1.5 : 3);
+console.log(`\nHTTP benchmark (node ${process.version}, ${quick ? 3 : 5} rounds, median)`);
+console.log(httpReport(httpCases));
+writeFileSync(new URL('http.json', dir), `${JSON.stringify({ node: process.version, cases: httpCases }, null, 2)}\n`);
+console.log(`\nwrote bench/results/http.json`);

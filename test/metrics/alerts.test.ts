@@ -6,6 +6,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { InvalidOptionError, Pool } from '../../src/index.js';
 import { Housekeeper } from '../../src/internal/housekeeper.js';
+import { readProcessSockets } from '../../src/doctor/proc.js';
 import { AlertMonitor, MetricsCollector, type Alert, type AlertMonitorOptions, type ClearedAlert } from '../../src/metrics/index.js';
 import { TestFactory, type TestResource } from '../support/factory.js';
 import { activeResources, grown } from '../support/handles.js';
@@ -275,7 +276,8 @@ describe('AlertMonitor: process conditions', () => {
       }
       await m.check();
       assert.deepEqual(codes(seen.raised), ['LG_ALERT_CLOSE_WAIT:process']);
-      assert.equal(seen.raised[0]?.value, 3);
+      const closeWait = (await readProcessSockets(process.pid)).filter((x) => x.state === 'CLOSE_WAIT');
+      assert.equal(seen.raised[0]?.value, 3, `CLOSE_WAIT sockets of this process: ${JSON.stringify(closeWait)}; clients' local ports: ${clients.map((c) => c.localPort).join(',')}`);
       assert.match(seen.raised[0]?.message ?? '', new RegExp(`3 sockets in CLOSE_WAIT \\(threshold 2\\).*127\\.0\\.0\\.1:${port} x3`));
       // Two left: under the count, but they age.
       clients.pop()?.destroy();

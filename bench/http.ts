@@ -1,0 +1,126 @@
+/**
+ * HTTP benchmark: requests per second and p99 latency against a local server in a separate process, with
+ * the same connection count for every client (10 connections, 50 concurrent requests, 1 KiB body, no
+ * pipelining). Libraries run in interleaved rounds; the reported figure is the median round.
+ */
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { Pool as UndiciPool, request, type Dispatcher } from 'undici';
+import { LifeguardAgent, LifeguardDispatcher } from '../src/http/index.js';
+import { elapsedSeconds, formatOps, median, table } from './harness.js';
+
+export interface HttpCase {
+  readonly scenario: string;
+  readonly library: string;
+  readonly opsPerSec: number;
+  readonly p99Ms: number;
+}
+
+const CONNECTIONS = 10;
+const CONCURRENCY = 50;
+const SCENARIO = '10 connections, 50 concurrent, 1 KiB body';
+
+interface Client {
+  readonly library: string;
+  /** One request, body consumed. */
+  readonly once: () => Promise<void>;
+  readonly close: () => Promise<void>;
+}
+
+function viaDispatcher(library: string, url: string, dispatcher: Dispatcher): Client {
+  return {
+    library,
+    once: async () => {
+      const res = await request(url, { dispatcher });
+      await res.body.arrayBuffer();
+    },
+    close: () => dispatcher.close(),
+  };
+}
+
+function viaAgent(library: string, url: string, agent: http.Agent, close: () => Promise<void>): Client {
+  return {
+    library,
+    once: () => new Promise<void>((resolve, reject) => {
+      http.get(url, { agent }, (res) => {
+        res.on('data', () => undefined);
+        res.on('end', resolve);
+        res.on('error', reject);
+      }).on('error', reject);
+    }),
+    close,
+  };
+}
+
+/** Runs CONCURRENCY request loops for `seconds`; returns requests/s and the 99th percentile latency. */
+async function measure(client: Client, seconds: number): Promise<{ opsPerSec: number; p99Ms: number }> {
+  const latencies: number[] = [];
+  const start = process.hrtime.bigint();
+  const deadline = performance.now() + seconds * 1000;
+  const loop = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      const t = performance.now();
+      await client.once();
+      latencies.push(performance.now() - t);
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, loop));
+  const elapsed = elapsedSeconds(start);
+  latencies.sort((a, b) => a - b);
+  return { opsPerSec: latencies.length / elapsed, p99Ms: latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))] ?? 0 };
+}
+
+async function startServer(): Promise<{ port: number; stop: () => void }> {
+  const script = fileURLToPath(new URL('./http-server.js', import.meta.url));
+  const child = spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.stdout.once('data', (chunk: Buffer) => { resolve(Number(chunk.toString().trim())); });
+  });
+  return { port, stop: () => { child.stdin.end(); } };
+}
+
+export async function benchHttp(rounds: number, seconds: number): Promise<HttpCase[]> {
+  const server = await startServer();
+  const url = `http://127.0.0.1:${server.port}/`;
+  const lifeguard = new LifeguardDispatcher({ connectionsPerOrigin: CONNECTIONS });
+  const ownAgent = new LifeguardAgent({ connectionsPerOrigin: CONNECTIONS });
+  const nodeAgent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
+  const clients: Client[] = [
+    viaDispatcher('lifeguard-dispatcher', url, lifeguard),
+    viaAgent('lifeguard-agent', url, ownAgent, () => ownAgent.close()),
+    viaDispatcher('undici-pool', url, new UndiciPool(`http://127.0.0.1:${server.port}`, { connections: CONNECTIONS, pipelining: 1 })),
+    viaAgent('http-agent', url, nodeAgent, () => { nodeAgent.destroy(); return Promise.resolve(); }),
+  ];
+  const results = new Map<string, { ops: number[]; p99: number[] }>(clients.map((c) => [c.library, { ops: [], p99: [] }]));
+  try {
+    for (const client of clients) await measure(client, Math.min(0.5, seconds)); // warm up: connections, JIT
+    for (let round = 0; round < rounds; round++) {
+      // Interleaved, and in a different order each round, so drift on a shared machine hits every library.
+      const order = round % 2 === 0 ? clients : [...clients].reverse();
+      for (const client of order) {
+        const m = await measure(client, seconds);
+        const r = results.get(client.library);
+        r?.ops.push(m.opsPerSec);
+        r?.p99.push(m.p99Ms);
+      }
+    }
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    server.stop();
+  }
+  return clients.map((c) => {
+    const r = results.get(c.library) ?? { ops: [], p99: [] };
+    return { scenario: SCENARIO, library: c.library, opsPerSec: Math.round(median(r.ops)), p99Ms: Math.round(median(r.p99) * 100) / 100 };
+  });
+}
+
+export function httpReport(cases: readonly HttpCase[]): string {
+  const of = (library: string): number => cases.find((c) => c.library === library)?.opsPerSec ?? NaN;
+  const ratio: Record<string, string> = {
+    'lifeguard-dispatcher': `${(of('lifeguard-dispatcher') / of('undici-pool')).toFixed(2)}x undici-pool`,
+    'lifeguard-agent': `${(of('lifeguard-agent') / of('http-agent')).toFixed(2)}x http-agent`,
+  };
+  return table(['scenario', 'library', 'req/s', 'p99 ms', 'ratio'], cases.map((c) => [c.scenario, c.library, formatOps(c.opsPerSec), c.p99Ms.toFixed(2), ratio[c.library] ?? '']));
+}

@@ -1,0 +1,216 @@
+import type { Socket } from 'node:net';
+import { Client, buildConnector } from 'undici';
+import type { Clock } from '../internal/clock.js';
+import type { CreateContext, Factory } from '../pool/options.js';
+import { ConnectionGoneError } from './errors.js';
+import type { ConnectionGate, GatedConnection } from './gate.js';
+import type { ResolvedHttpPoolOptions } from './options.js';
+
+let connectionSeq = 0;
+
+/** `http://host:port` split the way undici's connector wants it. */
+export interface OriginParts {
+  readonly origin: string;
+  readonly protocol: string;
+  readonly hostname: string;
+  readonly host: string;
+  readonly port: string;
+}
+
+export function originParts(origin: string): OriginParts {
+  const url = new URL(origin);
+  const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  return { origin: url.origin, protocol: url.protocol, hostname, host: url.host, port: url.port };
+}
+
+/** Opens one TCP (or TLS) socket to `parts`, bounded by `connectTimeoutMs` and `signal`. */
+export function connectSocket(connector: buildConnector.connector, parts: OriginParts, signal: AbortSignal): Promise<Socket> {
+  return new Promise<Socket>((resolve, reject) => {
+    let settled = false;
+    const onAbort = (): void => {
+      if (settled) return;
+      settled = true;
+      reject(signal.reason as Error);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    connector({ hostname: parts.hostname, host: parts.host, protocol: parts.protocol, port: parts.port, localAddress: null }, (error, socket) => {
+      signal.removeEventListener('abort', onAbort);
+      if (settled) {
+        // Aborted while connecting (pool closed, create timed out): the late socket must not leak.
+        socket?.destroy();
+        return;
+      }
+      settled = true;
+      if (error !== null) reject(error);
+      else resolve(socket);
+    });
+  });
+}
+
+/**
+ * A pooled socket and what the pool needs to know about it: its slot at the gate, whether it is idle,
+ * what the server said about reusing it, and whether it broke. Shared by the dispatcher's connections
+ * and the agent's sockets.
+ */
+export class PooledSocket implements GatedConnection {
+  readonly id = ++connectionSeq;
+  readonly origin: string;
+  readonly socket: Socket;
+  /** A new connection counts as idle until lent: the pool may keep it when its waiter has gone. */
+  idle = true;
+  idleSince: number;
+  /** Requests started on this connection. */
+  requests = 0;
+  /** The server's keep-alive hint, minus the safety margin, as a clock time (Infinity: no hint). */
+  keepAliveUntil = Infinity;
+  /** False once the server said `Connection: close` or a keep-alive timeout too short to reuse it. */
+  reusable = true;
+  /** Why the connection is unusable, once it is. */
+  gone: Error | null = null;
+  /** The socket was handed to the user by an upgrade (CONNECT, WebSocket): it is no longer ours to close. */
+  detached = false;
+  evicted = false;
+  readonly #gate: ConnectionGate;
+  readonly #invalidate: (reason: unknown) => void;
+  #disposed: Promise<void> | null = null;
+
+  constructor(origin: string, socket: Socket, gate: ConnectionGate, invalidate: (reason: unknown) => void, now: number) {
+    this.origin = origin;
+    this.idleSince = now;
+    this.socket = socket;
+    this.#gate = gate;
+    this.#invalidate = invalidate;
+    // An idle pooled socket must not keep the process alive; whoever uses it refs it meanwhile.
+    socket.unref();
+    const broken = (reason: Error): void => {
+      this.#broken(reason);
+    };
+    socket.on('end', () => { broken(new Error(`the server half-closed connection #${this.id} to ${this.origin} (FIN received)`)); });
+    socket.on('close', () => { broken(new Error(`connection #${this.id} to ${this.origin} closed`)); });
+    socket.on('error', broken);
+    gate.track(this);
+  }
+
+  /** Marks it idle (its request ended and it went back to the pool). */
+  parked(now: number): void {
+    this.idle = true;
+    this.idleSince = now;
+    this.#gate.notifyIdle();
+  }
+
+  evict(reason: Error): void {
+    this.evicted = true;
+    this.#invalidate(reason);
+  }
+
+  /** Usable for another request right now. */
+  usable(now: number): boolean {
+    return this.gone === null && this.reusable && !this.evicted && !this.socket.destroyed && now < this.keepAliveUntil;
+  }
+
+  /** Applies a response's `Keep-Alive: timeout=N` (seconds): reusable until N s minus the margin, or never. */
+  keepAliveHint(timeoutSeconds: number, marginMs: number, now: number): void {
+    const usableMs = timeoutSeconds * 1000 - marginMs;
+    if (usableMs <= 0) this.reusable = false;
+    else this.keepAliveUntil = now + usableMs;
+  }
+
+  #broken(reason: Error): void {
+    if (this.gone !== null) return;
+    this.gone = reason;
+    // Idle: close our side at once, so no CLOSE_WAIT socket lingers (incident 5). Busy: the HTTP client
+    // finishes or fails the request, and the pool destroys the connection when its lease ends.
+    if (this.idle && !this.detached) this.socket.destroy();
+    this.#invalidate(reason);
+  }
+
+  /** Closes the socket; resolves once it is closed and its slot is free. */
+  dispose(): Promise<void> {
+    if (this.#disposed !== null) return this.#disposed;
+    this.gone ??= new Error(`connection #${this.id} to ${this.origin} was closed by the pool`);
+    this.#gate.untrack(this);
+    // The slot is free once the socket is closed, not merely asked to close: a remote that counts
+    // connections (incident 2) must never see more than the cap because of one still closing.
+    this.#disposed = new Promise<void>((resolve) => {
+      const release = (): void => {
+        this.#gate.release(this.origin, this);
+        resolve();
+      };
+      if (this.detached || this.socket.closed) release();
+      else {
+        this.socket.once('close', release);
+        this.socket.destroy();
+      }
+    });
+    return this.#disposed;
+  }
+}
+
+/**
+ * One pooled HTTP/1.1 connection: an undici `Client` (pipelining 1) bound for life to one socket that
+ * the pool opened. The Client may never open another one behind the pool's back: a disconnected
+ * connection is a dead resource, evicted and replaced by the pool.
+ */
+export class HttpConnection extends PooledSocket {
+  readonly client: Client;
+  #handedOver = false;
+
+  constructor(parts: OriginParts, socket: Socket, gate: ConnectionGate, context: CreateContext, o: ResolvedHttpPoolOptions, now: number) {
+    super(parts.origin, socket, gate, context.invalidate, now);
+    this.client = new Client(parts.origin, {
+      connect: (_options, callback) => {
+        if (this.#handedOver || this.gone !== null || socket.destroyed) {
+          callback(new ConnectionGoneError(`pooled connection #${this.id} to ${this.origin} is gone (${this.gone?.message ?? 'socket destroyed'}); a pooled Client never reconnects on its own`), null);
+          return;
+        }
+        this.#handedOver = true;
+        // The Client unrefs it itself whenever it has nothing to do.
+        socket.ref();
+        // undici expects the connector to answer asynchronously, as a real connect does.
+        queueMicrotask(() => {
+          callback(null, socket);
+        });
+      },
+      pipelining: 1,
+      // undici's own keep-alive timer and the pool's idle eviction agree: the same timeout, the same margin.
+      keepAliveTimeout: o.idleTimeoutMs,
+      keepAliveMaxTimeout: o.idleTimeoutMs,
+      keepAliveTimeoutThreshold: o.keepAliveSafetyMarginMs,
+      headersTimeout: o.headersTimeoutMs,
+      bodyTimeout: o.bodyTimeoutMs,
+    });
+  }
+
+  /** Closes the socket and the Client and frees the connection's slot. */
+  async close(): Promise<void> {
+    await Promise.all([this.dispose(), this.client.destroy().catch(() => undefined)]);
+  }
+}
+
+/** The pool factory of one origin's connections: slot from the gate, TCP connect, Client. */
+export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: ResolvedHttpPoolOptions, clock: Clock, onConnectError: (error: unknown) => void): Factory<HttpConnection> {
+  const connector = buildConnector({ ...o.tls, timeout: o.connectTimeoutMs });
+  return {
+    async create(context) {
+      await gate.acquire(parts.origin, context.signal);
+      let socket: Socket;
+      try {
+        socket = await connectSocket(connector, parts, context.signal);
+      } catch (error) {
+        gate.release(parts.origin);
+        if (!context.signal.aborted) onConnectError(error);
+        throw error;
+      }
+      try {
+        return new HttpConnection(parts, socket, gate, context, o, clock.now());
+      } catch (error) {
+        socket.destroy();
+        gate.release(parts.origin);
+        throw error;
+      }
+    },
+    destroy: (connection) => connection.close(),
+    validate: (connection) => connection.usable(clock.now()),
+    socket: (connection) => connection.socket,
+  };
+}

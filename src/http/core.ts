@@ -1,0 +1,323 @@
+import { systemClock, type Clock } from '../internal/clock.js';
+import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
+import { Pool } from '../pool/pool.js';
+import type { PoolStats } from '../pool/stats.js';
+import { connectionFactory, originParts, type HttpConnection, type OriginParts } from './connection.js';
+import { BodyAbandonedError, HttpClosedError, HttpErrorCodes, InvalidOriginError } from './errors.js';
+import { ConnectionGate } from './gate.js';
+import type { HttpPoolOptions, ResolvedHttpPoolOptions } from './options.js';
+import type { AcquireSite } from '../leak/site.js';
+import type { PooledRequest } from './request.js';
+import { SiteSampler } from './site.js';
+
+/** The connections of one origin and the requests using or waiting for them. */
+export interface OriginEntry {
+  readonly parts: OriginParts;
+  readonly pool: Pool<HttpConnection>;
+  /** Requests waiting for a lease, oldest first. */
+  readonly waiting: Set<PooledRequest>;
+  /** Requests holding a lease (running, or with a body not yet consumed). */
+  readonly active: Set<PooledRequest>;
+}
+
+/** A response whose body the caller may leave unconsumed: what the body-leak check watches. */
+export interface TrackedResponse {
+  readonly origin: string;
+  readonly method: string;
+  readonly path: string;
+  readonly site: AcquireSite | null;
+  /** True from the response headers until the body is consumed or cancelled. */
+  readonly bodyPending: boolean;
+  /** When the headers reached the caller. */
+  readonly headersAt: number;
+  leakReported: boolean;
+  /** Cancels the body and destroys its connection. */
+  abandon(error: Error): void;
+}
+
+/** A response body left unconsumed: `held` past `bodyLeakWarnAfterMs`, `abandoned` (cancelled) past `bodyAbandonAfterMs`. */
+export interface BodyLeakReport {
+  readonly kind: 'held' | 'abandoned';
+  readonly code: 'LG_HTTP_BODY_LEAK' | 'LG_HTTP_BODY_ABANDONED';
+  /** Name of the dispatcher (or scope). */
+  readonly dispatcher: string;
+  readonly origin: string;
+  readonly method: string;
+  readonly path: string;
+  /** Milliseconds since the response headers were handed over. */
+  readonly heldMs: number;
+  /** First frame of the code that made the request (`file:line:col`), or null when not captured. */
+  readonly site: string | null;
+  readonly stack: string | null;
+  readonly message: string;
+}
+
+/** Counters of a dispatcher, agent or scope. */
+export interface HttpCounters {
+  requests: number;
+  /** Retries under the retry policy (statuses and connection errors). */
+  retries: number;
+  /** Requests re-sent once on a fresh connection after a reused one failed before any response byte. */
+  transparentRetries: number;
+  bodyLeaks: number;
+  bodiesAbandoned: number;
+}
+
+/** A snapshot of a dispatcher (or scope, or agent): connections, queues and counters. */
+export interface HttpStats extends HttpCounters {
+  readonly name: string;
+  /** Open connections counted against this dispatcher's caps (its scopes' and agents' included). */
+  readonly connections: number;
+  readonly maxConnections: number;
+  readonly connectionsPerOrigin: number;
+  /** Response bodies handed to the caller and not yet consumed. */
+  readonly pendingBodies: number;
+  /** One entry per origin pool. */
+  readonly origins: readonly PoolStats[];
+  readonly closed: boolean;
+}
+
+const OPEN = 0;
+const CLOSING = 1;
+
+/**
+ * Everything a dispatcher, its agents and its scopes share: the options, the connection gate (the caps),
+ * one Lifeguard pool of connections per origin, the requests whose bodies are pending, and the body-leak
+ * check on the process-wide housekeeper.
+ */
+export class HttpCore {
+  readonly o: ResolvedHttpPoolOptions;
+  /** The options as given, inherited by scopes. */
+  readonly given: HttpPoolOptions;
+  readonly clock: Clock;
+  readonly gate: ConnectionGate;
+  readonly sampler: SiteSampler;
+  /** Requests whose response headers went to the user and whose body is not finished. */
+  readonly inflight = new Set<TrackedResponse>();
+  /** Requests sleeping before a retry. */
+  readonly backingOff = new Set<PooledRequest>();
+  readonly counters: HttpCounters = { requests: 0, retries: 0, transparentRetries: 0, bodyLeaks: 0, bodiesAbandoned: 0 };
+  readonly #origins = new Map<string, OriginEntry>();
+  /** Other pools closed with this core (the agent's). */
+  readonly #extraPools = new Set<Pool<unknown>>();
+  readonly #children = new Set<HttpCore>();
+  readonly #parent: HttpCore | null;
+  readonly #onLeak: (report: BodyLeakReport) => void;
+  readonly #housekeeper: Housekeeper;
+  readonly #task: HousekeepingTask | null;
+  #state = OPEN;
+  #closing: Promise<void> | null = null;
+  #destroyCause: unknown = undefined;
+
+  constructor(o: ResolvedHttpPoolOptions, given: HttpPoolOptions, parent: HttpCore | null, onLeak: (report: BodyLeakReport) => void) {
+    this.o = o;
+    this.given = given;
+    this.clock = o.clock ?? systemClock;
+    this.#parent = parent;
+    this.gate = new ConnectionGate(o.connectionsPerOrigin, o.maxConnections, parent?.gate ?? null);
+    this.sampler = new SiteSampler(o.leakDetection, o.leakSampleRate);
+    this.#onLeak = onLeak;
+    if (parent !== null) parent.#children.add(this);
+    this.#housekeeper = Housekeeper.for(this.clock);
+    const thresholds = [o.bodyLeakWarnAfterMs, o.bodyAbandonAfterMs].filter((t) => t > 0);
+    this.#task = thresholds.length === 0 ? null : {
+      periodMs: Math.max(10, Math.min(1000, Math.floor(Math.min(...thresholds) / 4))),
+      run: (now) => {
+        this.#checkBodies(now);
+      },
+    };
+    if (this.#task !== null) this.#housekeeper.register(this.#task);
+  }
+
+  get closed(): boolean {
+    return this.#state !== OPEN;
+  }
+
+  /** The pool entry of `origin`, made on first use. Throws `LG_HTTP_INVALID_ORIGIN`. */
+  entry(origin: unknown): OriginEntry {
+    const key = typeof origin === 'string' ? origin : origin instanceof URL ? origin.origin : undefined;
+    if (key !== undefined) {
+      const found = this.#origins.get(key);
+      if (found !== undefined) return found;
+    }
+    let parts: OriginParts;
+    try {
+      parts = originParts(key ?? '');
+    } catch {
+      throw new InvalidOriginError(`invalid request origin: expected an http(s) URL string or URL, got ${key === undefined ? typeof origin : JSON.stringify(key)}`);
+    }
+    if (parts.protocol !== 'http:' && parts.protocol !== 'https:') {
+      throw new InvalidOriginError(`invalid request origin ${JSON.stringify(key)}: only http: and https: are supported`);
+    }
+    let entry = this.#origins.get(parts.origin);
+    if (entry === undefined) {
+      const waiting = new Set<PooledRequest>();
+      const pool = new Pool<HttpConnection>({
+        name: `${this.o.name} ${parts.origin}`,
+        factory: connectionFactory(parts, this.gate, this.o, this.clock, (error) => {
+          // Like undici, each failed connect fails (or retries) one waiting request, oldest first.
+          for (const request of waiting) {
+            request.connectFailed(error);
+            break;
+          }
+        }),
+        max: this.o.connectionsPerOrigin,
+        maxWaiting: this.o.maxWaiting,
+        acquireTimeoutMs: this.o.acquireTimeoutMs,
+        // The connect has its own timeout; the wait for a slot at the gate is bounded by the waiters' deadlines.
+        createTimeoutMs: Infinity,
+        maxConcurrentCreates: Math.min(this.o.connectionsPerOrigin, 8),
+        idleTimeoutMs: this.o.idleTimeoutMs,
+        maxLifetimeMs: this.o.maxLifetimeMs,
+        maxLifetimeJitterMs: this.o.maxLifetimeJitterMs,
+        // Checked on borrow after this much idleness: the keep-alive deadline and a socket closed under us.
+        validateAfterIdleMs: Math.min(1000, this.o.keepAliveSafetyMarginMs),
+        // Leases are tracked per request here, with the request's own call site (see body leaks).
+        leakDetection: 'off',
+        ...(this.o.clock === undefined ? {} : { clock: this.o.clock }),
+      });
+      entry = { parts, pool, waiting, active: new Set() };
+      this.#origins.set(parts.origin, entry);
+    }
+    if (key !== undefined) this.#origins.set(key, entry);
+    return entry;
+  }
+
+  /** The origin pools (one per origin), for stats, the doctor and tests. */
+  pools(): Pool<HttpConnection>[] {
+    return [...new Set(this.#origins.values())].map((e) => e.pool);
+  }
+
+  entries(): OriginEntry[] {
+    return [...new Set(this.#origins.values())];
+  }
+
+  addPool(pool: Pool<unknown>): void {
+    this.#extraPools.add(pool);
+  }
+
+  closedError(action: string): HttpClosedError {
+    const how = this.#destroyCause === undefined ? 'closed' : 'destroyed';
+    return new HttpClosedError(`cannot ${action}: dispatcher "${this.o.name}" was ${how}`, this.#destroyCause === undefined ? undefined : { cause: this.#destroyCause });
+  }
+
+  /** Who holds the connections of `entry`, oldest first: for timeout messages. */
+  holders(entry: OriginEntry): string {
+    const now = this.clock.now();
+    const s = entry.pool.stats();
+    const lines = [`  ${entry.parts.origin}: ${s.inUse} connections in use, ${s.idle} idle, ${s.pending} waiting (connectionsPerOrigin=${this.o.connectionsPerOrigin}; ${this.gate.total} of maxConnections=${this.o.maxConnections} open)`];
+    const active = [...entry.active].sort((a, b) => a.startedAt - b.startedAt);
+    for (const r of active.slice(0, 5)) {
+      const body = r.bodyPending ? `, body unconsumed for ${Math.round(now - r.headersAt)} ms` : '';
+      lines.push(`    ${r.method} ${r.path} running for ${Math.round(now - r.startedAt)} ms${body}, requested at ${r.site?.frame ?? '(site not sampled)'}`);
+    }
+    const bySite = new Map<string, number>();
+    for (const r of active) {
+      const site = r.site?.frame ?? '(site not sampled)';
+      bySite.set(site, (bySite.get(site) ?? 0) + 1);
+    }
+    if (bySite.size > 0) lines.push(`  connections held by call site: ${[...bySite].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([site, n]) => `${site} x${n}`).join(', ')}`);
+    return lines.join('\n');
+  }
+
+  #checkBodies(now: number): void {
+    const o = this.o;
+    for (const request of this.inflight) {
+      if (!request.bodyPending) continue;
+      const held = now - request.headersAt;
+      if (o.bodyAbandonAfterMs > 0 && held >= o.bodyAbandonAfterMs) {
+        this.counters.bodiesAbandoned++;
+        const report = this.#report('abandoned', request, held);
+        request.abandon(new BodyAbandonedError(report.message));
+      } else if (o.bodyLeakWarnAfterMs > 0 && held >= o.bodyLeakWarnAfterMs && !request.leakReported) {
+        request.leakReported = true;
+        this.counters.bodyLeaks++;
+        this.#report('held', request, held);
+      }
+    }
+  }
+
+  #report(kind: BodyLeakReport['kind'], request: TrackedResponse, heldMs: number): BodyLeakReport {
+    this.sampler.escalate(this.clock.now());
+    const what = kind === 'held'
+      ? `unconsumed for ${Math.round(heldMs)} ms (bodyLeakWarnAfterMs=${this.o.bodyLeakWarnAfterMs}); it holds a connection until it is read or cancelled`
+      : `unconsumed for ${Math.round(heldMs)} ms (bodyAbandonAfterMs=${this.o.bodyAbandonAfterMs}): cancelled, its connection destroyed`;
+    const site = request.site?.frame ?? null;
+    const report: BodyLeakReport = {
+      kind,
+      code: kind === 'held' ? HttpErrorCodes.BODY_LEAK : HttpErrorCodes.BODY_ABANDONED,
+      dispatcher: this.o.name,
+      origin: request.origin,
+      method: request.method,
+      path: request.path,
+      heldMs,
+      site,
+      stack: request.site?.stack ?? null,
+      message: `response body of ${request.method} ${request.origin}${request.path} ${what}, requested at ${site ?? '(site not sampled)'}`,
+    };
+    this.#onLeak(report);
+    return report;
+  }
+
+  close(): Promise<void> {
+    if (this.#closing !== null) return this.#closing;
+    this.#state = CLOSING;
+    this.#closing = this.#shutdown(false);
+    return this.#closing;
+  }
+
+  destroy(error: unknown): Promise<void> {
+    this.#destroyCause = error ?? new Error('dispatcher destroyed');
+    if (this.#closing !== null) {
+      // A graceful close may be waiting on requests: cut it short.
+      for (const pool of this.#allPools()) void pool.destroy(this.#destroyCause);
+      for (const child of this.#children) void child.destroy(this.#destroyCause);
+      return this.#closing;
+    }
+    this.#state = CLOSING;
+    this.#closing = this.#shutdown(true);
+    return this.#closing;
+  }
+
+  *#allPools(): Generator<Pool<unknown>> {
+    for (const entry of this.entries()) yield entry.pool as Pool<unknown>;
+    yield* this.#extraPools;
+  }
+
+  async #shutdown(hard: boolean): Promise<void> {
+    const error = this.closedError('send a request');
+    for (const request of [...this.backingOff]) request.cancel(error);
+    for (const entry of this.entries()) for (const request of [...entry.waiting]) request.cancel(error);
+    await Promise.all([...this.#children].map((child) => (hard ? child.destroy(this.#destroyCause) : child.close())));
+    const pools = [...this.#allPools()];
+    await Promise.all(pools.map((pool) => (hard ? pool.destroy(this.#destroyCause) : pool.close({ timeoutMs: this.o.closeTimeoutMs }))));
+    this.gate.close(error);
+    if (this.#task !== null) this.#housekeeper.unregister(this.#task);
+    if (this.#parent !== null) this.#parent.#children.delete(this);
+  }
+}
+
+export function statsOf(core: HttpCore, extra: readonly PoolStats[] = []): HttpStats {
+  let pendingBodies = 0;
+  for (const request of core.inflight) if (request.bodyPending) pendingBodies++;
+  return {
+    name: core.o.name,
+    connections: core.gate.total,
+    maxConnections: core.o.maxConnections,
+    connectionsPerOrigin: core.o.connectionsPerOrigin,
+    pendingBodies,
+    origins: [...core.pools().map((p) => p.stats()), ...extra],
+    closed: core.closed,
+    ...core.counters,
+  };
+}
+
+/** Reports a leak on `emitter`, or as one structured stderr line when nobody listens: a leak is never silent. */
+export function emitLeak(emitter: { listenerCount(event: string): number; emit(event: string, payload: unknown): boolean }, report: BodyLeakReport): void {
+  if (emitter.listenerCount('leak') > 0) {
+    emitter.emit('leak', report);
+    return;
+  }
+  process.stderr.write(`${JSON.stringify({ level: 'warn', code: report.code, msg: report.message, origin: report.origin, method: report.method, path: report.path, heldMs: Math.round(report.heldMs), site: report.site, stack: report.stack })}\n`);
+}
+

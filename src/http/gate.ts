@@ -1,0 +1,252 @@
+import { HttpClosedError } from './errors.js';
+
+/** A pooled connection as the gate sees it: where it goes, whether it is idle, and how to evict it. */
+export interface GatedConnection {
+  readonly origin: string;
+  /** True while no request uses it. */
+  readonly idle: boolean;
+  /** Monotonic time it became idle. */
+  readonly idleSince: number;
+  /** True once evicted (its slot is on its way back). */
+  readonly evicted: boolean;
+  /** Evicts it (idle: at once; busy: when its request ends). Frees its slot through {@link ConnectionGate.release}. */
+  evict(reason: Error): void;
+}
+
+export interface GateSnapshot {
+  readonly total: number;
+  readonly perOrigin: Readonly<Record<string, number>>;
+  readonly waiting: readonly string[];
+  readonly idle: number;
+  readonly busy: number;
+  readonly evicting: number;
+  readonly children: readonly GateSnapshot[];
+}
+
+interface Waiter {
+  readonly origin: string;
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+  readonly signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+/**
+ * Connection slots per origin and in total, shared by every pool of a dispatcher, its agents and its scopes
+ * (incident 1: a cap per host and in total; incident 2: never more connections than the remote allows).
+ * A pool must hold a slot for each connection it opens, from before the connect until the socket is
+ * destroyed. Gates nest: a scope's gate has its parent's as `parent`, and a slot is granted only when every
+ * gate up to the root has room, so scopes can never exceed the caps of the dispatcher they came from.
+ *
+ * Waiters are served first-in first-out per origin; a waiter blocked by the cap of another origin's idle
+ * connections gets one of them evicted (an idle connection is worth less than a request waiting).
+ */
+export class ConnectionGate {
+  readonly perOrigin: number;
+  readonly maxTotal: number;
+  readonly #parent: ConnectionGate | null;
+  readonly #root: ConnectionGate;
+  readonly #children = new Set<ConnectionGate>();
+  readonly #counts = new Map<string, number>();
+  readonly #waiters: Waiter[] = [];
+  /** Connections opened through this gate (not its children's). */
+  readonly #connections = new Set<GatedConnection>();
+  #total = 0;
+  /** Root only: waiters anywhere in the tree, and the connections evicted on their behalf whose slots are not back yet. */
+  #waitingInTree = 0;
+  readonly #evicting = new Set<GatedConnection>();
+  #closed: Error | null = null;
+
+  constructor(perOrigin: number, maxTotal: number, parent: ConnectionGate | null = null) {
+    this.perOrigin = perOrigin;
+    this.maxTotal = maxTotal;
+    this.#parent = parent;
+    this.#root = parent === null ? this : parent.#root;
+    if (parent !== null) parent.#children.add(this);
+  }
+
+  /** Connections holding a slot of this gate (its children's included). */
+  get total(): number {
+    return this.#total;
+  }
+
+  /** Requests for a slot waiting at this gate. */
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
+  count(origin: string): number {
+    return this.#counts.get(origin) ?? 0;
+  }
+
+  /** Resolves once a slot for `origin` is taken (call {@link release} when its connection is gone). */
+  acquire(origin: string, signal?: AbortSignal): Promise<void> {
+    if (this.#closed !== null) return Promise.reject(this.#closed);
+    if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
+    if (this.#waiters.length === 0 && this.#canTake(origin)) {
+      this.#take(origin);
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = { origin, resolve, reject, signal, onAbort: undefined };
+      if (signal !== undefined) {
+        waiter.onAbort = () => {
+          if (this.#remove(waiter)) reject(signal.reason as Error);
+        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      this.#waiters.push(waiter);
+      this.#root.#waitingInTree++;
+      this.#root.#rebalance();
+    });
+  }
+
+  /** Frees the slot of a connection to `origin` (its socket is closed); `connection` when it was tracked. */
+  release(origin: string, connection?: GatedConnection): void {
+    for (const gate of this.#lineage()) {
+      gate.#total--;
+      const n = (gate.#counts.get(origin) ?? 1) - 1;
+      if (n === 0) gate.#counts.delete(origin);
+      else gate.#counts.set(origin, n);
+    }
+    if (connection !== undefined) this.#root.#evicting.delete(connection);
+    this.#root.#pumpTree();
+  }
+
+  /** For diagnostics: this gate's counts, waiters and connections, and its children's. */
+  snapshot(): GateSnapshot {
+    return {
+      total: this.#total,
+      perOrigin: Object.fromEntries(this.#counts),
+      waiting: this.#waiters.map((w) => w.origin),
+      idle: [...this.#connections].filter((c) => c.idle).length,
+      busy: [...this.#connections].filter((c) => !c.idle).length,
+      evicting: this.#root.#evicting.size,
+      children: [...this.#children].map((c) => c.snapshot()),
+    };
+  }
+
+  track(connection: GatedConnection): void {
+    this.#connections.add(connection);
+  }
+
+  untrack(connection: GatedConnection): void {
+    this.#connections.delete(connection);
+  }
+
+  /** A connection became idle: if a request anywhere in the tree waits for a slot, it may need this one. */
+  notifyIdle(): void {
+    if (this.#root.#waitingInTree > 0) this.#root.#rebalance();
+  }
+
+  /** Rejects every waiter and detaches from the parent. Slots still held are released as their connections go. */
+  close(error: Error = new HttpClosedError('connection gate closed')): void {
+    if (this.#closed !== null) return;
+    this.#closed = error;
+    for (const waiter of this.#waiters.splice(0)) {
+      this.#unlisten(waiter);
+      this.#root.#waitingInTree--;
+      waiter.reject(error);
+    }
+    if (this.#total === 0) this.#detach();
+  }
+
+  #detach(): void {
+    if (this.#parent !== null) this.#parent.#children.delete(this);
+  }
+
+  #canTake(origin: string): boolean {
+    for (const gate of this.#lineage()) {
+      if (gate.#total >= gate.maxTotal || (gate.#counts.get(origin) ?? 0) >= gate.perOrigin) return false;
+    }
+    return true;
+  }
+
+  #take(origin: string): void {
+    for (const gate of this.#lineage()) {
+      gate.#total++;
+      gate.#counts.set(origin, (gate.#counts.get(origin) ?? 0) + 1);
+    }
+  }
+
+  #remove(waiter: Waiter): boolean {
+    const index = this.#waiters.indexOf(waiter);
+    if (index < 0) return false;
+    this.#waiters.splice(index, 1);
+    this.#unlisten(waiter);
+    this.#root.#waitingInTree--;
+    return true;
+  }
+
+  #unlisten(waiter: Waiter): void {
+    if (waiter.onAbort !== undefined) waiter.signal?.removeEventListener('abort', waiter.onAbort);
+  }
+
+  /** Grants every waiter that fits, in order, skipping (not blocking on) origins that are full. */
+  #pump(): void {
+    for (let i = 0; i < this.#waiters.length;) {
+      const waiter = this.#waiters[i] as Waiter;
+      if (!this.#canTake(waiter.origin)) {
+        i++;
+        continue;
+      }
+      this.#waiters.splice(i, 1);
+      this.#unlisten(waiter);
+      this.#root.#waitingInTree--;
+      this.#take(waiter.origin);
+      waiter.resolve();
+    }
+    if (this.#closed !== null && this.#total === 0) this.#detach();
+  }
+
+  #pumpTree(): void {
+    this.#pump();
+    for (const child of [...this.#children]) child.#pumpTree();
+  }
+
+  /** Root only: evicts idle connections that stand in the way of waiters, one per waiter at most. */
+  #rebalance(): void {
+    this.#pumpTree();
+    let budget = this.#waitingInTree - this.#evicting.size;
+    if (budget <= 0) return;
+    for (const gate of this.#gates()) {
+      for (const waiter of gate.#waiters) {
+        if (budget <= 0) return;
+        const victim = gate.#victimFor(waiter.origin);
+        if (victim === null) continue;
+        this.#evicting.add(victim);
+        budget--;
+        victim.evict(new Error(`evicted while idle: a request to ${waiter.origin} was waiting for a connection slot`));
+      }
+    }
+  }
+
+  /** The longest-idle connection whose eviction would unblock a waiter for `origin` at this gate. */
+  #victimFor(origin: string): GatedConnection | null {
+    for (const gate of this.#lineage()) {
+      const totalFull = gate.#total >= gate.maxTotal;
+      const originFull = (gate.#counts.get(origin) ?? 0) >= gate.perOrigin;
+      if (!totalFull && !originFull) continue;
+      let best: GatedConnection | null = null;
+      for (const g of gate.#gates()) {
+        for (const c of g.#connections) {
+          if (!c.idle || c.evicted || (originFull && c.origin !== origin)) continue;
+          if (best === null || c.idleSince < best.idleSince) best = c;
+        }
+      }
+      return best;
+    }
+    return null;
+  }
+
+  /** This gate and its ancestors, up to the root. */
+  *#lineage(): Generator<ConnectionGate> {
+    yield this;
+    if (this.#parent !== null) yield* this.#parent.#lineage();
+  }
+
+  *#gates(): Generator<ConnectionGate> {
+    yield this;
+    for (const child of this.#children) yield* child.#gates();
+  }
+}

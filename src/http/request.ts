@@ -1,0 +1,483 @@
+import type { Duplex } from 'node:stream';
+import { util as undiciUtil, type Dispatcher } from 'undici';
+import type { TimerHandle } from '../internal/clock.js';
+import type { Lease } from '../pool/lease.js';
+import { ErrorCodes } from '../pool/errors.js';
+import type { AcquireSite } from '../leak/site.js';
+import type { HttpConnection } from './connection.js';
+import type { HttpCore, OriginEntry } from './core.js';
+import { HttpClosedError, QueueFullError, QueueTimeoutError } from './errors.js';
+import { backoffMs, isConnectionError, isIdempotent, isReplayable, parseRetryAfter, rawHeader } from './retry.js';
+
+/** undici's handler interface as `Client` calls it (the "legacy" callbacks, which undici.request and fetch use). */
+export interface LegacyHandler {
+  onConnect?(abort: (reason?: Error) => void, context?: unknown): void;
+  onResponseStarted?(): void;
+  onHeaders?(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
+  onData?(chunk: Buffer): boolean;
+  onComplete?(trailers: Buffer[] | string[] | null): void;
+  onError?(error: Error): void;
+  onUpgrade?(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void;
+  onBodySent?(chunkSize: number, totalBytesSent: number): void;
+  onRequestSent?(): void;
+}
+
+function parse(raw: Buffer[] | string[] | null): Record<string, string | string[]> {
+  return raw === null ? {} : undiciUtil.parseHeaders(raw);
+}
+
+/** The controller undici's new handler interface expects, over the legacy `abort` and `resume`. */
+class Controller {
+  abortFn: ((reason?: Error) => void) | null = null;
+  resumeFn: (() => void) | null = null;
+  paused = false;
+  reason: Error | null = null;
+
+  get aborted(): boolean {
+    return this.reason !== null;
+  }
+
+  abort(reason?: Error): void {
+    this.reason = reason ?? new Error('request aborted');
+    this.abortFn?.(this.reason);
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.resumeFn?.();
+  }
+}
+
+/** Presents a handler written against undici's new interface (`onRequestStart`, ...) as a legacy one. */
+class ControllerAdapter implements LegacyHandler {
+  readonly #handler: Dispatcher.DispatchHandler;
+  readonly #controller = new Controller();
+
+  constructor(handler: Dispatcher.DispatchHandler) {
+    this.#handler = handler;
+  }
+
+  get #c(): Dispatcher.DispatchController {
+    return this.#controller;
+  }
+
+  onConnect(abort: (reason?: Error) => void, context?: unknown): void {
+    this.#controller.abortFn = abort;
+    this.#handler.onRequestStart?.(this.#c, context);
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    this.#controller.resumeFn = resume;
+    this.#handler.onResponseStart?.(this.#c, statusCode, parse(rawHeaders), statusText);
+    return !this.#controller.paused;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.#handler.onResponseData?.(this.#c, chunk);
+    return !this.#controller.paused;
+  }
+
+  onComplete(trailers: Buffer[] | string[] | null): void {
+    this.#handler.onResponseEnd?.(this.#c, parse(trailers));
+  }
+
+  onError(error: Error): void {
+    this.#handler.onResponseError?.(this.#c, error);
+  }
+
+  onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void {
+    this.#handler.onRequestUpgrade?.(this.#c, statusCode, parse(rawHeaders), socket);
+  }
+}
+
+export function legacyHandler(handler: Dispatcher.DispatchHandler): LegacyHandler {
+  return typeof handler.onRequestStart === 'function' ? new ControllerAdapter(handler) : (handler);
+}
+
+const WAITING = 0;
+const RUNNING = 1;
+const BACKOFF = 2;
+const DONE = 3;
+
+/**
+ * One request through the dispatcher: waits for a pooled connection, runs on it, holds its lease until
+ * the response body is consumed or cancelled (undici's backpressure stops `onComplete` until then), and
+ * retries under the policy. It is itself the handler undici's Client calls.
+ */
+export class PooledRequest implements LegacyHandler {
+  readonly #core: HttpCore;
+  readonly #entry: OriginEntry;
+  readonly #opts: Dispatcher.DispatchOptions;
+  readonly #handler: LegacyHandler;
+  readonly site: AcquireSite | null;
+  readonly startedAt: number;
+  readonly #deadline: number;
+  readonly method: string;
+  #state = WAITING;
+  /** Abandoned while waiting for a lease (aborted, failed to connect): the lease is returned on arrival. */
+  #abandoned = false;
+  #attempt = 1;
+  #transparentDone = false;
+  #wantFresh = false;
+  #lease: Lease<HttpConnection> | null = null;
+  #conn: HttpConnection | null = null;
+  #reused = false;
+  #clientAbort: ((reason?: Error) => void) | null = null;
+  #userAbort: Error | null = null;
+  /** Response headers went to the user: no retry from here on. */
+  #responded = false;
+  /** A retryable status is being drained; retry after this many ms once it completes. */
+  #retryAfterMs = -1;
+  #timer: TimerHandle | null = null;
+  /** When the response headers reached the user (body-leak clock). */
+  headersAt = 0;
+  leakReported = false;
+
+  constructor(core: HttpCore, entry: OriginEntry, opts: Dispatcher.DispatchOptions, handler: LegacyHandler, site: AcquireSite | null, now: number) {
+    this.#core = core;
+    this.#entry = entry;
+    this.#opts = opts;
+    this.#handler = handler;
+    this.site = site;
+    this.startedAt = now;
+    this.method = opts.method;
+    const retry = core.o.retry;
+    // The queue wait counts against the deadline: without a retry policy only the queue wait is bounded.
+    this.#deadline = now + (retry === null ? core.o.acquireTimeoutMs : retry.deadlineMs);
+  }
+
+  get path(): string {
+    return this.#opts.path;
+  }
+
+  get origin(): string {
+    return this.#entry.parts.origin;
+  }
+
+  get bodyPending(): boolean {
+    return this.#responded && this.#state === RUNNING;
+  }
+
+  start(): void {
+    const handler = this.#handler;
+    if (handler.onConnect !== undefined) {
+      handler.onConnect((reason?: Error) => {
+        this.#abortByUser(reason ?? new Error('request aborted'));
+      });
+    }
+    if (this.#state === DONE) return; // aborted inside onConnect
+    this.#acquire();
+  }
+
+  /** Cancels a response whose body sits unconsumed (bodyAbandonAfterMs): the connection is destroyed. */
+  abandon(error: Error): void {
+    if (this.#state === RUNNING) this.#clientAbort?.(error);
+  }
+
+  /** Fails this waiting request with a connect error (one failed connect per waiting request, like undici). */
+  connectFailed(error: unknown): void {
+    if (this.#state !== WAITING) return;
+    this.#abandoned = true;
+    this.#entry.waiting.delete(this);
+    this.#failOrRetry(error instanceof Error ? error : new Error(String(error)), false);
+  }
+
+  /** The dispatcher closed or was destroyed: a request waiting for a retry ends now. */
+  cancel(error: Error): void {
+    if (this.#state === BACKOFF) {
+      if (this.#timer !== null) this.#core.clock.clearTimeout(this.#timer);
+      this.#timer = null;
+      this.#finish(error);
+    } else if (this.#state === WAITING) {
+      this.#abandoned = true;
+      this.#entry.waiting.delete(this);
+      this.#finish(error);
+    }
+  }
+
+  #acquire(): void {
+    this.#state = WAITING;
+    this.#abandoned = false;
+    const core = this.#core;
+    const remaining = this.#deadline - core.clock.now();
+    if (remaining <= 0) {
+      this.#finish(new QueueTimeoutError(`request ${this.#describe()} ran out of time: its deadline passed before a connection became free`));
+      return;
+    }
+    this.#entry.waiting.add(this);
+    // The first wait is bounded by the pool's own default deadline whenever that ends first: the pool
+    // keeps default deadlines in arrival order, cheaper than a per-call deadline.
+    const first = this.#attempt === 1 && !this.#transparentDone && this.#deadline - this.startedAt >= core.o.acquireTimeoutMs;
+    const options = first || remaining >= core.o.acquireTimeoutMs ? undefined : { timeoutMs: remaining };
+    this.#entry.pool.acquire(options).then((lease) => {
+      this.#onLease(lease);
+    }, (error: unknown) => {
+      this.#onAcquireError(error);
+    });
+  }
+
+  #onLease(lease: Lease<HttpConnection>): void {
+    if (this.#abandoned) {
+      lease.resource.parked(this.#core.clock.now());
+      lease.release();
+      return;
+    }
+    this.#entry.waiting.delete(this);
+    const conn = lease.resource;
+    const now = this.#core.clock.now();
+    // Checked here, not only by the pool's validation: the socket may have closed an instant ago, or the
+    // retry of a request that failed on a stale reused socket wants one that was never used.
+    if (!conn.usable(now) || (this.#wantFresh && conn.requests > 0)) {
+      lease.destroy(conn.gone ?? new Error(`connection #${conn.id} to ${conn.origin} is past its keep-alive or was refused for a fresh-connection retry`));
+      this.#acquire();
+      return;
+    }
+    this.#wantFresh = false;
+    this.#lease = lease;
+    this.#conn = conn;
+    conn.idle = false;
+    this.#reused = conn.requests > 0;
+    conn.requests++;
+    this.#state = RUNNING;
+    this.#entry.active.add(this);
+    conn.client.dispatch(this.#opts, this);
+  }
+
+  #onAcquireError(error: unknown): void {
+    if (this.#abandoned) return;
+    this.#entry.waiting.delete(this);
+    const code = (error as { code?: unknown }).code;
+    const core = this.#core;
+    let wrapped: Error;
+    if (code === ErrorCodes.ACQUIRE_TIMEOUT) {
+      wrapped = new QueueTimeoutError(`${this.#describe()}: no connection to ${this.origin} became free in time (${(error as Error).message.split('\n')[0] ?? ''})\n${core.holders(this.#entry)}`, { cause: error });
+    } else if (code === ErrorCodes.QUEUE_FULL) {
+      wrapped = new QueueFullError(`${this.#describe()}: rejected at once, the queue of ${this.origin} is full (maxWaiting=${core.o.maxWaiting})`, { cause: error });
+    } else if (code === ErrorCodes.POOL_CLOSED) {
+      wrapped = new HttpClosedError(`${this.#describe()}: the dispatcher "${core.o.name}" was closed`, { cause: error });
+    } else {
+      wrapped = error instanceof Error ? error : new Error(String(error));
+    }
+    this.#finish(wrapped);
+  }
+
+  #describe(): string {
+    return `${this.method} ${this.origin}${this.#opts.path}`;
+  }
+
+  #abortByUser(reason: Error): void {
+    if (this.#state === DONE) return;
+    this.#userAbort = reason;
+    if (this.#state === RUNNING) {
+      if (this.#clientAbort !== null) this.#clientAbort(reason);
+      return;
+    }
+    this.cancel(reason);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Handler callbacks, called by undici's Client
+
+  onConnect(abort: (reason?: Error) => void): void {
+    this.#clientAbort = abort;
+    if (this.#userAbort !== null) abort(this.#userAbort);
+  }
+
+  onResponseStarted(): void {
+    if (this.#retryAfterMs < 0) this.#handler.onResponseStarted?.();
+  }
+
+  onBodySent(chunkSize: number, totalBytesSent: number): void {
+    this.#handler.onBodySent?.(chunkSize, totalBytesSent);
+  }
+
+  onRequestSent(): void {
+    this.#handler.onRequestSent?.();
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode < 200) return this.#handler.onHeaders?.(statusCode, rawHeaders, resume, statusText) ?? true;
+    const conn = this.#conn as HttpConnection;
+    this.#readConnectionHeaders(conn, rawHeaders);
+    const retry = this.#core.o.retry;
+    if (retry !== null && retry.statuses.has(statusCode) && this.#userAbort === null) {
+      const delay = this.#retryDelay(rawHeaders);
+      if (delay >= 0) {
+        // Drained, not shown to the user: the connection stays reusable and the request is sent again.
+        this.#retryAfterMs = delay;
+        return true;
+      }
+    }
+    this.#responded = true;
+    this.headersAt = this.#core.clock.now();
+    this.#core.inflight.add(this);
+    return this.#handler.onHeaders?.(statusCode, rawHeaders, resume, statusText) ?? true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#retryAfterMs >= 0) return true;
+    return this.#handler.onData?.(chunk) ?? true;
+  }
+
+  onComplete(trailers: Buffer[] | string[] | null): void {
+    this.#endLease(null);
+    if (this.#retryAfterMs >= 0) {
+      this.#retryDrained();
+      return;
+    }
+    this.#state = DONE;
+    this.#core.inflight.delete(this);
+    this.#handler.onComplete?.(trailers);
+  }
+
+  onError(error: Error): void {
+    this.#endLease(error);
+    if (this.#retryAfterMs >= 0 && this.#userAbort === null) {
+      // The retryable response itself broke while being drained: the retry was decided already.
+      this.#retryDrained();
+      return;
+    }
+    this.#retryAfterMs = -1;
+    if (this.#responded || this.#userAbort !== null) {
+      this.#finish(this.#userAbort ?? error);
+      return;
+    }
+    this.#failOrRetry(error, this.#reused);
+  }
+
+  onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void {
+    const conn = this.#conn;
+    // The socket now belongs to the caller (CONNECT, WebSocket): it leaves the pool without being closed.
+    if (conn !== null) conn.detached = true;
+    this.#endLease(new Error('connection upgraded and handed to the caller'));
+    this.#state = DONE;
+    this.#handler.onUpgrade?.(statusCode, rawHeaders, socket);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+
+  #readConnectionHeaders(conn: HttpConnection, raw: Buffer[]): void {
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i] as Buffer;
+      // Both header names that matter here are 10 bytes long, and start with 'c' or 'k': two byte checks
+      // skip nearly every header without decoding it (this runs on every response).
+      if (name.length !== 10) continue;
+      const first = (name[0] as number) | 0x20;
+      if (first !== 0x63 && first !== 0x6b) continue;
+      const key = name.toString('latin1').toLowerCase();
+      const value = raw[i + 1] as Buffer;
+      if (key === 'connection') {
+        if (value.length === 5 && value.toString('latin1').toLowerCase() === 'close') conn.reusable = false;
+      } else if (key === 'keep-alive') {
+        const match = /timeout\s*=\s*(\d+)/i.exec(value.toString('latin1'));
+        if (match !== null) conn.keepAliveHint(Number(match[1]), this.#core.o.keepAliveSafetyMarginMs, this.#core.clock.now());
+      }
+    }
+  }
+
+  /** Delay before retrying a retryable status, or -1 when it must not be retried (the response is shown). */
+  #retryDelay(rawHeaders: Buffer[]): number {
+    const retry = this.#core.o.retry;
+    if (retry === null || this.#attempt >= retry.maxAttempts || !this.#retryable()) return -1;
+    let delay = backoffMs(retry, this.#attempt);
+    if (retry.honorRetryAfter) {
+      const header = rawHeader(rawHeaders, 'retry-after');
+      const after = header === null ? null : parseRetryAfter(header);
+      if (after !== null) delay = Math.max(delay, after);
+    }
+    return this.#core.clock.now() + delay < this.#deadline ? delay : -1;
+  }
+
+  #retryable(): boolean {
+    const retry = this.#core.o.retry;
+    return isReplayable(this.#opts.body) && (isIdempotent(this.method) || retry?.retryNonIdempotent === true);
+  }
+
+  /** A retryable response was drained (or broke while draining): retry after the delay decided then. */
+  #retryDrained(): void {
+    const delay = this.#retryAfterMs;
+    this.#retryAfterMs = -1;
+    if (this.#core.closed) {
+      this.#finish(this.#core.closedError('retry a request'));
+      return;
+    }
+    this.#core.counters.retries++;
+    this.#attempt++;
+    this.#backoff(delay);
+  }
+
+  #failOrRetry(error: Error, reused: boolean): void {
+    const core = this.#core;
+    // Closed or destroyed under us: no retry may start (its timer would outlive the dispatcher).
+    if (core.closed) {
+      this.#finish(error);
+      return;
+    }
+    // A reused connection that fails before any response byte was most likely closed by the server
+    // while idle: once, transparently, on a connection that was never used.
+    if (reused && !this.#transparentDone && isIdempotent(this.method) && isReplayable(this.#opts.body)) {
+      this.#transparentDone = true;
+      this.#wantFresh = true;
+      core.counters.transparentRetries++;
+      this.#acquire();
+      return;
+    }
+    const retry = core.o.retry;
+    if (retry !== null && retry.onConnectionError && isConnectionError(error) && this.#attempt < retry.maxAttempts && this.#retryable()) {
+      const delay = backoffMs(retry, this.#attempt);
+      if (core.clock.now() + delay < this.#deadline) {
+        this.#attempt++;
+        core.counters.retries++;
+        this.#backoff(delay);
+        return;
+      }
+    }
+    this.#finish(error);
+  }
+
+  #backoff(delay: number): void {
+    this.#state = BACKOFF;
+    if (delay <= 0) {
+      this.#acquire();
+      return;
+    }
+    this.#core.backingOff.add(this);
+    // Ref'd: the caller awaits this request, so the process must not exit during its backoff.
+    this.#timer = this.#core.clock.setTimeout(() => {
+      this.#timer = null;
+      this.#core.backingOff.delete(this);
+      if (this.#state === BACKOFF) this.#acquire();
+    }, delay, false);
+  }
+
+  #endLease(error: Error | null): void {
+    const lease = this.#lease;
+    const conn = this.#conn;
+    this.#lease = null;
+    this.#conn = null;
+    this.#clientAbort = null;
+    this.#entry.active.delete(this);
+    // The pool may have taken the connection back already (closed or destroyed while the request ran).
+    if (lease === null || conn === null || !lease.active) return;
+    const now = this.#core.clock.now();
+    if (error === null && conn.usable(now)) {
+      conn.parked(now);
+      lease.release();
+    } else {
+      lease.destroy(error ?? conn.gone ?? new Error(`connection #${conn.id} to ${conn.origin} is not reusable (Connection: close or keep-alive timeout reached)`));
+    }
+  }
+
+  #finish(error: Error): void {
+    this.#state = DONE;
+    this.#core.inflight.delete(this);
+    this.#core.backingOff.delete(this);
+    this.#entry.waiting.delete(this);
+    if (this.#handler.onError === undefined) throw error;
+    this.#handler.onError(error);
+  }
+}

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { describe, it } from 'node:test';
+import { request } from 'undici';
+import { LifeguardAgent, LifeguardDispatcher, type BodyLeakReport } from '../../src/http/index.js';
+import { FaultProxy } from '../support/fault-proxy.js';
+import { callerLocation, pointsAt } from '../support/site.js';
+import { canCountSockets, socketsTo } from '../support/sockets.js';
+import { eventually, handleSnapshot, ok, peakDuring, startServer } from './helpers.js';
+
+function get(url: string, agent: http.Agent): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http.get(url, { agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => { body += chunk; });
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body }); });
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+}
+
+describe('LifeguardAgent', () => {
+  it('works with http.get and http.request, and really reuses keep-alive sockets', async () => {
+    const handles = handleSnapshot();
+    const server = await startServer(ok('hi'));
+    const agent = new LifeguardAgent({ connectionsPerOrigin: 2 });
+    for (let i = 0; i < 5; i++) assert.deepEqual(await get(`${server.url}/${i}`, agent), { status: 200, body: 'hi' });
+    assert.equal(server.accepted, 1, 'five sequential requests over one connection');
+    const posted = await new Promise<string>((resolve, reject) => {
+      const req = http.request(`${server.url}/post`, { method: 'POST', agent }, (res) => {
+        res.resume();
+        res.on('end', () => { resolve(String(res.statusCode)); });
+      });
+      req.on('error', reject);
+      req.end('payload');
+    });
+    assert.equal(posted, '200');
+    await Promise.all(Array.from({ length: 20 }, (_, i) => get(`${server.url}/p${i}`, agent)));
+    assert.equal(server.peak, 2, 'never more than connectionsPerOrigin');
+    assert.equal(server.accepted, 2);
+    assert.equal(agent.stats().requests, 26);
+    await agent.close();
+    await server.close();
+    assert.deepEqual(await handles.leftover(), {});
+  });
+
+  it('shares the caps of the dispatcher it was made from', async () => {
+    const server = await startServer((_req, res) => { setTimeout(() => res.end('ok'), 5); });
+    const d = new LifeguardDispatcher({ connectionsPerOrigin: 3 });
+    const agent = d.createAgent();
+    const work = Promise.all([
+      ...Array.from({ length: 15 }, (_, i) => get(`${server.url}/a${i}`, agent)),
+      ...Array.from({ length: 15 }, (_, i) => request(`${server.url}/d${i}`, { dispatcher: d }).then((r) => r.body.text())),
+    ]);
+    const { peak } = canCountSockets() ? await peakDuring(() => socketsTo(server.port, 'ESTABLISHED').length, work) : { peak: (await work, d.stats().connections) };
+    assert.ok(peak <= 3, `agent and dispatcher together hold at most 3 connections, saw ${peak}`);
+    assert.ok(d.stats().connections <= 3);
+    await d.close();
+    assert.equal(agent.stats().connections, 0, 'closing the dispatcher closed the agent sockets');
+    await server.close();
+  });
+
+  it('fails a request with LG_HTTP_QUEUE_TIMEOUT when no socket frees up', async () => {
+    const server = await startServer((_req, res) => { res.write('x'); });
+    const agent = new LifeguardAgent({ connectionsPerOrigin: 1, acquireTimeoutMs: 100 });
+    const first = new Promise<http.IncomingMessage>((resolve) => { http.get(server.url, { agent }, resolve); });
+    const res = await first;
+    await assert.rejects(get(`${server.url}/2`, agent), (e: Error & { code?: string }) => e.code === 'LG_HTTP_QUEUE_TIMEOUT');
+    res.destroy();
+    agent.destroy();
+    await server.close();
+  });
+
+  it('evicts an idle socket the server half-closed: no CLOSE_WAIT, and the next request succeeds', async () => {
+    const server = await startServer(ok('ok'));
+    const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port: server.port }, behaviour: { halfCloseIdleAfterMs: 100 } });
+    const agent = new LifeguardAgent();
+    try {
+      assert.equal((await get(proxy.url, agent)).body, 'ok');
+      assert.ok(await eventually(() => agent.stats().connections === 0, 2000));
+      if (canCountSockets()) assert.deepEqual(socketsTo(proxy.port, 'CLOSE_WAIT'), []);
+      assert.equal((await get(proxy.url, agent)).body, 'ok');
+    } finally {
+      await agent.close();
+      await proxy.close();
+      await server.close();
+    }
+  });
+
+  it('reports a response body left unconsumed, with the call site', async () => {
+    const server = await startServer(ok('x'.repeat(512 * 1024)));
+    const agent = new LifeguardAgent({ bodyLeakWarnAfterMs: 100, leakDetection: 'full' });
+    const leaks: BodyLeakReport[] = [];
+    agent.on('leak', (report: BodyLeakReport) => { leaks.push(report); });
+    let site = '';
+    const res = await new Promise<http.IncomingMessage>((resolve) => { site = callerLocation(1); http.get(server.url, { agent }, resolve); });
+    try {
+      assert.ok(await eventually(() => leaks.length === 1, 2000));
+      assert.equal(leaks[0]?.code, 'LG_HTTP_BODY_LEAK');
+      assert.ok(pointsAt(leaks[0]?.site, site), `${leaks[0]?.site} should point at ${site}`);
+    } finally {
+      res.destroy();
+      agent.destroy();
+      await server.close();
+    }
+  });
+});
