@@ -1,11 +1,13 @@
 /**
  * HTTP benchmark: requests per second and p99 latency against a local server in a separate process, with
  * the same connection count for every client (10 connections, 50 concurrent requests, 1 KiB body, no
- * pipelining). Libraries run in interleaved rounds; the reported figure is the median round.
+ * pipelining). Libraries run in interleaved rounds, each measurement in a client process of its own; the
+ * reported figure is the median round.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Pool as UndiciPool, request, type Dispatcher } from 'undici';
 import { LifeguardAgent, LifeguardDispatcher } from '../src/http/index.js';
 import { elapsedSeconds, formatOps, median, table } from './harness.js';
@@ -18,6 +20,7 @@ export interface HttpCase {
 }
 
 const CONNECTIONS = 10;
+const execFileAsync = promisify(execFile);
 const CONCURRENCY = 50;
 const SCENARIO = '10 connections, 50 concurrent, 1 KiB body';
 
@@ -81,38 +84,66 @@ async function startServer(): Promise<{ port: number; stop: () => void }> {
   return { port, stop: () => { child.stdin.end(); } };
 }
 
+/** The client of one library, on the benchmark server at `port`. */
+function makeClient(library: HttpLibrary, port: number): Client {
+  const url = `http://127.0.0.1:${port}/`;
+  switch (library) {
+    case 'lifeguard-dispatcher':
+      return viaDispatcher(library, url, new LifeguardDispatcher({ connectionsPerOrigin: CONNECTIONS }));
+    case 'lifeguard-agent': {
+      const agent = new LifeguardAgent({ connectionsPerOrigin: CONNECTIONS });
+      return viaAgent(library, url, agent, () => agent.close());
+    }
+    case 'undici-pool':
+      return viaDispatcher(library, url, new UndiciPool(`http://127.0.0.1:${port}`, { connections: CONNECTIONS, pipelining: 1 }));
+    case 'http-agent': {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
+      return viaAgent(library, url, agent, () => { agent.destroy(); return Promise.resolve(); });
+    }
+  }
+}
+
+export const HTTP_LIBRARIES = ['lifeguard-dispatcher', 'lifeguard-agent', 'undici-pool', 'http-agent'] as const;
+export type HttpLibrary = (typeof HTTP_LIBRARIES)[number];
+
+/** One measurement (bench/http-worker.ts runs it in a process of its own): warm up, then measure. */
+export async function measureHttpOnce(library: HttpLibrary, port: number, seconds: number): Promise<{ opsPerSec: number; p99Ms: number }> {
+  const client = makeClient(library, port);
+  try {
+    await measure(client, Math.min(0.5, seconds)); // warm up: connections, JIT
+    return await measure(client, seconds);
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * Every library in interleaved rounds against one server process. Each measurement runs in a fresh
+ * client process, as the pool benchmark does: Lifeguard's dispatcher and undici's Pool share undici's
+ * code, and in one process each would run with call sites trained by the other.
+ */
 export async function benchHttp(rounds: number, seconds: number): Promise<HttpCase[]> {
   const server = await startServer();
-  const url = `http://127.0.0.1:${server.port}/`;
-  const lifeguard = new LifeguardDispatcher({ connectionsPerOrigin: CONNECTIONS });
-  const ownAgent = new LifeguardAgent({ connectionsPerOrigin: CONNECTIONS });
-  const nodeAgent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
-  const clients: Client[] = [
-    viaDispatcher('lifeguard-dispatcher', url, lifeguard),
-    viaAgent('lifeguard-agent', url, ownAgent, () => ownAgent.close()),
-    viaDispatcher('undici-pool', url, new UndiciPool(`http://127.0.0.1:${server.port}`, { connections: CONNECTIONS, pipelining: 1 })),
-    viaAgent('http-agent', url, nodeAgent, () => { nodeAgent.destroy(); return Promise.resolve(); }),
-  ];
-  const results = new Map<string, { ops: number[]; p99: number[] }>(clients.map((c) => [c.library, { ops: [], p99: [] }]));
+  const worker = fileURLToPath(new URL('./http-worker.js', import.meta.url));
+  const results = new Map<HttpLibrary, { ops: number[]; p99: number[] }>(HTTP_LIBRARIES.map((l) => [l, { ops: [], p99: [] }]));
   try {
-    for (const client of clients) await measure(client, Math.min(0.5, seconds)); // warm up: connections, JIT
     for (let round = 0; round < rounds; round++) {
       // Interleaved, and in a different order each round, so drift on a shared machine hits every library.
-      const order = round % 2 === 0 ? clients : [...clients].reverse();
-      for (const client of order) {
-        const m = await measure(client, seconds);
-        const r = results.get(client.library);
+      const order = round % 2 === 0 ? HTTP_LIBRARIES : [...HTTP_LIBRARIES].reverse();
+      for (const library of order) {
+        const { stdout } = await execFileAsync(process.execPath, [worker, library, String(server.port), String(seconds)]);
+        const m = JSON.parse(stdout) as { opsPerSec: number; p99Ms: number };
+        const r = results.get(library);
         r?.ops.push(m.opsPerSec);
         r?.p99.push(m.p99Ms);
       }
     }
   } finally {
-    await Promise.all(clients.map((c) => c.close()));
     server.stop();
   }
-  return clients.map((c) => {
-    const r = results.get(c.library) ?? { ops: [], p99: [] };
-    return { scenario: SCENARIO, library: c.library, opsPerSec: Math.round(median(r.ops)), p99Ms: Math.round(median(r.p99) * 100) / 100 };
+  return HTTP_LIBRARIES.map((library) => {
+    const r = results.get(library) ?? { ops: [], p99: [] };
+    return { scenario: SCENARIO, library, opsPerSec: Math.round(median(r.ops)), p99Ms: Math.round(median(r.p99) * 100) / 100 };
   });
 }
 

@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import genericPool from 'generic-pool';
 import { Pool as TarnPool } from 'tarn';
 import { Pool } from '../src/pool/pool.js';
@@ -7,11 +10,12 @@ import { elapsedSeconds, median, type Measurement } from './harness.js';
 
 /**
  * Pool benchmark: Lifeguard (default options, and each leak-detection mode), generic-pool, tarn and a
- * bare baseline, side by side in one process and interleaved round by round, so that machine noise
- * hits every library alike.
+ * bare baseline, side by side in one run and interleaved round by round, so that machine noise hits
+ * every library alike; each measurement in a process of its own.
  */
 
 const SIZE = 10;
+const execFileAsync = promisify(execFile);
 
 interface Resource {
   readonly id: number;
@@ -170,22 +174,36 @@ export interface PoolCase {
   readonly opsPerSec: number;
 }
 
-/** Runs every scenario for every library, `rounds` times interleaved; reports the median. */
+/** One measurement: a fresh pool of `library`, warmed, run once unmeasured, then measured. */
+export async function measureOnce(scenarioName: string, library: PoolLibrary, budgetSeconds: number): Promise<number> {
+  const scenario = POOL_SCENARIOS.find((s) => s.name === scenarioName);
+  if (scenario === undefined) throw new Error(`unknown scenario "${scenarioName}"`);
+  const subject = makeSubject(library);
+  await warm(subject);
+  // A short unmeasured run lets the JIT settle on this library's code.
+  await scenario.run(subject, budgetSeconds / 5);
+  const m = await scenario.run(subject, budgetSeconds);
+  await subject.close();
+  return m.ops / m.seconds;
+}
+
+/**
+ * Runs every scenario for every library, `rounds` times interleaved; reports the median. Each
+ * measurement runs in a fresh process (bench/pool-worker.ts): in a shared process the scenario's call
+ * sites see every library (megamorphic), and one library's garbage is collected during another's run,
+ * which adds the same fixed cost to all and understates the differences between them.
+ */
 export async function benchPools(rounds: number, budgetSeconds: number, libraries: readonly PoolLibrary[] = POOL_LIBRARIES): Promise<PoolCase[]> {
   const cases: PoolCase[] = [];
+  const worker = fileURLToPath(new URL('./pool-worker.js', import.meta.url));
   for (const scenario of POOL_SCENARIOS) {
     const samples = new Map<PoolLibrary, number[]>(libraries.map((l) => [l, []]));
     for (let round = 0; round < rounds; round++) {
-      // Rotate the order each round so that no library always runs first (cold) or last.
+      // Rotate the order each round so that no library always runs first or last.
       const order = libraries.map((_, i) => libraries[(i + round) % libraries.length] as PoolLibrary);
       for (const library of order) {
-        const subject = makeSubject(library);
-        await warm(subject);
-        // A short unmeasured run lets the JIT settle on this library's code.
-        await scenario.run(subject, budgetSeconds / 5);
-        const m = await scenario.run(subject, budgetSeconds);
-        await subject.close();
-        samples.get(library)?.push(m.ops / m.seconds);
+        const { stdout } = await execFileAsync(process.execPath, ['--expose-gc', worker, scenario.name, library, String(budgetSeconds)]);
+        samples.get(library)?.push(Number(JSON.parse(stdout)));
       }
     }
     for (const library of libraries) cases.push({ scenario: scenario.name, library, opsPerSec: Math.round(median(samples.get(library) ?? [])) });

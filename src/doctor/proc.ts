@@ -262,7 +262,7 @@ async function readTable(file: string, resolved: Resolved, pid: number | undefin
  */
 export async function readTcpTable(source: string | number, options?: ProcOptions): Promise<TcpSocket[]> {
   const resolved = resolve(options);
-  if (typeof source === 'string') return readTable(source, resolved, undefined, false);
+  if (typeof source === 'string') return uniqueSockets(await readTable(source, resolved, undefined, false));
   checkPid(source);
   checkPlatform(resolved);
   const dir = path.join(resolved.root, String(source), 'net');
@@ -270,7 +270,30 @@ export async function readTcpTable(source: string | number, options?: ProcOption
     readTable(path.join(dir, 'tcp'), resolved, source, false),
     readTable(path.join(dir, 'tcp6'), resolved, source, true),
   ]);
-  return [...v4, ...v6];
+  return uniqueSockets([...v4, ...v6]);
+}
+
+/**
+ * The kernel prints these tables a page at a time and resumes by position, so a table that changes while
+ * it is read (sockets opening and closing elsewhere in the namespace) can list a socket twice. A socket
+ * is its inode: keep its last row, the most recent. Inode 0 (TIME_WAIT and other orphans) has no identity
+ * and is kept as is.
+ */
+export function uniqueSockets(rows: readonly TcpSocket[]): TcpSocket[] {
+  const byInode = new Map<number, number>();
+  const out: TcpSocket[] = [];
+  for (const row of rows) {
+    if (row.inode === 0) {
+      out.push(row);
+      continue;
+    }
+    const at = byInode.get(row.inode);
+    if (at === undefined) {
+      byInode.set(row.inode, out.length);
+      out.push(row);
+    } else out[at] = row;
+  }
+  return out;
 }
 
 /** The socket inodes among a process's open descriptors (`/proc/PID/fd/N` -> `socket:[inode]`). */

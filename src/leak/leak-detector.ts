@@ -15,8 +15,14 @@ export const LEAK_ESCALATION_MS = 300_000;
  */
 export interface LeakTracking {
   readonly enabled: boolean;
+  /** The caller's site (frames above `callee` dropped), or null when detection is off. */
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- frames above `callee` are dropped
-  capture(callee: Function, now: number): AcquireSite | null;
+  capture(callee: Function): AcquireSite | null;
+  /**
+   * How many acquires from now the next capture is due (1: the next one). The pool counts down itself,
+   * so the acquires in between cost one decrement and no call.
+   */
+  nextCapture(now: number): number;
   escalate(now: number): void;
   escalated(now: number): boolean;
   /** Starts watching `lease`: `onDropped(token)` runs if it is collected before `untrack(token)`. */
@@ -28,6 +34,7 @@ export interface LeakTracking {
 export const NO_LEAK_DETECTION: LeakTracking = Object.freeze({
   enabled: false,
   capture: () => null,
+  nextCapture: () => Infinity,
   escalate: () => undefined,
   escalated: () => false,
   track: () => undefined,
@@ -39,23 +46,22 @@ export class LeakDetector implements LeakTracking {
   readonly enabled = true;
   readonly #full: boolean;
   readonly #sampleRate: number;
-  #countdown: number;
   #escalatedUntil = -Infinity;
   #registry: FinalizationRegistry<object> | null;
 
   constructor(mode: Exclude<LeakDetectionMode, 'off'>, sampleRate: number, onDropped: (token: object) => void) {
     this.#full = mode === 'full';
     this.#sampleRate = sampleRate;
-    this.#countdown = this.#nextGap();
     this.#registry = new FinalizationRegistry(onDropped);
   }
 
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- see LeakTracking
-  capture(callee: Function, now: number): AcquireSite | null {
-    if (this.#full || now < this.#escalatedUntil) return captureSite(callee);
-    if (--this.#countdown > 0) return null;
-    this.#countdown = this.#nextGap();
+  capture(callee: Function): AcquireSite {
     return captureSite(callee);
+  }
+
+  nextCapture(now: number): number {
+    return this.#full || now < this.#escalatedUntil ? 1 : this.#nextGap();
   }
 
   escalate(now: number): void {

@@ -120,6 +120,8 @@ export class Pool<T> {
   /** Validation and keep-alive compare idle times against small thresholds: they need exact stamps. */
   readonly #preciseIdle: boolean;
   #pumpAgain = false;
+  /** Acquires until the next call-site capture (leak detection's sampling, counted here: no call per acquire). */
+  #captureIn: number;
   /** True while #coarseNow is a precise read taken in the current batch of synchronous work (#batchNow). */
   #batchStamp = false;
 
@@ -179,6 +181,7 @@ export class Pool<T> {
       : new LeakDetector(this.#o.leakDetection, this.#o.leakSampleRate, (token) => {
         this.#onLeaseDropped(token as DroppedToken<T>);
       });
+    this.#captureIn = this.#leak.nextCapture(this.#coarseNow);
     this.#housekeeper = Housekeeper.for(this.#clock);
     this.#task = {
       periodMs: this.#o.housekeepingIntervalMs,
@@ -399,7 +402,11 @@ export class Pool<T> {
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- the public method whose frames the site omits
   #acquire(options: AcquireOptions | undefined, callee: Function): Promise<Lease<T>> {
     if (this.#state !== OPEN) return Promise.reject(this.#closedError('acquire from'));
-    const site = this.#leak.capture(callee, this.#coarseNow);
+    let site: AcquireSite | null = null;
+    if (--this.#captureIn <= 0) {
+      site = this.#leak.capture(callee);
+      this.#captureIn = this.#leak.nextCapture(this.#coarseNow);
+    }
     let timeoutMs = this.#o.acquireTimeoutMs;
     let label: string | undefined;
     let signal: AbortSignal | undefined;
@@ -604,7 +611,7 @@ export class Pool<T> {
     const message = this.#timeoutMessage(waiter, now);
     this.#unqueue(waiter);
     this.#counters.timeouts++;
-    this.#leak.escalate(now);
+    this.#escalate(now);
     const cause = this.#consecutiveCreateFailures > 0 ? this.#lastCreateError : undefined;
     const error = new AcquireTimeoutError(message, cause === undefined ? undefined : { cause });
     if (this.#listening && this.#events.hasListeners('timeout')) this.#events.emit('timeout', { pool: this.#o.name, waitedMs: now - waiter.enqueuedAt, error });
@@ -1064,7 +1071,7 @@ export class Pool<T> {
       }
       // A waiter past half its deadline is pressure: capture every site until it passes.
       const head = this.#nextWaiter();
-      if (head !== undefined && now - head.enqueuedAt > head.timeoutMs / 2) this.#leak.escalate(now);
+      if (head !== undefined && now - head.enqueuedAt > head.timeoutMs / 2) this.#escalate(now);
     }
     // 2. Idle resources, oldest-idle first: lifetime, then idleness (never below min), then keep-alive.
     const idle = this.#idle.toArray().sort((a, b) => a.idleSince - b.idleSince);
@@ -1126,7 +1133,7 @@ export class Pool<T> {
 
   #reportLeak(kind: LeakReport['kind'], entry: PoolEntry<T>, now: number): void {
     this.#counters.leaks++;
-    this.#leak.escalate(now);
+    this.#escalate(now);
     const info = this.#leaseInfo(entry, now);
     const report: LeakReport = { kind, ...info };
     const what = kind === 'held' ? `held for ${Math.round(info.heldMs)} ms (leakWarnAfterMs=${this.#o.leakWarnAfterMs})`
@@ -1156,6 +1163,12 @@ export class Pool<T> {
 
   // ---------------------------------------------------------------------------------------------------
   // Shutdown
+
+  /** Pressure or a leak: capture every call site from the next acquire on, for a while (see LeakTracking). */
+  #escalate(now: number): void {
+    this.#leak.escalate(now);
+    this.#captureIn = 1;
+  }
 
   #wakeClose(): void {
     this.#closeWake?.();

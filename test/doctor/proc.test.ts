@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
   decodeAddress, formatEndpoint, normalizeAddress, parseTcpTable, readFdUsage, readProcessSockets, readSocketInodes,
-  readTcpTable, readThreads, snapshotProcess, TCP_STATES, type TcpSocket,
+  readTcpTable, readThreads, snapshotProcess, TCP_STATES, uniqueSockets, type TcpSocket,
 } from '../../src/doctor/index.js';
 import { InvalidOptionError } from '../../src/pool/errors.js';
 
@@ -157,6 +157,19 @@ describe('reading a saved /proc tree (procRoot)', () => {
     assert.deepEqual(sockets.map((s) => s.inode), [1002, 1003, 1004, 2004, 2005]);
     assert.equal((await readTcpTable(4242, options)).length, 22);
     assert.equal((await readTcpTable(path.join(root, '4242/net/tcp6'), options)).length, 6);
+  });
+
+  it('regression: counts a socket once when the kernel listed it twice (the table changed while it was read)', async () => {
+    // /proc/net/tcp is printed a page at a time and resumed by position: under churn elsewhere in the
+    // namespace a row can come out twice. Seen as 9 sockets against a cap of 3 in the HTTP tests, and
+    // a CLOSE_WAIT alert counting 4 of 3.
+    const lines = tcp.trimEnd().split('\n');
+    const doubled = [...lines, ...lines.slice(1, 3)].join('\n') + '\n';
+    const file = path.join(root, 'tcp-doubled');
+    writeFileSync(file, doubled);
+    const rows = await readTcpTable(file, { endianness: 'LE' });
+    assert.equal(rows.length, lines.length - 1);
+    assert.equal(uniqueSockets(parseTcpTable(doubled, { endianness: 'LE' })).length, lines.length - 1);
   });
 
   it('reads descriptors against the soft and hard limit, and the thread count', async () => {

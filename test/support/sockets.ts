@@ -34,7 +34,8 @@ export function ownSockets(): OwnSocket[] {
       // The fd closed while being listed (readdir's own fd, among others).
     }
   }
-  const out: OwnSocket[] = [];
+  // Keyed by inode: the kernel can list a socket twice when the table changes while it is read.
+  const out = new Map<string, OwnSocket>();
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text: string;
     try {
@@ -47,10 +48,10 @@ export function ownSockets(): OwnSocket[] {
       const inode = f[9];
       if (f.length < 10 || inode === undefined || !inodes.has(inode)) continue;
       const port = (address: string | undefined): number => parseInt(address?.split(':')[1] ?? '0', 16);
-      out.push({ localPort: port(f[1]), remotePort: port(f[2]), state: STATES[parseInt(f[3] ?? '0', 16)] ?? 'UNKNOWN' });
+      out.set(inode, { localPort: port(f[1]), remotePort: port(f[2]), state: STATES[parseInt(f[3] ?? '0', 16)] ?? 'UNKNOWN' });
     }
   }
-  return out;
+  return [...out.values()];
 }
 
 /** This process's client sockets to `remotePort`, optionally in one state only. */
