@@ -1,9 +1,12 @@
+import { createHash } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { AcquireSite } from '../leak/site.js';
 import { ErrorCodes } from '../pool/errors.js';
 import type { Lease } from '../pool/lease.js';
-import { Pool } from '../pool/pool.js';
+import { Pool, kAcquireInto, type AcquireReceiver } from '../pool/pool.js';
 import { HttpCore, emitLeak, statsOf, type HttpStats, type TrackedResponse } from './core.js';
 import { HttpClosedError, QueueFullError, QueueTimeoutError } from './errors.js';
 import { PooledSocket } from './connection.js';
@@ -19,19 +22,23 @@ class AgentSocket extends PooledSocket {
  * (response consumed). Node's client gives the agent no response-headers hook without a listener per
  * request, so the body-leak clock starts when the socket is lent.
  */
-class AgentRequest implements TrackedResponse {
+class AgentRequest implements TrackedResponse, AcquireReceiver<AgentSocket> {
   readonly origin: string;
   readonly method: string;
   readonly path: string;
   readonly site: AcquireSite | null;
   readonly req: http.ClientRequest;
   readonly entry: AgentOrigin;
+  readonly #engine: AgentEngine;
   headersAt = 0;
   leakReported = false;
   bodyPending = false;
   lease: Lease<AgentSocket> | null = null;
+  /** Already failed (by a failed connect): a lease it still gets goes straight back. */
+  failed = false;
 
-  constructor(entry: AgentOrigin, req: http.ClientRequest, site: AcquireSite | null) {
+  constructor(engine: AgentEngine, entry: AgentOrigin, req: http.ClientRequest, site: AcquireSite | null) {
+    this.#engine = engine;
     this.origin = entry.origin;
     this.entry = entry;
     this.req = req;
@@ -43,13 +50,39 @@ class AgentRequest implements TrackedResponse {
   abandon(error: Error): void {
     if (this.bodyPending) this.lease?.resource.socket.destroy(error);
   }
+
+  /** @internal The pool lends a socket (AcquireReceiver: no promise, no AbortSignal per request). */
+  onLease(lease: Lease<AgentSocket>): void {
+    this.entry.waiting.delete(this);
+    if (this.failed) lease.release();
+    else this.#engine.lend(this, lease);
+  }
+
+  /** @internal The pool could not lend a socket in time (AcquireReceiver). */
+  onAcquireError(error: Error): void {
+    this.entry.waiting.delete(this);
+    if (!this.failed) failRequest(this.req, this.#engine.wrap(error, this));
+  }
 }
 
 interface AgentOrigin {
   readonly origin: string;
+  readonly pool: Pool<AgentSocket>;
+  /** Requests waiting for a socket, oldest first. */
+  readonly waiting: Set<AgentRequest>;
+}
+
+/** Where a request goes: its pool key, origin (the gate's per-origin cap) and how to connect. */
+interface Route {
+  /** `http:` the origin; `https:` node's `https.Agent#getName` (origin and TLS option set). */
+  readonly key: string;
+  readonly origin: string;
   readonly host: string;
   readonly port: number;
-  readonly pool: Pool<AgentSocket>;
+  /** Options of `tls.connect`, or null for plain TCP. */
+  readonly tls: tls.ConnectionOptions | null;
+  /** Pool name suffix telling apart pools of one origin with different TLS options. */
+  readonly tag: string;
 }
 
 interface AddRequestOptions {
@@ -59,69 +92,151 @@ interface AddRequestOptions {
 }
 
 /**
- * An `http.Agent` for libraries that take `agent`/`httpAgent` (axios, got, the AWS SDK's Node handler).
- * Its sockets come from Lifeguard pools, one per origin, under the same connection gate (per-origin and
- * total caps) as the dispatcher it was made from, and with the same hygiene: keep-alive reuse, idle and
- * lifetime eviction, eviction of idle sockets the server closed, and response bodies that hold their
- * socket until consumed (reported when left unconsumed). Plain `http:` origins.
+ * TLS options taken from a request's options (and the agent's `options`) and passed to `tls.connect`:
+ * those node's `https.Agent` keys its sockets by (`getName`), and a few that only shape the handshake.
  */
-export class LifeguardAgent extends http.Agent {
-  readonly #core: HttpCore;
+const TLS_KEYS = [
+  'ca', 'cert', 'key', 'pfx', 'passphrase', 'ciphers', 'clientCertEngine', 'rejectUnauthorized', 'minVersion', 'maxVersion',
+  'secureProtocol', 'crl', 'honorCipherOrder', 'ecdhCurve', 'dhparam', 'secureOptions', 'sessionIdContext', 'sigalgs',
+  'privateKeyIdentifier', 'privateKeyEngine', 'checkServerIdentity', 'secureContext',
+] as const;
+
+function pickTls(source: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const picked: Record<string, unknown> = {};
+  for (const key of TLS_KEYS) if (source[key] !== undefined) picked[key] = source[key];
+  return picked;
+}
+
+// Routes are computed per request; hashing the TLS part of the key once per distinct option set keeps a
+// digest off the hot path.
+const tlsTags = new Map<string, string>();
+function tlsTag(tlsPart: string): string {
+  let tag = tlsTags.get(tlsPart);
+  if (tag === undefined) {
+    tag = ` tls:${createHash('sha256').update(tlsPart).digest('hex').slice(0, 8)}`;
+    if (tlsTags.size < 1024) tlsTags.set(tlsPart, tag);
+  }
+  return tag;
+}
+
+function originOf(protocol: string, host: string, port: number): string {
+  return `${protocol}//${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** The server name (SNI) of a request, as node computes it: the Host header's host, else the host; none for an IP. */
+function serverName(host: string, req: http.ClientRequest): string {
+  let name = host;
+  const header = req.getHeader('host');
+  if (typeof header === 'string' && header.length > 0) {
+    name = header.startsWith('[') ? header.slice(1, Math.max(1, header.indexOf(']'))) : header.split(':')[0] ?? header;
+  }
+  return net.isIP(name) === 0 ? name : '';
+}
+
+/**
+ * The pooling behind both agents: one Lifeguard pool per route, under the core's connection gate,
+ * lending sockets to node's `ClientRequest`s and taking them back on `free`.
+ */
+class AgentEngine {
+  readonly core: HttpCore;
   /** True when this agent made its core (standalone) and so closes it. */
-  readonly #owner: boolean;
+  readonly owner: boolean;
+  readonly #agent: http.Agent;
+  readonly #secure: boolean;
+  /** The agent class's `addRequest`: stack frames above it are the caller's. */
+  readonly #marker: (...args: never[]) => unknown;
   readonly #origins = new Map<string, AgentOrigin>();
 
-  /** A standalone agent with its own caps; `dispatcher.createAgent()` makes one that shares a dispatcher's. */
-  constructor(options?: HttpPoolOptions | { readonly core: HttpCore }) {
-    super({ keepAlive: true });
+  constructor(agent: http.Agent, secure: boolean, marker: (...args: never[]) => unknown, options: HttpPoolOptions | { readonly core: HttpCore } | undefined, what: string) {
+    this.#agent = agent;
+    this.#secure = secure;
+    this.#marker = marker;
     if (options !== undefined && 'core' in options && options.core instanceof HttpCore) {
-      this.#core = options.core;
-      this.#owner = false;
+      this.core = options.core;
+      this.owner = false;
     } else {
       const given = (options ?? {}) as HttpPoolOptions;
-      this.#core = new HttpCore(resolveHttpPoolOptions(given, 'LifeguardAgent'), given, null, (report) => {
-        emitLeak(this, report);
+      this.core = new HttpCore(resolveHttpPoolOptions(given, what), given, null, (report) => {
+        emitLeak(agent, report);
       });
-      this.#owner = true;
+      this.owner = true;
     }
+  }
+
+  #route(req: http.ClientRequest, options: AddRequestOptions): Route {
+    if (!this.#secure) {
+      const host = options.host ?? options.hostname ?? 'localhost';
+      const port = Number(options.port ?? 80);
+      const origin = originOf('http:', host, port);
+      return { key: origin, origin, host, port, tls: null, tag: '' };
+    }
+    // Like node's https.Agent#addRequest: the agent's own options override the request's.
+    const merged: Record<string, unknown> = { ...options, ...(this.#agent as unknown as { options: Record<string, unknown> }).options };
+    const host = (merged['host'] ?? merged['hostname'] ?? 'localhost') as string;
+    const port = Number(merged['port'] ?? 443);
+    merged['host'] = host;
+    merged['port'] = port;
+    const given = merged['servername'];
+    const servername = typeof given === 'string' ? given : serverName(host, req);
+    merged['servername'] = servername;
+    const key = this.#agent.getName(merged);
+    // node's key is the http one (host:port:localAddress:family) followed by the TLS options.
+    const tlsPart = key.slice(http.Agent.prototype.getName.call(this.#agent, merged).length);
+    const tag = /[^:]/.test(tlsPart) ? tlsTag(tlsPart) : '';
+    const connectOptions: tls.ConnectionOptions = {
+      ...pickTls(merged),
+      host,
+      port,
+      ALPNProtocols: ['http/1.1'],
+      ...(servername === '' ? {} : { servername }),
+    };
+    return { key, origin: originOf('https:', host, port), host, port, tls: connectOptions, tag };
   }
 
   /** Called by node's `ClientRequest`: lends a pooled socket, asynchronously, then hands it to `req`. */
   addRequest(req: http.ClientRequest, options: AddRequestOptions): void {
-    const core = this.#core;
+    const core = this.core;
     if (core.closed) {
       failRequest(req, core.closedError('send a request through the agent'));
       return;
     }
-    const host = options.host ?? options.hostname ?? 'localhost';
-    const port = Number(options.port ?? 80);
-    const entry = this.#entry(host, port);
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- only a marker: stack frames above it are dropped
-    const request = new AgentRequest(entry, req, core.sampler.capture(LifeguardAgent.prototype.addRequest, core.clock.now()));
+    const route = this.#route(req, options);
+    const entry = this.#origins.get(route.key) ?? this.#newEntry(route);
+    const request = new AgentRequest(this, entry, req, core.sampler.capture(this.#marker, core.clock.now()));
     core.counters.requests++;
     this.#acquire(request);
   }
 
   #acquire(request: AgentRequest): void {
-    request.entry.pool.acquire().then((lease) => {
-      this.#lend(request, lease);
-    }, (error: unknown) => {
-      failRequest(request.req, this.#wrap(error, request));
-    });
+    request.entry.waiting.add(request);
+    // A failed connect fails the oldest waiting request at once (connectFailed); its pool waiter stays
+    // queued and hands back whatever lease it gets, which costs less than an AbortSignal per request.
+    request.entry.pool[kAcquireInto](request);
   }
 
-  #wrap(error: unknown, request: AgentRequest): Error {
+  /** Like node's agent (and undici), a failed connect (refused, TLS error, timeout) fails one waiting request, the oldest. */
+  static connectFailed(waiting: Set<AgentRequest>, error: unknown): void {
+    for (const request of waiting) {
+      waiting.delete(request);
+      request.failed = true;
+      const reason = error instanceof Error ? error : new Error(String(error));
+      failRequest(request.req, reason);
+      return;
+    }
+  }
+
+  wrap(error: unknown, request: AgentRequest): Error {
     const code = (error as { code?: unknown }).code;
     const origin = request.origin;
     const what = `${request.method} ${origin}${request.path}`;
     if (code === ErrorCodes.ACQUIRE_TIMEOUT) return new QueueTimeoutError(`${what}: no agent connection to ${origin} became free in time (${(error as Error).message.split('\n')[0] ?? ''})`, { cause: error });
-    if (code === ErrorCodes.QUEUE_FULL) return new QueueFullError(`${what}: rejected at once, the agent queue of ${origin} is full (maxWaiting=${this.#core.o.maxWaiting})`, { cause: error });
+    if (code === ErrorCodes.QUEUE_FULL) return new QueueFullError(`${what}: rejected at once, the agent queue of ${origin} is full (maxWaiting=${this.core.o.maxWaiting})`, { cause: error });
     if (code === ErrorCodes.POOL_CLOSED) return new HttpClosedError(`${what}: the agent was closed`, { cause: error });
     return error instanceof Error ? error : new Error(String(error));
   }
 
-  #lend(request: AgentRequest, lease: Lease<AgentSocket>): void {
-    const core = this.#core;
+  lend(request: AgentRequest, lease: Lease<AgentSocket>): void {
+    const core = this.core;
     const conn = lease.resource;
     const now = core.clock.now();
     if (!conn.usable(now)) {
@@ -147,7 +262,7 @@ export class LifeguardAgent extends http.Agent {
     if (request === null) return;
     conn.loan = null;
     request.bodyPending = false;
-    const core = this.#core;
+    const core = this.core;
     core.inflight.delete(request);
     const lease = request.lease;
     request.lease = null;
@@ -169,22 +284,19 @@ export class LifeguardAgent extends http.Agent {
     }
   }
 
-  #entry(host: string, port: number): AgentOrigin {
-    const origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-    return this.#origins.get(origin) ?? this.#newEntry(origin, host, port);
-  }
-
-  #newEntry(origin: string, host: string, port: number): AgentOrigin {
-    const core = this.#core;
+  #newEntry(route: Route): AgentOrigin {
+    const { origin, host, port } = route;
+    const core = this.core;
     const o = core.o;
     const gate = core.gate;
+    const waiting = new Set<AgentRequest>();
     const pool: Pool<AgentSocket> = new Pool<AgentSocket>({
-      name: `${o.name}-agent ${origin}`,
+      name: `${o.name}-agent ${origin}${route.tag}`,
       factory: {
         create: async (context) => {
           await gate.acquire(origin, context.signal);
           try {
-            const socket = await connect(host, port, o.connectTimeoutMs, context.signal);
+            const socket = await connect(host, port, route.tls, o.connectTimeoutMs, context.signal);
             const conn = new AgentSocket(origin, socket, gate, context.invalidate, core.clock.now());
             // Installed once per socket, not per request: node's own agent does the same.
             socket.on('free', () => { this.#end(conn, false); });
@@ -197,6 +309,7 @@ export class LifeguardAgent extends http.Agent {
             return conn;
           } catch (error) {
             gate.release(origin);
+            if (!context.signal.aborted) AgentEngine.connectFailed(waiting, error);
             throw error;
           }
         },
@@ -217,13 +330,13 @@ export class LifeguardAgent extends http.Agent {
       ...(o.clock === undefined ? {} : { clock: o.clock }),
     });
     core.addPool(pool as Pool<unknown>);
-    const entry: AgentOrigin = { origin, host, port, pool };
-    this.#origins.set(origin, entry);
+    const entry: AgentOrigin = { origin, pool, waiting };
+    this.#origins.set(route.key, entry);
     return entry;
   }
 
   stats(): HttpStats {
-    return statsOf(this.#core, [...this.#origins.values()].map((e) => e.pool.stats()));
+    return statsOf(this.core, [...this.#origins.values()].map((e) => e.pool.stats()));
   }
 
   /** The Lifeguard pools of this agent, one per origin. */
@@ -231,19 +344,107 @@ export class LifeguardAgent extends http.Agent {
     return [...this.#origins.values()].map((e) => e.pool);
   }
 
-  /** Closes the agent's pools (waiting up to `closeTimeoutMs` for requests in flight); a standalone agent closes its caps too. */
   async close(): Promise<void> {
-    if (this.#owner) {
-      await this.#core.close();
+    if (this.owner) {
+      await this.core.close();
       return;
     }
-    await Promise.all(this.pools().map((p) => p.close({ timeoutMs: this.#core.o.closeTimeoutMs })));
+    await Promise.all(this.pools().map((p) => p.close({ timeoutMs: this.core.o.closeTimeoutMs })));
+  }
+
+  destroy(): void {
+    if (this.owner) void this.core.destroy(new Error('agent destroyed'));
+    else for (const pool of this.pools()) void pool.destroy(new Error('agent destroyed'));
+  }
+}
+
+/**
+ * An `http.Agent` for libraries that take `agent`/`httpAgent` (axios, got, the AWS SDK's Node handler).
+ * Its sockets come from Lifeguard pools, one per origin, under the same connection gate (per-origin and
+ * total caps) as the dispatcher it was made from, and with the same hygiene: keep-alive reuse, idle and
+ * lifetime eviction, eviction of idle sockets the server closed, and response bodies that hold their
+ * socket until consumed (reported when left unconsumed). Plain `http:` origins; for `https:` use
+ * {@link LifeguardHttpsAgent} (node's client requires `agent.protocol` to match the request's).
+ */
+export class LifeguardAgent extends http.Agent {
+  readonly #engine: AgentEngine;
+
+  /** A standalone agent with its own caps; `dispatcher.createAgent()` makes one that shares a dispatcher's. */
+  constructor(options?: HttpPoolOptions | { readonly core: HttpCore }) {
+    super({ keepAlive: true });
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- only a marker: stack frames above it are dropped
+    this.#engine = new AgentEngine(this, false, LifeguardAgent.prototype.addRequest, options, 'LifeguardAgent');
+  }
+
+  /** Called by node's `ClientRequest`: lends a pooled socket, asynchronously, then hands it to `req`. */
+  addRequest(req: http.ClientRequest, options: AddRequestOptions): void {
+    this.#engine.addRequest(req, options);
+  }
+
+  stats(): HttpStats {
+    return this.#engine.stats();
+  }
+
+  /** The Lifeguard pools of this agent, one per origin. */
+  pools(): Pool<AgentSocket>[] {
+    return this.#engine.pools();
+  }
+
+  /** Closes the agent's pools (waiting up to `closeTimeoutMs` for requests in flight); a standalone agent closes its caps too. */
+  close(): Promise<void> {
+    return this.#engine.close();
   }
 
   /** `http.Agent#destroy`: closes every socket at once. */
   override destroy(): void {
-    if (this.#owner) void this.#core.destroy(new Error('agent destroyed'));
-    else for (const pool of this.pools()) void pool.destroy(new Error('agent destroyed'));
+    this.#engine.destroy();
+    super.destroy();
+  }
+}
+
+/**
+ * The `https:` twin of {@link LifeguardAgent}: an `https.Agent` (so `agent.protocol` is `'https:'`, as
+ * node's `https.request` requires, and `instanceof https.Agent` holds for libraries that check it) with
+ * the same pooling, caps and hygiene. Sockets are `tls.connect`ed with the request's TLS options merged
+ * with the agent's `options` (the dispatcher's `tls` option; the agent's win, as in node), and pooled per
+ * origin and TLS option set, keyed like node's `https.Agent#getName`: requests with different `ca`,
+ * `rejectUnauthorized`, `servername`, ... never share a socket. They share the origin's cap at the gate.
+ */
+export class LifeguardHttpsAgent extends https.Agent {
+  readonly #engine: AgentEngine;
+
+  /** A standalone agent with its own caps; `dispatcher.createHttpsAgent()` makes one that shares a dispatcher's. */
+  constructor(options?: HttpPoolOptions | { readonly core: HttpCore }) {
+    super({ keepAlive: true });
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- only a marker: stack frames above it are dropped
+    this.#engine = new AgentEngine(this, true, LifeguardHttpsAgent.prototype.addRequest, options, 'LifeguardHttpsAgent');
+    // The TLS defaults every request of this agent gets, where node's https.Agent keeps them.
+    const defaults = this.#engine.core.o.tls;
+    Object.assign(this.options, pickTls(defaults), typeof defaults['servername'] === 'string' ? { servername: defaults['servername'] } : {});
+  }
+
+  /** Called by node's `ClientRequest`: lends a pooled TLS socket, asynchronously, then hands it to `req`. */
+  addRequest(req: http.ClientRequest, options: AddRequestOptions): void {
+    this.#engine.addRequest(req, options);
+  }
+
+  stats(): HttpStats {
+    return this.#engine.stats();
+  }
+
+  /** The Lifeguard pools of this agent, one per origin and TLS option set. */
+  pools(): Pool<AgentSocket>[] {
+    return this.#engine.pools();
+  }
+
+  /** Closes the agent's pools (waiting up to `closeTimeoutMs` for requests in flight); a standalone agent closes its caps too. */
+  close(): Promise<void> {
+    return this.#engine.close();
+  }
+
+  /** `https.Agent#destroy`: closes every socket at once. */
+  override destroy(): void {
+    this.#engine.destroy();
     super.destroy();
   }
 }
@@ -254,10 +455,17 @@ function failRequest(req: http.ClientRequest, error: Error): void {
   onSocket(undefined, error);
 }
 
-function connect(host: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<net.Socket> {
+/**
+ * Opens a TCP socket, or a TLS one when `tlsOptions` is given: resolves once connected (TLS: once the
+ * handshake is done), within `timeoutMs` for the whole of it, or when `signal` aborts.
+ */
+function connect(host: string, port: number, tlsOptions: tls.ConnectionOptions | null, timeoutMs: number, signal: AbortSignal): Promise<net.Socket> {
   return new Promise<net.Socket>((resolve, reject) => {
-    const socket = net.connect({ host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
-    const timer = setTimeout(() => { fail(new Error(`connect to ${host}:${port} timed out after ${timeoutMs} ms (connectTimeoutMs)`)); }, timeoutMs);
+    const socket = tlsOptions === null
+      ? net.connect({ host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 })
+      : tls.connect(tlsOptions);
+    const what = tlsOptions === null ? 'connect' : 'TLS connect (TCP and handshake)';
+    const timer = setTimeout(() => { fail(new Error(`${what} to ${host}:${port} timed out after ${timeoutMs} ms (connectTimeoutMs)`)); }, timeoutMs);
     const onAbort = (): void => { fail(signal.reason as Error); };
     const cleanup = (): void => {
       clearTimeout(timer);
@@ -271,8 +479,12 @@ function connect(host: string, port: number, timeoutMs: number, signal: AbortSig
     }
     signal.addEventListener('abort', onAbort, { once: true });
     socket.once('error', fail);
-    socket.once('connect', () => {
+    socket.once(tlsOptions === null ? 'connect' : 'secureConnect', () => {
       cleanup();
+      if (tlsOptions !== null) {
+        socket.setNoDelay(true);
+        socket.setKeepAlive(true, 60_000);
+      }
       resolve(socket);
     });
   });

@@ -5,7 +5,7 @@ import type { HttpConnection } from './connection.js';
 import { HttpCore, emitLeak, statsOf, type BodyLeakReport, type HttpStats } from './core.js';
 import { resolveHttpPoolOptions, type HttpPoolOptions } from './options.js';
 import { PooledRequest, legacyHandler } from './request.js';
-import { LifeguardAgent } from './agent.js';
+import { LifeguardAgent, LifeguardHttpsAgent } from './agent.js';
 
 /** Payloads of the dispatcher's own events (besides undici's). */
 export interface HttpDispatcherEvents {
@@ -143,6 +143,16 @@ export class LifeguardDispatcher extends Dispatcher {
   createAgent(): LifeguardAgent {
     if (this.#core.closed) throw this.#core.closedError('create an agent');
     return new LifeguardAgent({ core: this.#core });
+  }
+
+  /**
+   * The `https:` twin of {@link createAgent} (for `https.request`, axios's `httpsAgent`, got's
+   * `agent.https`, the AWS SDK's `httpsAgent`): an `https.Agent` under the same caps, whose TLS defaults
+   * are this dispatcher's `tls` option. Closed with the dispatcher.
+   */
+  createHttpsAgent(): LifeguardHttpsAgent {
+    if (this.#core.closed) throw this.#core.closedError('create an agent');
+    return new LifeguardHttpsAgent({ core: this.#core });
   }
 
   /**

@@ -32,9 +32,23 @@ const CLOSING = 1;
 const CLOSED = 2;
 
 /** One caller waiting in `acquire()`. Settled waiters stay in the queues until reached (lazy deletion). */
-interface Waiter<T> {
-  readonly resolve: (lease: Lease<T>) => void;
-  readonly reject: (error: Error) => void;
+/**
+ * @internal Receives an acquire's outcome without a promise: `lifeguard/http` acquires once per request,
+ * and a promise, its resolving functions, its `then` callbacks and two microtask hops are a measurable
+ * share of that hot path. Called synchronously, possibly from inside another lease's release: a receiver
+ * must not throw and should do little before returning.
+ */
+export interface AcquireReceiver<T> {
+  onLease(lease: Lease<T>): void;
+  onAcquireError(error: Error): void;
+}
+
+/** @internal `pool[kAcquireInto](receiver, options)`: `acquire()` for an {@link AcquireReceiver}. */
+export const kAcquireInto = Symbol('lifeguard.acquireInto');
+
+/** One caller waiting in `acquire()`; for a promise it is its own receiver. */
+interface Waiter<T> extends AcquireReceiver<T> {
+  receiver: AcquireReceiver<T>;
   readonly enqueuedAt: number;
   readonly deadline: number;
   readonly timeoutMs: number;
@@ -252,13 +266,19 @@ export class Pool<T> {
    */
   acquire(options?: AcquireOptions): Promise<Lease<T>> {
     // eslint-disable-next-line @typescript-eslint/unbound-method -- only a marker: stack frames above it are dropped
-    return this.#acquire(options, this.acquire);
+    return this.#acquire(options, this.acquire, null) as Promise<Lease<T>>;
+  }
+
+  /** @internal See {@link AcquireReceiver}. */
+  [kAcquireInto](receiver: AcquireReceiver<T>, options?: AcquireOptions): void {
+    // With a receiver nothing is returned: the outcome goes to the receiver.
+    void this.#acquire(options, this[kAcquireInto], receiver);
   }
 
   /** Runs `fn` with a resource: released when `fn` settles successfully, destroyed when it throws. */
   async use<R>(fn: (resource: T, lease: Lease<T>) => R | PromiseLike<R>, options?: AcquireOptions): Promise<R> {
     // eslint-disable-next-line @typescript-eslint/unbound-method -- only a marker: stack frames above it are dropped
-    const lease = await this.#acquire(options, this.use);
+    const lease = await (this.#acquire(options, this.use, null) as Promise<Lease<T>>);
     let result: R;
     try {
       result = await fn(lease.resource, lease);
@@ -400,8 +420,8 @@ export class Pool<T> {
   // Acquire
 
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- the public method whose frames the site omits
-  #acquire(options: AcquireOptions | undefined, callee: Function): Promise<Lease<T>> {
-    if (this.#state !== OPEN) return Promise.reject(this.#closedError('acquire from'));
+  #acquire(options: AcquireOptions | undefined, callee: Function, receiver: AcquireReceiver<T> | null): Promise<Lease<T>> | undefined {
+    if (this.#state !== OPEN) return this.#refuse(receiver, this.#closedError('acquire from'));
     let site: AcquireSite | null = null;
     if (--this.#captureIn <= 0) {
       site = this.#leak.capture(callee);
@@ -414,27 +434,27 @@ export class Pool<T> {
       if (options.timeoutMs !== undefined) {
         const given: unknown = options.timeoutMs;
         if (typeof given !== 'number' || Number.isNaN(given) || given <= 0) {
-          return Promise.reject(new InvalidOptionError('timeoutMs', `invalid acquire() option "timeoutMs": expected a number > 0 (or Infinity), got ${describe(given)}`));
+          return this.#refuse(receiver, new InvalidOptionError('timeoutMs', `invalid acquire() option "timeoutMs": expected a number > 0 (or Infinity), got ${describe(given)}`));
         }
         timeoutMs = given;
       }
       // Checked per call, as the constructor checks its options: a misspelt `timeout` must not be ignored.
       for (const key in options) {
         if (key !== 'timeoutMs' && key !== 'label' && key !== 'signal') {
-          return Promise.reject(new InvalidOptionError(key, `unknown acquire() option "${key}"; known options: label, signal, timeoutMs`));
+          return this.#refuse(receiver, new InvalidOptionError(key, `unknown acquire() option "${key}"; known options: label, signal, timeoutMs`));
         }
       }
       label = options.label;
       signal = options.signal;
       if (label !== undefined && typeof label !== 'string') {
-        return Promise.reject(new InvalidOptionError('label', `invalid acquire() option "label": expected a string or undefined, got ${describe(label)}`));
+        return this.#refuse(receiver, new InvalidOptionError('label', `invalid acquire() option "label": expected a string or undefined, got ${describe(label)}`));
       }
       if (signal !== undefined && !(signal instanceof AbortSignal)) {
-        return Promise.reject(new InvalidOptionError('signal', `invalid acquire() option "signal": expected an AbortSignal or undefined, got ${describe(signal)}`));
+        return this.#refuse(receiver, new InvalidOptionError('signal', `invalid acquire() option "signal": expected an AbortSignal or undefined, got ${describe(signal)}`));
       }
       if (signal?.aborted === true) {
         this.#counters.aborted++;
-        return Promise.reject(new AcquireAbortedError(`acquire aborted before it started (${this.#state_()})`, { cause: signal.reason }));
+        return this.#refuse(receiver, new AcquireAbortedError(`acquire aborted before it started (${this.#state_()})`, { cause: signal.reason }));
       }
     }
 
@@ -454,7 +474,9 @@ export class Pool<T> {
         } else {
           const lease = this.#lend(entry, now, site, label);
           if (channels.acquire.hasSubscribers) channels.acquire.publish({ pool: this, name: this.#o.name, leaseId: lease.id, resourceId: entry.id, waitedMs: 0 });
-          return Promise.resolve(lease);
+          if (receiver === null) return Promise.resolve(lease);
+          deliver(receiver, lease);
+          return undefined;
         }
         break;
       }
@@ -462,13 +484,14 @@ export class Pool<T> {
 
     if (this.#pending >= this.#o.maxWaiting) {
       this.#counters.rejectedQueueFull++;
-      return Promise.reject(new QueueFullError(`acquire rejected: the wait queue is full (maxWaiting=${this.#o.maxWaiting}; ${this.#state_()})`));
+      return this.#refuse(receiver, new QueueFullError(`acquire rejected: the wait queue is full (maxWaiting=${this.#o.maxWaiting}; ${this.#state_()})`));
     }
     const now = this.#batchNow();
-    const promise = new Promise<Lease<T>>(captureResolvers);
+    const promise = receiver === null ? new Promise<Lease<T>>(captureResolvers) : undefined;
     const waiter: Waiter<T> = {
-      resolve: capturedResolve as (lease: Lease<T>) => void,
-      reject: capturedReject as (error: Error) => void,
+      receiver: receiver as AcquireReceiver<T>,
+      onLease: capturedResolve as (lease: Lease<T>) => void,
+      onAcquireError: capturedReject as (error: Error) => void,
       enqueuedAt: now,
       deadline: now + timeoutMs,
       timeoutMs,
@@ -481,6 +504,7 @@ export class Pool<T> {
     // Not kept: a resolving function retains its promise, and a settled promise retains its lease, which
     // would then never be garbage-collected (and a dropped lease never reported).
     capturedResolve = capturedReject = undefined;
+    if (receiver === null) waiter.receiver = waiter;
     this.#waiters.push(waiter);
     this.#pending++;
     if (signal !== undefined) {
@@ -501,6 +525,13 @@ export class Pool<T> {
     // Under contention nothing is idle and nothing can be created: skip the scheduler entirely.
     if (this.#idle.length > 0 || (this.#all.size + this.#creates.size < this.#o.max && this.#creates.size < this.#o.maxConcurrentCreates)) this.#pump();
     return promise;
+  }
+
+  /** An acquire that fails before queueing: a rejected promise, or the receiver told at once. */
+  #refuse(receiver: AcquireReceiver<T> | null, error: Error): Promise<never> | undefined {
+    if (receiver === null) return Promise.reject(error);
+    refuse(receiver, error);
+    return undefined;
   }
 
   #needsValidation(entry: PoolEntry<T>, now: number): boolean {
@@ -554,7 +585,7 @@ export class Pool<T> {
     const lease = this.#lend(entry, now, waiter.site, waiter.label);
     if (this.#listening && this.#events.hasListeners('acquire')) this.#events.emit('acquire', { pool: this.#o.name, lease, waitedMs: this.#now() - waiter.enqueuedAt });
     if (channels.acquire.hasSubscribers) channels.acquire.publish({ pool: this, name: this.#o.name, leaseId: lease.id, resourceId: entry.id, waitedMs: this.#now() - waiter.enqueuedAt });
-    waiter.resolve(lease);
+    deliver(waiter.receiver, lease);
   }
 
   #abortWaiter(waiter: Waiter<T>): void {
@@ -562,7 +593,7 @@ export class Pool<T> {
     this.#unqueue(waiter);
     this.#counters.aborted++;
     const waited = Math.round(this.#now() - waiter.enqueuedAt);
-    waiter.reject(new AcquireAbortedError(`acquire aborted after ${waited} ms (${this.#state_()})`, { cause: waiter.signal?.reason }));
+    refuse(waiter.receiver, new AcquireAbortedError(`acquire aborted after ${waited} ms (${this.#state_()})`, { cause: waiter.signal?.reason }));
   }
 
   /** The live waiter with the earliest deadline, discarding settled ones on the way. */
@@ -616,7 +647,7 @@ export class Pool<T> {
     const error = new AcquireTimeoutError(message, cause === undefined ? undefined : { cause });
     if (this.#listening && this.#events.hasListeners('timeout')) this.#events.emit('timeout', { pool: this.#o.name, waitedMs: now - waiter.enqueuedAt, error });
     if (channels.timeout.hasSubscribers) channels.timeout.publish({ pool: this, name: this.#o.name, waitedMs: now - waiter.enqueuedAt, error });
-    waiter.reject(error);
+    refuse(waiter.receiver, error);
   }
 
   #timeoutMessage(waiter: Waiter<T>, now: number): string {
@@ -1181,7 +1212,7 @@ export class Pool<T> {
     while ((waiter = this.#waiters.shift()) !== undefined) {
       if (waiter.settled) continue;
       this.#unqueue(waiter);
-      waiter.reject(waiterError);
+      refuse(waiter.receiver, waiterError);
     }
     this.#armDeadline();
     if (this.#backoffTimer !== null) this.#clock.clearTimeout(this.#backoffTimer);
@@ -1283,6 +1314,29 @@ let capturedReject: unknown;
 function captureResolvers(resolve: unknown, reject: unknown): void {
   capturedResolve = resolve;
   capturedReject = reject;
+}
+
+// A receiver runs inside the pool's bookkeeping (a grant happens within another lease's release): its
+// exception must reach neither the unrelated caller nor the pool's state. Reported like a throwing
+// event listener.
+function deliver<T>(receiver: AcquireReceiver<T>, lease: Lease<T>): void {
+  try {
+    receiver.onLease(lease);
+  } catch (error) {
+    receiverThrew(error);
+  }
+}
+
+function refuse<T>(receiver: AcquireReceiver<T>, error: Error): void {
+  try {
+    receiver.onAcquireError(error);
+  } catch (thrown) {
+    receiverThrew(thrown);
+  }
+}
+
+function receiverThrew(error: unknown): void {
+  process.emitWarning(`an acquire receiver threw: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`, { code: 'LIFEGUARD_RECEIVER' });
 }
 
 interface DroppedToken<T> {

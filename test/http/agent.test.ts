@@ -72,6 +72,17 @@ describe('LifeguardAgent', () => {
     await server.close();
   });
 
+  it('fails a request whose connect fails with the connect error at once, not at acquireTimeoutMs', async () => {
+    const server = await startServer(ok());
+    const port = server.port;
+    await server.close();
+    const agent = new LifeguardAgent({ acquireTimeoutMs: 10_000 });
+    const started = Date.now();
+    await assert.rejects(get(`http://127.0.0.1:${port}/`, agent), (e: Error & { code?: string }) => e.code === 'ECONNREFUSED');
+    assert.ok(Date.now() - started < 2000, 'failed by the connect, not by the acquire timeout');
+    await agent.close();
+  });
+
   it('evicts an idle socket the server half-closed: no CLOSE_WAIT, and the next request succeeds', async () => {
     const server = await startServer(ok('ok'));
     const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port: server.port }, behaviour: { halfCloseIdleAfterMs: 100 } });

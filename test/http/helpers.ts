@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type net from 'node:net';
+import type tls from 'node:tls';
 import { activeResources, grown } from '../support/handles.js';
 
 export interface TestServer {
@@ -33,21 +36,80 @@ export async function startServer(handler: (req: http.IncomingMessage, res: http
     peak = Math.max(peak, sockets.size);
     socket.on('close', () => sockets.delete(socket));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    get open() { return sockets.size; },
+  return listen(server, 'http:', sockets, {
     get peak() { return peak; },
     get accepted() { return accepted; },
     get requests() { return requests; },
     resetPeak() { peak = sockets.size; },
+  });
+}
+
+/** The self-signed test certificate (`test/fixtures/tls/`, for localhost and 127.0.0.1), read from the source tree. */
+export function testCertificate(): { readonly cert: Buffer; readonly key: Buffer } {
+  // Compiled to <dist>/test/http/; the fixtures stay in the source tree.
+  const dir = new URL('../../../test/fixtures/tls/', import.meta.url);
+  return { cert: readFileSync(new URL('cert.pem', dir)), key: readFileSync(new URL('key.pem', dir)) };
+}
+
+export interface TestHttpsServer extends TestServer {
+  /** TLS handshakes completed (connections `accepted` minus those that failed the handshake). */
+  readonly handshakes: number;
+  /** The SNI server name of each completed handshake (`false` when the client sent none). */
+  readonly servernames: readonly (string | false)[];
+}
+
+/** `startServer` over TLS with the test certificate: `https://127.0.0.1:<port>`. */
+export async function startHttpsServer(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<TestHttpsServer> {
+  const sockets = new Set<net.Socket>();
+  let peak = 0;
+  let accepted = 0;
+  let requests = 0;
+  const servernames: (string | false)[] = [];
+  const server = https.createServer({ ...testCertificate(), keepAliveTimeout: 30_000 }, (req, res) => {
+    requests++;
+    handler(req, res);
+  });
+  // Counted at the TCP level, so connections that fail the handshake count too.
+  server.on('connection', (socket: net.Socket) => {
+    accepted++;
+    sockets.add(socket);
+    peak = Math.max(peak, sockets.size);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.on('secureConnection', (socket: tls.TLSSocket) => {
+    servernames.push((socket as tls.TLSSocket & { servername: string | false }).servername);
+  });
+  // A client that rejects the certificate makes the server's handshake fail: expected in these tests.
+  server.on('tlsClientError', () => undefined);
+  const base = await listen(server, 'https:', sockets, {
+    get peak() { return peak; },
+    get accepted() { return accepted; },
+    get requests() { return requests; },
+    resetPeak() { peak = sockets.size; },
+  });
+  return Object.defineProperties(base, {
+    handshakes: { get: () => servernames.length },
+    servernames: { get: () => servernames },
+  }) as TestHttpsServer;
+}
+
+async function listen(server: net.Server, protocol: string, sockets: Set<net.Socket>, counters: Pick<TestServer, 'peak' | 'accepted' | 'requests' | 'resetPeak'>): Promise<TestServer> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return Object.defineProperties({
+    url: `${protocol}//127.0.0.1:${port}`,
+    port,
+    get open() { return sockets.size; },
+    resetPeak: () => { counters.resetPeak(); },
     close: () => new Promise<void>((resolve) => {
       for (const socket of sockets) socket.destroy();
       server.close(() => { resolve(); });
     }),
-  };
+  }, {
+    peak: { get: () => counters.peak },
+    accepted: { get: () => counters.accepted },
+    requests: { get: () => counters.requests },
+  }) as TestServer;
 }
 
 /** Answers `body` (default 1 KiB of 'x'). */

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Lease } from '../../src/index.js';
+import { Pool, kAcquireInto, type AcquireReceiver } from '../../src/pool/pool.js';
+import { FakeClock, flush } from '../support/fake-clock.js';
+import { TestFactory, type TestResource } from '../support/factory.js';
+
+class Recorder implements AcquireReceiver<TestResource> {
+  readonly leases: Lease<TestResource>[] = [];
+  readonly errors: Error[] = [];
+  onLease(lease: Lease<TestResource>): void {
+    this.leases.push(lease);
+  }
+  onAcquireError(error: Error): void {
+    this.errors.push(error);
+  }
+}
+
+// The promise-free acquire that lifeguard/http uses on its hot path (one acquire per request).
+describe('pool[kAcquireInto] (internal receiver acquire)', () => {
+  it('delivers an idle resource synchronously, and a queued one when it is released, in FIFO order', async () => {
+    const pool = new Pool<TestResource>({ factory: new TestFactory().basic(), clock: new FakeClock(), max: 1 });
+    const warm = await pool.acquire();
+    warm.release();
+    const first = new Recorder();
+    pool[kAcquireInto](first);
+    assert.equal(first.leases.length, 1, 'fast path: delivered before returning');
+    const second = new Recorder();
+    const third = new Recorder();
+    pool[kAcquireInto](second);
+    pool[kAcquireInto](third);
+    assert.equal(second.leases.length + third.leases.length, 0);
+    first.leases[0]?.release();
+    assert.equal(second.leases.length, 1, 'handed over within the release');
+    second.leases[0]?.release();
+    assert.equal(third.leases.length, 1);
+    third.leases[0]?.release();
+    await pool.close();
+  });
+
+  it('delivers errors: invalid options, timeouts and close', async () => {
+    const clock = new FakeClock();
+    const pool = new Pool<TestResource>({ factory: new TestFactory().basic(), clock, max: 1 });
+    const held = await pool.acquire();
+    const bad = new Recorder();
+    pool[kAcquireInto](bad, { timeout: 5 } as never);
+    assert.equal(bad.errors[0]?.message, 'unknown acquire() option "timeout"; known options: label, signal, timeoutMs');
+    const late = new Recorder();
+    pool[kAcquireInto](late, { timeoutMs: 100 });
+    await clock.advance(100);
+    assert.equal((late.errors[0] as { code?: string } | undefined)?.code, 'LG_ACQUIRE_TIMEOUT');
+    const closing = new Recorder();
+    pool[kAcquireInto](closing);
+    held.release();
+    assert.equal(closing.leases.length, 1);
+    closing.leases[0]?.release();
+    const waiting = new Recorder();
+    const again = await pool.acquire();
+    pool[kAcquireInto](waiting);
+    const closed = pool.close();
+    assert.equal((waiting.errors[0] as { code?: string } | undefined)?.code, 'LG_POOL_CLOSED');
+    again.release();
+    await closed;
+    const after = new Recorder();
+    pool[kAcquireInto](after);
+    assert.equal((after.errors[0] as { code?: string } | undefined)?.code, 'LG_POOL_CLOSED');
+  });
+
+  it('a receiver that throws cannot break the pool or the caller that released', async () => {
+    const pool = new Pool<TestResource>({ factory: new TestFactory().basic(), clock: new FakeClock(), max: 1 });
+    const held = await pool.acquire();
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => { warnings.push(warning); };
+    process.on('warning', onWarning);
+    try {
+      let got: Lease<TestResource> | undefined;
+      pool[kAcquireInto]({ onLease: (lease) => { got = lease; throw new Error('receiver bug'); }, onAcquireError: () => undefined });
+      held.release(); // must not throw here
+      await flush();
+      assert.match(warnings[0]?.message ?? '', /an acquire receiver threw: Error: receiver bug/, 'reported as a process warning instead');
+      assert.equal(pool.stats().inUse, 1);
+      got?.release();
+      assert.equal(pool.stats().idle, 1);
+    } finally {
+      process.off('warning', onWarning);
+    }
+    await pool.close();
+  });
+});
