@@ -269,10 +269,22 @@ class AgentEngine {
     if (lease?.active !== true) return;
     const res = (request.req as { res?: http.IncomingMessage }).res;
     if (res !== undefined) {
-      if (res.headers.connection?.toLowerCase() === 'close') conn.reusable = false;
-      const keepAlive = res.headers['keep-alive'] as string | undefined;
-      const match = keepAlive === undefined ? null : /timeout\s*=\s*(\d+)/i.exec(keepAlive);
-      if (match !== null) conn.keepAliveHint(Number(match[1]), core.o.keepAliveSafetyMarginMs, core.clock.now());
+      // From rawHeaders: node builds `res.headers` lazily, and building it for every response (when the
+      // caller never reads it) is a large share of the agent's garbage.
+      const raw = res.rawHeaders;
+      for (let i = 0; i + 1 < raw.length; i += 2) {
+        const name = raw[i] ?? '';
+        // Both names are 10 characters long: one length check skips nearly every other header.
+        if (name.length !== 10) continue;
+        const lower = name.toLowerCase();
+        const value = raw[i + 1] ?? '';
+        if (lower === 'connection') {
+          if (value.toLowerCase() === 'close') conn.reusable = false;
+        } else if (lower === 'keep-alive') {
+          const match = /timeout\s*=\s*(\d+)/i.exec(value);
+          if (match !== null) conn.keepAliveHint(Number(match[1]), core.o.keepAliveSafetyMarginMs, core.clock.now());
+        }
+      }
     }
     const now = core.clock.now();
     if (!destroy && conn.usable(now) && request.req.shouldKeepAlive) {

@@ -45,6 +45,24 @@ describe('LifeguardAgent', () => {
     assert.deepEqual(await handles.leftover(), {});
   });
 
+  it("honours the server's Keep-Alive: timeout= hint and Connection: close, whatever their header case", async () => {
+    // timeout=1 s minus the default 1 s safety margin leaves nothing: the socket must not be reused.
+    const hinted = await startServer((_req, res) => { res.setHeader('KEEP-ALIVE', 'timeout=1'); res.end('a'); });
+    const closing = await startServer((_req, res) => { res.setHeader('connection', 'Close'); res.end('b'); });
+    const roomy = await startServer((_req, res) => { res.setHeader('Keep-Alive', 'timeout=30'); res.end('c'); });
+    const agent = new LifeguardAgent({ connectionsPerOrigin: 2 });
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await get(hinted.url, agent)).body, 'a');
+      assert.equal((await get(closing.url, agent)).body, 'b');
+      assert.equal((await get(roomy.url, agent)).body, 'c');
+    }
+    assert.equal(hinted.accepted, 3, 'a hint within the safety margin: never reused');
+    assert.equal(closing.accepted, 3, 'Connection: close: never reused');
+    assert.equal(roomy.accepted, 1, 'a 30 s hint: reused');
+    await agent.close();
+    await Promise.all([hinted.close(), closing.close(), roomy.close()]);
+  });
+
   it('shares the caps of the dispatcher it was made from', async () => {
     const server = await startServer((_req, res) => { setTimeout(() => res.end('ok'), 5); });
     const d = new LifeguardDispatcher({ connectionsPerOrigin: 3 });
