@@ -120,7 +120,13 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
   readonly method: string;
   #state = WAITING;
   /** Abandoned while waiting for a lease (aborted, failed to connect): the lease is returned on arrival. */
-  #abandoned = false;
+  /**
+   * The receiver of the pool waiter this request is waiting on, or null. A waiter given up on (failed
+   * connect, cancel) stays queued in the pool and is served or times out later: its outcome must not
+   * reach a later attempt. The first attempt receives as `this`; later ones through an Attempt each.
+   */
+  #current: AcquireReceiver<HttpConnection> | null = null;
+  #acquires = 0;
   #attempt = 1;
   #transparentDone = false;
   #wantFresh = false;
@@ -182,7 +188,7 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
   /** Fails this waiting request with a connect error (one failed connect per waiting request, like undici). */
   connectFailed(error: unknown): void {
     if (this.#state !== WAITING) return;
-    this.#abandoned = true;
+    this.#current = null;
     this.#entry.waiting.delete(this);
     this.#failOrRetry(error instanceof Error ? error : new Error(String(error)), false);
   }
@@ -194,7 +200,7 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
       this.#timer = null;
       this.#finish(error);
     } else if (this.#state === WAITING) {
-      this.#abandoned = true;
+      this.#current = null;
       this.#entry.waiting.delete(this);
       this.#finish(error);
     }
@@ -202,7 +208,6 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
 
   #acquire(): void {
     this.#state = WAITING;
-    this.#abandoned = false;
     const core = this.#core;
     const remaining = this.#deadline - core.clock.now();
     if (remaining <= 0) {
@@ -215,16 +220,29 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     const first = this.#attempt === 1 && !this.#transparentDone && this.#deadline - this.startedAt >= core.o.acquireTimeoutMs;
     const options = first || remaining >= core.o.acquireTimeoutMs ? undefined : { timeoutMs: remaining };
     // A receiver instead of a promise: no promise, callbacks or microtask hops per request.
-    this.#entry.pool[kAcquireInto](this, options);
+    const receiver: AcquireReceiver<HttpConnection> = this.#acquires++ === 0 ? this : new Attempt(this);
+    this.#current = receiver;
+    this.#entry.pool[kAcquireInto](receiver, options);
   }
 
-  /** @internal The pool lends this request a connection (AcquireReceiver). */
+  /** @internal The pool lends this request's first attempt a connection (AcquireReceiver). */
   onLease(lease: Lease<HttpConnection>): void {
-    if (this.#abandoned) {
+    this.receive(this, lease);
+  }
+
+  /** @internal The first attempt's pool waiter failed (AcquireReceiver). */
+  onAcquireError(error: Error): void {
+    this.refused(this, error);
+  }
+
+  /** @internal A lease for the attempt `from`: used if that attempt is still the current one. */
+  receive(from: AcquireReceiver<HttpConnection>, lease: Lease<HttpConnection>): void {
+    if (from !== this.#current) {
       lease.resource.parked(this.#core.clock.now());
       lease.release();
       return;
     }
+    this.#current = null;
     this.#entry.waiting.delete(this);
     const conn = lease.resource;
     const now = this.#core.clock.now();
@@ -246,9 +264,10 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     conn.client.dispatch(this.#opts, this);
   }
 
-  /** @internal The pool could not lend a connection in time (AcquireReceiver). */
-  onAcquireError(error: Error): void {
-    if (this.#abandoned) return;
+  /** @internal The pool could not lend a connection in time to the attempt `from`. */
+  refused(from: AcquireReceiver<HttpConnection>, error: Error): void {
+    if (from !== this.#current) return;
+    this.#current = null;
     this.#entry.waiting.delete(this);
     const code = (error as { code?: unknown }).code;
     const core = this.#core;
@@ -479,5 +498,22 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     this.#entry.waiting.delete(this);
     if (this.#handler.onError === undefined) throw error;
     this.#handler.onError(error);
+  }
+}
+
+/** A later acquire attempt of a request (a retry): a receiver of its own, so that a pool waiter given up on earlier is never mistaken for it. */
+class Attempt implements AcquireReceiver<HttpConnection> {
+  readonly #request: PooledRequest;
+
+  constructor(request: PooledRequest) {
+    this.#request = request;
+  }
+
+  onLease(lease: Lease<HttpConnection>): void {
+    this.#request.receive(this, lease);
+  }
+
+  onAcquireError(error: Error): void {
+    this.#request.refused(this, error);
   }
 }

@@ -136,6 +136,10 @@ export class Pool<T> {
   #pumpAgain = false;
   /** Acquires until the next call-site capture (leak detection's sampling, counted here: no call per acquire). */
   #captureIn: number;
+  /** True while a lease is being handed to a receiver; grants made meanwhile wait in #deliveries. */
+  #delivering = false;
+  /** Pairs of (receiver, lease) granted during a delivery, handed out by the outermost one. */
+  readonly #deliveries: (AcquireReceiver<T> | Lease<T>)[] = [];
   /** True while #coarseNow is a precise read taken in the current batch of synchronous work (#batchNow). */
   #batchStamp = false;
 
@@ -475,7 +479,7 @@ export class Pool<T> {
           const lease = this.#lend(entry, now, site, label);
           if (channels.acquire.hasSubscribers) channels.acquire.publish({ pool: this, name: this.#o.name, leaseId: lease.id, resourceId: entry.id, waitedMs: 0 });
           if (receiver === null) return Promise.resolve(lease);
-          deliver(receiver, lease);
+          this.#deliver(receiver, lease);
           return undefined;
         }
         break;
@@ -585,7 +589,29 @@ export class Pool<T> {
     const lease = this.#lend(entry, now, waiter.site, waiter.label);
     if (this.#listening && this.#events.hasListeners('acquire')) this.#events.emit('acquire', { pool: this.#o.name, lease, waitedMs: this.#now() - waiter.enqueuedAt });
     if (channels.acquire.hasSubscribers) channels.acquire.publish({ pool: this, name: this.#o.name, leaseId: lease.id, resourceId: entry.id, waitedMs: this.#now() - waiter.enqueuedAt });
-    deliver(waiter.receiver, lease);
+    this.#deliver(waiter.receiver, lease);
+  }
+
+  /**
+   * Hands a lease to its receiver. A receiver may end a lease inside `onLease` (hand it straight back),
+   * which grants the next waiter from within this call: without this queue that recursion would grow
+   * one frame per waiter and overflow the stack on a long queue. Nested deliveries wait here instead,
+   * and the outermost call hands them out in order, after the pool's state is settled.
+   */
+  #deliver(receiver: AcquireReceiver<T>, lease: Lease<T>): void {
+    if (this.#delivering) {
+      this.#deliveries.push(receiver, lease);
+      return;
+    }
+    this.#delivering = true;
+    try {
+      deliver(receiver, lease);
+      const queue = this.#deliveries;
+      for (let i = 0; i < queue.length; i += 2) deliver(queue[i] as AcquireReceiver<T>, queue[i + 1] as Lease<T>);
+      queue.length = 0;
+    } finally {
+      this.#delivering = false;
+    }
   }
 
   #abortWaiter(waiter: Waiter<T>): void {
@@ -1270,11 +1296,11 @@ export class Pool<T> {
   }
 
   /**
-   * A timestamp shared by every waiter queued in the same run of synchronous code and microtasks: under
-   * contention thousands of acquires queue per millisecond, and one clock read each would cost more than
-   * queueing itself. The stamp is read precisely on first use and dropped by a microtask queued behind
-   * the work already pending, so it is never older than that work took to run (microseconds, unless the
-   * caller blocks the event loop, which would delay any timer anyway).
+   * A timestamp shared by every waiter queued in one batch: under contention thousands of acquires queue
+   * per millisecond, and one clock read each would cost more than queueing itself. The stamp is read
+   * precisely on first use and dropped by a microtask queued behind the work already pending (the
+   * synchronous run and the microtasks queued before it), so it is never older than that work took to
+   * run: microseconds, unless that work blocks the event loop (docs/api/pool.md, timestamp precision).
    */
   #batchNow(): number {
     if (this.#batchStamp) return this.#coarseNow;

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
 import { describe, it } from 'node:test';
 import { fetch, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
 import { LifeguardDispatcher, withScope } from '../../src/http/index.js';
@@ -328,5 +330,35 @@ describe('scopes', () => {
     assert.ok(peak <= 3, `peak ${peak}`);
     await d.close();
     await server.close();
+  });
+});
+
+describe('regressions', () => {
+  it('sends a request once when its connect failed and the retry queued a second pool waiter', async () => {
+    // Seen in review: the pool waiter given up on after the failed connect stayed queued with the same
+    // receiver as the retry's, so once the server came up both got a connection and the request went
+    // out twice (the server counted 2 hits for 1 request).
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port: free } = probe.address() as net.AddressInfo;
+        probe.close(() => { resolve(free); });
+      });
+    });
+    let hits = 0;
+    const server = http.createServer((_req, res) => { hits++; res.end('ok'); });
+    const d = new LifeguardDispatcher({ connectionsPerOrigin: 1, acquireTimeoutMs: 5000, retry: { initialDelayMs: 20, maxDelayMs: 50, maxAttempts: 50, onConnectionError: true } });
+    try {
+      const pending = request(`http://127.0.0.1:${port}/x`, { dispatcher: d });
+      assert.ok(await eventually(() => d.stats().retries >= 1), 'the first connect was refused and retried');
+      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+      const res = await pending;
+      assert.equal(await res.body.text(), 'ok');
+      await sleep(300); // time for a duplicate to arrive
+      assert.equal(hits, 1, 'one request, one hit');
+    } finally {
+      await d.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

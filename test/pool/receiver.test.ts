@@ -66,6 +66,25 @@ describe('pool[kAcquireInto] (internal receiver acquire)', () => {
     assert.equal((after.errors[0] as { code?: string } | undefined)?.code, 'LG_POOL_CLOSED');
   });
 
+  it('regression: receivers that hand their lease straight back do not recurse once per waiter', async () => {
+    // Seen in review: 20,000 queued receivers whose onLease released at once overflowed the stack at
+    // about 1,000 levels and left the pool stuck with a resource lent to nobody.
+    const pool = new Pool<TestResource>({ factory: new TestFactory().basic(), clock: new FakeClock(), max: 1 });
+    const held = await pool.acquire();
+    let served = 0;
+    const bouncer: AcquireReceiver<TestResource> = {
+      onLease: (lease) => { served++; lease.release(); },
+      onAcquireError: () => { assert.fail('no error expected'); },
+    };
+    for (let i = 0; i < 20_000; i++) pool[kAcquireInto](bouncer);
+    held.release();
+    assert.equal(served, 20_000);
+    const stats = pool.stats();
+    assert.deepEqual([stats.inUse, stats.idle, stats.pending], [0, 1, 0]);
+    (await pool.acquire()).release();
+    await pool.close();
+  });
+
   it('a receiver that throws cannot break the pool or the caller that released', async () => {
     const pool = new Pool<TestResource>({ factory: new TestFactory().basic(), clock: new FakeClock(), max: 1 });
     const held = await pool.acquire();
