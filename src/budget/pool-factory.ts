@@ -22,6 +22,8 @@ export function budgetedFactory<T>(factory: Factory<T>, budget: Budget): Factory
         context.revoke(permit.lost.reason);
       };
       permit.lost.addEventListener('abort', onLost, { once: true });
+      // Lost before we listened (Redis went away during the grant): an abort listener would never fire.
+      if (permit.lost.aborted) onLost();
       let resource: T;
       try {
         resource = await factory.create(context);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createBudget, PermitLostError, type Budget } from '../../src/budget/index.js';
+import { createBudget, PermitLostError, type Budget, type Permit } from '../../src/budget/index.js';
 import { Pool, type Factory, type Lease, type PoolOptions } from '../../src/index.js';
 import { FakeClock, flush } from '../support/fake-clock.js';
 import { TestFactory, type TestResource } from '../support/factory.js';
@@ -146,6 +146,38 @@ describe('Pool option "budget"', () => {
     assert.equal(reasons.length, 2);
     assert.ok(reasons.every((r) => r instanceof PermitLostError), 'the permit loss is the destroy cause');
     await pool.close();
+  });
+
+  it('regression: a permit already lost when it is granted never backs a lent resource', async () => {
+    // Seen in review: the wrapper listened for the permit's loss after the grant, so a permit lost
+    // during the grant (Redis went away) never fired the listener and the connection lived on unpaid.
+    const real = createBudget(2);
+    let lostOnce = true;
+    const budget: Budget = {
+      key: real.key,
+      limit: real.limit,
+      acquire: async (): Promise<Permit> => {
+        const permit = await real.acquire();
+        if (!lostOnce) return permit;
+        lostOnce = false;
+        const controller = new AbortController();
+        controller.abort(new PermitLostError(real.key, permit.id, 'lost during the grant'));
+        return { id: permit.id, budgetKey: permit.budgetKey, lost: controller.signal, get released() { return permit.released; }, release: () => { permit.release(); } };
+      },
+      stats: () => real.stats(),
+      usage: () => real.usage(),
+      close: () => real.close(),
+      [Symbol.asyncDispose]: () => real.close(),
+    };
+    const factory = new TestFactory();
+    const pool = new Pool<TestResource>({ factory: factory.basic(), clock: new FakeClock(), max: 1, budget });
+    const lease = await pool.acquire();
+    assert.equal(lease.resource.id, 2, 'the resource whose permit was already lost was destroyed on arrival, never lent');
+    assert.equal(factory.destroyed[0]?.id, 1);
+    lease.release();
+    await pool.close();
+    assert.equal(real.stats().held, 0, 'every permit given back');
+    await real.close();
   });
 
   it('keeps the factory hooks working, bound to their object (class-based factories)', async () => {
