@@ -589,7 +589,9 @@ export class Pool<T> {
     const lease = this.#lend(entry, now, waiter.site, waiter.label);
     if (this.#listening && this.#events.hasListeners('acquire')) this.#events.emit('acquire', { pool: this.#o.name, lease, waitedMs: this.#now() - waiter.enqueuedAt });
     if (channels.acquire.hasSubscribers) channels.acquire.publish({ pool: this, name: this.#o.name, leaseId: lease.id, resourceId: entry.id, waitedMs: this.#now() - waiter.enqueuedAt });
-    this.#deliver(waiter.receiver, lease);
+    // A promise's resolve cannot re-enter the pool: only receivers need the re-entrancy queue.
+    if (waiter.receiver === waiter) waiter.onLease(lease);
+    else this.#deliver(waiter.receiver, lease);
   }
 
   /**
