@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import type { AcquireSite } from '../leak/site.js';
 import { ErrorCodes } from '../pool/errors.js';
 import type { Lease } from '../pool/lease.js';
-import { Pool, kAcquireInto, type AcquireReceiver } from '../pool/pool.js';
+import { Pool, kAcquireInto, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
 import { HttpCore, emitLeak, statsOf, type HttpStats, type TrackedResponse } from './core.js';
 import { HttpClosedError, QueueFullError, QueueTimeoutError } from './errors.js';
 import { PooledSocket } from './connection.js';
@@ -219,6 +219,8 @@ class AgentEngine {
     for (const request of waiting) {
       waiting.delete(request);
       request.failed = true;
+      // Its pool waiter goes too: the pool must not keep reconnecting for a request that has failed.
+      request.entry.pool[kWithdraw](request);
       const reason = error instanceof Error ? error : new Error(String(error));
       failRequest(request.req, reason);
       return;

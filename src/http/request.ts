@@ -3,7 +3,7 @@ import { util as undiciUtil, type Dispatcher } from 'undici';
 import type { TimerHandle } from '../internal/clock.js';
 import type { Lease } from '../pool/lease.js';
 import { ErrorCodes } from '../pool/errors.js';
-import { kAcquireInto, type AcquireReceiver } from '../pool/pool.js';
+import { kAcquireInto, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
 import type { AcquireSite } from '../leak/site.js';
 import type { HttpConnection } from './connection.js';
 import type { HttpCore, OriginEntry } from './core.js';
@@ -188,6 +188,7 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
   /** Fails this waiting request with a connect error (one failed connect per waiting request, like undici). */
   connectFailed(error: unknown): void {
     if (this.#state !== WAITING) return;
+    if (this.#current !== null) this.#entry.pool[kWithdraw](this.#current);
     this.#current = null;
     this.#entry.waiting.delete(this);
     this.#failOrRetry(error instanceof Error ? error : new Error(String(error)), false);
@@ -200,6 +201,7 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
       this.#timer = null;
       this.#finish(error);
     } else if (this.#state === WAITING) {
+      if (this.#current !== null) this.#entry.pool[kWithdraw](this.#current);
       this.#current = null;
       this.#entry.waiting.delete(this);
       this.#finish(error);

@@ -46,6 +46,9 @@ export interface AcquireReceiver<T> {
 /** @internal `pool[kAcquireInto](receiver, options)`: `acquire()` for an {@link AcquireReceiver}. */
 export const kAcquireInto = Symbol('lifeguard.acquireInto');
 
+/** @internal `pool[kWithdraw](receiver)`: gives up a receiver's wait without telling it (its request already failed). */
+export const kWithdraw = Symbol('lifeguard.withdraw');
+
 /** One caller waiting in `acquire()`; for a promise it is its own receiver. */
 interface Waiter<T> extends AcquireReceiver<T> {
   receiver: AcquireReceiver<T>;
@@ -271,6 +274,20 @@ export class Pool<T> {
   acquire(options?: AcquireOptions): Promise<Lease<T>> {
     // eslint-disable-next-line @typescript-eslint/unbound-method -- only a marker: stack frames above it are dropped
     return this.#acquire(options, this.acquire, null) as Promise<Lease<T>>;
+  }
+
+  /**
+   * @internal Withdraws the waiting acquire of `receiver`, if any, so that the pool stops creating for a
+   * request that already failed. A scan of the queue: for failure paths only.
+   */
+  [kWithdraw](receiver: AcquireReceiver<T>): boolean {
+    for (const waiter of this.#waiters.toArray()) {
+      if (!waiter.settled && waiter.receiver === receiver) {
+        this.#unqueue(waiter);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** @internal See {@link AcquireReceiver}. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Lease } from '../../src/index.js';
-import { Pool, kAcquireInto, type AcquireReceiver } from '../../src/pool/pool.js';
+import { Pool, kAcquireInto, kWithdraw, type AcquireReceiver } from '../../src/pool/pool.js';
 import { FakeClock, flush } from '../support/fake-clock.js';
 import { TestFactory, type TestResource } from '../support/factory.js';
 
@@ -82,6 +82,23 @@ describe('pool[kAcquireInto] (internal receiver acquire)', () => {
     const stats = pool.stats();
     assert.deepEqual([stats.inUse, stats.idle, stats.pending], [0, 1, 0]);
     (await pool.acquire()).release();
+    await pool.close();
+  });
+
+  it('withdraws a waiting receiver without telling it, so the pool stops working for it', async () => {
+    const pool = new Pool<TestResource>({ factory: new TestFactory().basic(), clock: new FakeClock(), max: 1 });
+    const held = await pool.acquire();
+    const gone = new Recorder();
+    const next = new Recorder();
+    pool[kAcquireInto](gone);
+    pool[kAcquireInto](next);
+    assert.equal(pool.stats().pending, 2);
+    assert.equal(pool[kWithdraw](gone), true);
+    assert.equal(pool[kWithdraw](gone), false, 'only once');
+    assert.equal(pool.stats().pending, 1);
+    held.release();
+    assert.deepEqual([gone.leases.length, gone.errors.length, next.leases.length], [0, 0, 1]);
+    next.leases[0]?.release();
     await pool.close();
   });
 
