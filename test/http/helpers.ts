@@ -22,26 +22,7 @@ export interface TestServer {
 
 /** A loopback HTTP server that counts its connections; `close()` destroys every socket it holds. */
 export async function startServer(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void, options: http.ServerOptions = {}): Promise<TestServer> {
-  const sockets = new Set<net.Socket>();
-  let peak = 0;
-  let accepted = 0;
-  let requests = 0;
-  const server = http.createServer({ keepAliveTimeout: 30_000, ...options }, (req, res) => {
-    requests++;
-    handler(req, res);
-  });
-  server.on('connection', (socket: net.Socket) => {
-    accepted++;
-    sockets.add(socket);
-    peak = Math.max(peak, sockets.size);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  return listen(server, 'http:', sockets, {
-    get peak() { return peak; },
-    get accepted() { return accepted; },
-    get requests() { return requests; },
-    resetPeak() { peak = sockets.size; },
-  });
+  return listen(http.createServer({ keepAliveTimeout: 30_000, ...options }, handler), 'http:');
 }
 
 /** The self-signed test certificate (`test/fixtures/tls/`, for localhost and 127.0.0.1), read from the source tree. */
@@ -60,55 +41,49 @@ export interface TestHttpsServer extends TestServer {
 
 /** `startServer` over TLS with the test certificate: `https://127.0.0.1:<port>`. */
 export async function startHttpsServer(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<TestHttpsServer> {
-  const sockets = new Set<net.Socket>();
-  let peak = 0;
-  let accepted = 0;
-  let requests = 0;
   const servernames: (string | false)[] = [];
-  const server = https.createServer({ ...testCertificate(), keepAliveTimeout: 30_000 }, (req, res) => {
-    requests++;
-    handler(req, res);
-  });
-  // Counted at the TCP level, so connections that fail the handshake count too.
-  server.on('connection', (socket: net.Socket) => {
-    accepted++;
-    sockets.add(socket);
-    peak = Math.max(peak, sockets.size);
-    socket.on('close', () => sockets.delete(socket));
-  });
+  const server = https.createServer({ ...testCertificate(), keepAliveTimeout: 30_000 }, handler);
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     servernames.push((socket as tls.TLSSocket & { servername: string | false }).servername);
   });
   // A client that rejects the certificate makes the server's handshake fail: expected in these tests.
   server.on('tlsClientError', () => undefined);
-  const base = await listen(server, 'https:', sockets, {
-    get peak() { return peak; },
-    get accepted() { return accepted; },
-    get requests() { return requests; },
-    resetPeak() { peak = sockets.size; },
-  });
+  // Connections are counted at the TCP level (listen), so those that fail the handshake count too.
+  const base = await listen(server, 'https:');
   return Object.defineProperties(base, {
     handshakes: { get: () => servernames.length },
     servernames: { get: () => servernames },
   }) as TestHttpsServer;
 }
 
-async function listen(server: net.Server, protocol: string, sockets: Set<net.Socket>, counters: Pick<TestServer, 'peak' | 'accepted' | 'requests' | 'resetPeak'>): Promise<TestServer> {
+/** Listens on loopback and counts what the tests assert on: connections (open, peak, accepted) and requests. */
+async function listen(server: http.Server, protocol: string): Promise<TestServer> {
+  const sockets = new Set<net.Socket>();
+  let peak = 0;
+  let accepted = 0;
+  let requests = 0;
+  server.on('connection', (socket: net.Socket) => {
+    accepted++;
+    sockets.add(socket);
+    peak = Math.max(peak, sockets.size);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.on('request', () => { requests++; });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
   return Object.defineProperties({
     url: `${protocol}//127.0.0.1:${port}`,
     port,
     get open() { return sockets.size; },
-    resetPeak: () => { counters.resetPeak(); },
+    resetPeak: () => { peak = sockets.size; },
     close: () => new Promise<void>((resolve) => {
       for (const socket of sockets) socket.destroy();
       server.close(() => { resolve(); });
     }),
   }, {
-    peak: { get: () => counters.peak },
-    accepted: { get: () => counters.accepted },
-    requests: { get: () => counters.requests },
+    peak: { get: () => peak },
+    accepted: { get: () => accepted },
+    requests: { get: () => requests },
   }) as TestServer;
 }
 
