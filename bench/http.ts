@@ -4,8 +4,9 @@
  * pipelining). Libraries run in interleaved rounds, each measurement in a client process of its own; the
  * reported figure is the median round.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import http from 'node:http';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Pool as UndiciPool, request, type Dispatcher } from 'undici';
@@ -74,9 +75,33 @@ async function measure(client: Client, seconds: number): Promise<{ opsPerSec: nu
   return { opsPerSec: latencies.length / elapsed, p99Ms: latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))] ?? 0 };
 }
 
-async function startServer(): Promise<{ port: number; stop: () => void }> {
+/**
+ * Where the server and the clients run. On a machine with two or more cores and `taskset`, the server gets
+ * the last core and each client the first: otherwise the scheduler moves them (and their garbage
+ * collector threads) onto the same core now and then, and that, not the library, decides a round.
+ */
+interface Placement {
+  readonly server: readonly string[];
+  readonly client: readonly string[];
+  readonly pinned: boolean;
+}
+
+function placement(): Placement {
+  const cores = os.availableParallelism();
+  const taskset = cores >= 2 && spawnSync('taskset', ['-c', '0', process.execPath, '-e', '0']).status === 0;
+  if (!taskset) return { server: [process.execPath], client: [process.execPath], pinned: false };
+  return { server: ['taskset', '-c', String(cores - 1), process.execPath], client: ['taskset', '-c', '0', process.execPath], pinned: true };
+}
+
+function run(command: readonly string[], args: readonly string[]): Promise<string> {
+  const [file = process.execPath, ...prefix] = command;
+  return execFileAsync(file, [...prefix, ...args]).then((r) => r.stdout);
+}
+
+async function startServer(place: Placement): Promise<{ port: number; stop: () => void }> {
   const script = fileURLToPath(new URL('./http-server.js', import.meta.url));
-  const child = spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const [file = process.execPath, ...prefix] = place.server;
+  const child = spawn(file, [...prefix, script], { stdio: ['pipe', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('error', reject);
     child.stdout.once('data', (chunk: Buffer) => { resolve(Number(chunk.toString().trim())); });
@@ -122,16 +147,28 @@ export async function measureHttpOnce(library: HttpLibrary, port: number, second
  * client process, as the pool benchmark does: Lifeguard's dispatcher and undici's Pool share undici's
  * code, and in one process each would run with call sites trained by the other.
  */
-export async function benchHttp(rounds: number, seconds: number): Promise<HttpCase[]> {
-  const server = await startServer();
+export interface HttpBench {
+  readonly cases: HttpCase[];
+  /** Whether the server and the clients ran on cores of their own (see placement()). */
+  readonly pinned: boolean;
+  /** Per pair (Lifeguard's client / its peer): the median of the ratios of the rounds, each round's pair measured back to back. */
+  readonly pairedRatios: Readonly<Record<string, number>>;
+}
+
+const PAIRS = [['lifeguard-dispatcher', 'undici-pool'], ['lifeguard-agent', 'http-agent']] as const;
+
+export async function benchHttp(rounds: number, seconds: number): Promise<HttpBench> {
+  const place = placement();
+  const server = await startServer(place);
   const worker = fileURLToPath(new URL('./http-worker.js', import.meta.url));
   const results = new Map<HttpLibrary, { ops: number[]; p99: number[] }>(HTTP_LIBRARIES.map((l) => [l, { ops: [], p99: [] }]));
   try {
     for (let round = 0; round < rounds; round++) {
-      // Interleaved, and in a different order each round, so drift on a shared machine hits every library.
+      // Interleaved, and in a different order each round, so drift on a shared machine hits every
+      // library; each Lifeguard client runs right next to its peer, so a round's ratio compares like with like.
       const order = round % 2 === 0 ? HTTP_LIBRARIES : [...HTTP_LIBRARIES].reverse();
       for (const library of order) {
-        const { stdout } = await execFileAsync(process.execPath, [worker, library, String(server.port), String(seconds)]);
+        const stdout = await run(place.client, [worker, library, String(server.port), String(seconds)]);
         const m = JSON.parse(stdout) as { opsPerSec: number; p99Ms: number };
         const r = results.get(library);
         r?.ops.push(m.opsPerSec);
@@ -141,17 +178,22 @@ export async function benchHttp(rounds: number, seconds: number): Promise<HttpCa
   } finally {
     server.stop();
   }
-  return HTTP_LIBRARIES.map((library) => {
+  const cases = HTTP_LIBRARIES.map((library) => {
     const r = results.get(library) ?? { ops: [], p99: [] };
     return { scenario: SCENARIO, library, opsPerSec: Math.round(median(r.ops)), p99Ms: Math.round(median(r.p99) * 100) / 100 };
   });
+  const ops = (library: HttpLibrary): number[] => results.get(library)?.ops ?? [];
+  const pairedRatios = Object.fromEntries(PAIRS.map(([ours, peer]) => {
+    const a = ops(ours);
+    const b = ops(peer);
+    return [ours, Math.round(median(a.map((x, i) => x / (b[i] ?? NaN))) * 1000) / 1000];
+  }));
+  return { cases, pinned: place.pinned, pairedRatios };
 }
 
-export function httpReport(cases: readonly HttpCase[]): string {
+export function httpReport(bench: HttpBench): string {
+  const { cases, pairedRatios } = bench;
   const of = (library: string): number => cases.find((c) => c.library === library)?.opsPerSec ?? NaN;
-  const ratio: Record<string, string> = {
-    'lifeguard-dispatcher': `${(of('lifeguard-dispatcher') / of('undici-pool')).toFixed(2)}x undici-pool`,
-    'lifeguard-agent': `${(of('lifeguard-agent') / of('http-agent')).toFixed(2)}x http-agent`,
-  };
+  const ratio: Record<string, string> = Object.fromEntries(PAIRS.map(([ours, peer]) => [ours, `${(of(ours) / of(peer)).toFixed(2)}x ${peer} (rounds: ${(pairedRatios[ours] ?? NaN).toFixed(2)}x)`]));
   return table(['scenario', 'library', 'req/s', 'p99 ms', 'ratio'], cases.map((c) => [c.scenario, c.library, formatOps(c.opsPerSec), c.p99Ms.toFixed(2), ratio[c.library] ?? '']));
 }

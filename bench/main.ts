@@ -4,10 +4,16 @@ import { formatOps, table } from './harness.js';
 import { benchHttp, httpReport } from './http.js';
 
 /**
- * `npm run bench` (about 3 minutes) or `npm run bench -- --quick` (under a minute). Speed is only ever
- * reported as ratios between libraries measured in the same run, never asserted in tests.
+ * `npm run bench` (about 6 minutes), `npm run bench -- --quick` (about a minute), and `-- --only=pool` or
+ * `-- --only=http` for one part. Speed is only ever reported as ratios between libraries measured in the
+ * same run, never asserted in tests.
  */
 const quick = process.argv.includes('--quick');
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+if (only !== undefined && only !== 'pool' && only !== 'http') {
+  console.error(`--only: expected "pool" or "http", got ${JSON.stringify(only)}`);
+  process.exit(2);
+}
 const rounds = quick ? 3 : 5;
 const budgetSeconds = quick ? 0.25 : 0.8;
 
@@ -24,16 +30,22 @@ function report(cases: readonly PoolCase[]): string {
   return table(['scenario', 'library', 'ops/s', 'vs baseline', 'vs best peer'], rows);
 }
 
-const cases = await benchPools(rounds, budgetSeconds);
-console.log(`pool benchmark (node ${process.version}, ${rounds} rounds, median)`);
-console.log(report(cases));
 const dir = new URL('./results/', new URL('../../bench/', import.meta.url));
 mkdirSync(dir, { recursive: true });
-writeFileSync(new URL('pool.json', dir), `${JSON.stringify({ node: process.version, cases }, null, 2)}\n`);
-console.log(`\nwrote bench/results/pool.json`);
 
-const httpCases = await benchHttp(quick ? 3 : 5, quick ? 1.5 : 3);
-console.log(`\nHTTP benchmark (node ${process.version}, ${quick ? 3 : 5} rounds, median)`);
-console.log(httpReport(httpCases));
-writeFileSync(new URL('http.json', dir), `${JSON.stringify({ node: process.version, cases: httpCases }, null, 2)}\n`);
-console.log(`\nwrote bench/results/http.json`);
+if (only !== 'http') {
+  const cases = await benchPools(rounds, budgetSeconds);
+  console.log(`pool benchmark (node ${process.version}, ${rounds} rounds, median)`);
+  console.log(report(cases));
+  writeFileSync(new URL('pool.json', dir), `${JSON.stringify({ node: process.version, cases }, null, 2)}\n`);
+  console.log(`\nwrote bench/results/pool.json\n`);
+}
+
+if (only !== 'pool') {
+  const httpRounds = quick ? 3 : 9;
+  const http = await benchHttp(httpRounds, quick ? 1.5 : 2);
+  console.log(`HTTP benchmark (node ${process.version}, ${httpRounds} rounds, median; server and clients ${http.pinned ? 'on cores of their own' : 'not pinned'})`);
+  console.log(httpReport(http));
+  writeFileSync(new URL('http.json', dir), `${JSON.stringify({ node: process.version, pinned: http.pinned, pairedRatios: http.pairedRatios, cases: http.cases }, null, 2)}\n`);
+  console.log(`\nwrote bench/results/http.json`);
+}

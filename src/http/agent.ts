@@ -6,10 +6,10 @@ import tls from 'node:tls';
 import type { AcquireSite } from '../leak/site.js';
 import { ErrorCodes } from '../pool/errors.js';
 import type { Lease } from '../pool/lease.js';
-import { Pool, kAcquireInto, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
+import { Pool, kAcquireInto, kWaiting, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
 import { HttpCore, emitLeak, statsOf, type HttpStats, type TrackedResponse } from './core.js';
 import { HttpClosedError, QueueFullError, QueueTimeoutError } from './errors.js';
-import { PooledSocket } from './connection.js';
+import { PooledSocket, readConnectionHeaderStrings } from './connection.js';
 import { resolveHttpPoolOptions, type HttpPoolOptions } from './options.js';
 
 /** A socket of the agent and the request it currently serves (its loan). */
@@ -52,15 +52,13 @@ class AgentRequest implements TrackedResponse, AcquireReceiver<AgentSocket> {
   }
 
   /** @internal The pool lends a socket (AcquireReceiver: no promise, no AbortSignal per request). */
-  onLease(lease: Lease<AgentSocket>): void {
-    this.entry.waiting.delete(this);
+  onLease(lease: Lease<AgentSocket>, now: number): void {
     if (this.failed) lease.release();
-    else this.#engine.lend(this, lease);
+    else this.#engine.lend(this, lease, now);
   }
 
   /** @internal The pool could not lend a socket in time (AcquireReceiver). */
   onAcquireError(error: Error): void {
-    this.entry.waiting.delete(this);
     if (!this.failed) failRequest(this.req, this.#engine.wrap(error, this));
   }
 }
@@ -68,8 +66,6 @@ class AgentRequest implements TrackedResponse, AcquireReceiver<AgentSocket> {
 interface AgentOrigin {
   readonly origin: string;
   readonly pool: Pool<AgentSocket>;
-  /** Requests waiting for a socket, oldest first. */
-  readonly waiting: Set<AgentRequest>;
 }
 
 /** Where a request goes: its pool key, origin (the gate's per-origin cap) and how to connect. */
@@ -202,22 +198,18 @@ class AgentEngine {
     }
     const route = this.#route(req, options);
     const entry = this.#origins.get(route.key) ?? this.#newEntry(route);
-    const request = new AgentRequest(this, entry, req, core.sampler.capture(this.#marker, core.clock.now()));
+    const now = core.clock.now();
+    const request = new AgentRequest(this, entry, req, core.sampler.capture(this.#marker, now));
     core.counters.requests++;
-    this.#acquire(request);
-  }
-
-  #acquire(request: AgentRequest): void {
-    request.entry.waiting.add(request);
-    // A failed connect fails the oldest waiting request at once (connectFailed); its pool waiter stays
-    // queued and hands back whatever lease it gets, which costs less than an AbortSignal per request.
-    request.entry.pool[kAcquireInto](request);
+    // A failed connect fails the oldest waiting request at once (connectFailed), which costs less than an
+    // AbortSignal per request.
+    entry.pool[kAcquireInto](request, undefined, now);
   }
 
   /** Like node's agent (and undici), a failed connect (refused, TLS error, timeout) fails one waiting request, the oldest. */
-  static connectFailed(waiting: Set<AgentRequest>, error: unknown): void {
-    for (const request of waiting) {
-      waiting.delete(request);
+  static connectFailed(pool: Pool<AgentSocket>, error: unknown): void {
+    for (const request of pool[kWaiting]()) {
+      if (!(request instanceof AgentRequest) || request.failed) continue;
       request.failed = true;
       // Its pool waiter goes too: the pool must not keep reconnecting for a request that has failed.
       request.entry.pool[kWithdraw](request);
@@ -237,13 +229,12 @@ class AgentEngine {
     return error instanceof Error ? error : new Error(String(error));
   }
 
-  lend(request: AgentRequest, lease: Lease<AgentSocket>): void {
+  lend(request: AgentRequest, lease: Lease<AgentSocket>, now: number): void {
     const core = this.core;
     const conn = lease.resource;
-    const now = core.clock.now();
     if (!conn.usable(now)) {
       lease.destroy(conn.gone ?? new Error('agent connection no longer usable'));
-      this.#acquire(request);
+      request.entry.pool[kAcquireInto](request);
       return;
     }
     conn.idle = false;
@@ -270,25 +261,12 @@ class AgentEngine {
     request.lease = null;
     if (lease?.active !== true) return;
     const res = (request.req as { res?: http.IncomingMessage }).res;
-    if (res !== undefined) {
-      // From rawHeaders: node builds `res.headers` lazily, and building it for every response (when the
-      // caller never reads it) is a large share of the agent's garbage.
-      const raw = res.rawHeaders;
-      for (let i = 0; i + 1 < raw.length; i += 2) {
-        const name = raw[i] ?? '';
-        // Both names are 10 characters long: one length check skips nearly every other header.
-        if (name.length !== 10) continue;
-        const lower = name.toLowerCase();
-        const value = raw[i + 1] ?? '';
-        if (lower === 'connection') {
-          if (value.toLowerCase() === 'close') conn.reusable = false;
-        } else if (lower === 'keep-alive') {
-          const match = /timeout\s*=\s*(\d+)/i.exec(value);
-          if (match !== null) conn.keepAliveHint(Number(match[1]), core.o.keepAliveSafetyMarginMs, core.clock.now());
-        }
-      }
-    }
-    const now = core.clock.now();
+    // The lend's reading of the clock: a keep-alive hint counted from there ends early, never late, and
+    // the pool reads the clock again when it lends the socket next.
+    const now = request.headersAt;
+    // From rawHeaders: node builds `res.headers` lazily, and building it for every response (when the
+    // caller never reads it) is a large share of the agent's garbage.
+    if (res !== undefined) readConnectionHeaderStrings(conn, res.rawHeaders, core.o.keepAliveSafetyMarginMs, now);
     if (!destroy && conn.usable(now) && request.req.shouldKeepAlive) {
       conn.socket.unref();
       conn.parked(now);
@@ -303,7 +281,6 @@ class AgentEngine {
     const core = this.core;
     const o = core.o;
     const gate = core.gate;
-    const waiting = new Set<AgentRequest>();
     const pool: Pool<AgentSocket> = new Pool<AgentSocket>({
       name: `${o.name}-agent ${origin}${route.tag}`,
       factory: {
@@ -323,7 +300,7 @@ class AgentEngine {
             return conn;
           } catch (error) {
             gate.release(origin);
-            if (!context.signal.aborted) AgentEngine.connectFailed(waiting, error);
+            if (!context.signal.aborted) AgentEngine.connectFailed(pool, error);
             throw error;
           }
         },
@@ -344,7 +321,7 @@ class AgentEngine {
       ...(o.clock === undefined ? {} : { clock: o.clock }),
     });
     core.addPool(pool as Pool<unknown>);
-    const entry: AgentOrigin = { origin, pool, waiting };
+    const entry: AgentOrigin = { origin, pool };
     this.#origins.set(route.key, entry);
     return entry;
   }

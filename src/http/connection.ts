@@ -5,6 +5,7 @@ import type { CreateContext, Factory } from '../pool/options.js';
 import { ConnectionGoneError } from './errors.js';
 import type { ConnectionGate, GatedConnection } from './gate.js';
 import type { ResolvedHttpPoolOptions } from './options.js';
+import type { PooledRequest } from './request.js';
 
 let connectionSeq = 0;
 
@@ -153,6 +154,8 @@ export class PooledSocket implements GatedConnection {
  */
 export class HttpConnection extends PooledSocket {
   readonly client: Client;
+  /** The request running on it (until its body is consumed or cancelled), or null. */
+  request: PooledRequest | null = null;
   #handedOver = false;
 
   constructor(parts: OriginParts, socket: Socket, gate: ConnectionGate, context: CreateContext, o: ResolvedHttpPoolOptions, now: number) {
@@ -187,8 +190,16 @@ export class HttpConnection extends PooledSocket {
   }
 }
 
+/** What a connection factory tells its dispatcher. */
+export interface ConnectionHooks {
+  /** A connect failed (refused, TLS error, timeout): like undici, one waiting request fails with it. */
+  connectFailed(error: unknown): void;
+  opened(connection: HttpConnection): void;
+  closed(connection: HttpConnection): void;
+}
+
 /** The pool factory of one origin's connections: slot from the gate, TCP connect, Client. */
-export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: ResolvedHttpPoolOptions, clock: Clock, onConnectError: (error: unknown) => void): Factory<HttpConnection> {
+export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: ResolvedHttpPoolOptions, clock: Clock, hooks: ConnectionHooks): Factory<HttpConnection> {
   const connector = buildConnector({ ...o.tls, timeout: o.connectTimeoutMs });
   return {
     async create(context) {
@@ -198,19 +209,89 @@ export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: R
         socket = await connectSocket(connector, parts, context.signal);
       } catch (error) {
         gate.release(parts.origin);
-        if (!context.signal.aborted) onConnectError(error);
+        if (!context.signal.aborted) hooks.connectFailed(error);
         throw error;
       }
       try {
-        return new HttpConnection(parts, socket, gate, context, o, clock.now());
+        const connection = new HttpConnection(parts, socket, gate, context, o, clock.now());
+        hooks.opened(connection);
+        return connection;
       } catch (error) {
         socket.destroy();
         gate.release(parts.origin);
         throw error;
       }
     },
-    destroy: (connection) => connection.close(),
+    destroy: (connection) => {
+      hooks.closed(connection);
+      return connection.close();
+    },
     validate: (connection) => connection.usable(clock.now()),
     socket: (connection) => connection.socket,
   };
+}
+
+// Response headers that decide whether a connection may be reused. This runs on every response, so it
+// reads bytes (undici's raw header buffers) or characters (node's rawHeaders) without decoding, lowering
+// or matching a regular expression: both names are 10 bytes long, which skips nearly every other header.
+
+const CONNECTION = [0x63, 0x6f, 0x6e, 0x6e, 0x65, 0x63, 0x74, 0x69, 0x6f, 0x6e]; // connection
+const KEEP_ALIVE = [0x6b, 0x65, 0x65, 0x70, 0x2d, 0x61, 0x6c, 0x69, 0x76, 0x65]; // keep-alive
+const CLOSE = [0x63, 0x6c, 0x6f, 0x73, 0x65]; // close
+const TIMEOUT = [0x74, 0x69, 0x6d, 0x65, 0x6f, 0x75, 0x74]; // timeout
+
+/** Byte or character code `i` of `text` (-1 or NaN past the end, which match nothing). */
+const byteAt = (text: Buffer, i: number): number => text[i] ?? -1;
+const charAt = (text: string, i: number): number => text.charCodeAt(i);
+
+/** `text` from `at` equals the lower-case `word` (ASCII case folded; `|0x20` is exact for letters and '-'). */
+function matchesAt<S>(text: S, at: number, word: readonly number[], code: (text: S, i: number) => number): boolean {
+  for (let i = 0; i < word.length; i++) if ((code(text, at + i) | 0x20) !== word[i]) return false;
+  return true;
+}
+
+/** The seconds of `timeout=N` in a `Keep-Alive` value (`/timeout\s*=\s*(\d+)/i`), or -1. */
+function keepAliveSeconds<S extends { readonly length: number }>(value: S, code: (text: S, i: number) => number): number {
+  const n = value.length;
+  for (let i = 0; i + TIMEOUT.length < n; i++) {
+    if (!matchesAt(value, i, TIMEOUT, code)) continue;
+    let j = i + TIMEOUT.length;
+    while (j < n && (code(value, j) === 0x20 || code(value, j) === 0x09)) j++;
+    if (code(value, j) !== 0x3d) continue; // '='
+    j++;
+    while (j < n && (code(value, j) === 0x20 || code(value, j) === 0x09)) j++;
+    let seconds = -1;
+    for (let c = code(value, j); c >= 0x30 && c <= 0x39; c = code(value, ++j)) seconds = (seconds < 0 ? 0 : seconds * 10) + (c - 0x30);
+    if (seconds >= 0) return seconds;
+  }
+  return -1;
+}
+
+function readHeaders<S extends { readonly length: number }>(conn: PooledSocket, raw: readonly S[], code: (text: S, i: number) => number, marginMs: number, now: number): void {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as S;
+    if (name.length !== 10) continue;
+    const value = raw[i + 1] as S;
+    if (matchesAt(name, 0, CONNECTION, code)) {
+      if (value.length === 5 && matchesAt(value, 0, CLOSE, code)) conn.reusable = false;
+    } else if (matchesAt(name, 0, KEEP_ALIVE, code)) {
+      const seconds = keepAliveSeconds(value, code);
+      if (seconds >= 0) conn.keepAliveHint(seconds, marginMs, now);
+    }
+  }
+}
+
+/** Applies a response's `Connection: close` and `Keep-Alive: timeout=N` (undici's raw header buffers) to `conn`. */
+export function readConnectionHeaders(conn: PooledSocket, raw: readonly Buffer[], marginMs: number, now: number): void {
+  readHeaders(conn, raw, byteAt, marginMs, now);
+}
+
+/** {@link readConnectionHeaders} for node's `rawHeaders` (strings). */
+export function readConnectionHeaderStrings(conn: PooledSocket, raw: readonly string[], marginMs: number, now: number): void {
+  readHeaders(conn, raw, charAt, marginMs, now);
+}
+
+/** @internal For tests: the parsed seconds of a `Keep-Alive` value. */
+export function keepAliveTimeoutOf(value: string): number {
+  return keepAliveSeconds(value, charAt);
 }

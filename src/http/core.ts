@@ -1,23 +1,21 @@
 import { systemClock, type Clock } from '../internal/clock.js';
 import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
-import { Pool } from '../pool/pool.js';
+import { Pool, kWaiting } from '../pool/pool.js';
 import type { PoolStats } from '../pool/stats.js';
 import { connectionFactory, originParts, type HttpConnection, type OriginParts } from './connection.js';
 import { BodyAbandonedError, HttpClosedError, HttpErrorCodes, InvalidOriginError } from './errors.js';
 import { ConnectionGate } from './gate.js';
 import type { HttpPoolOptions, ResolvedHttpPoolOptions } from './options.js';
 import type { AcquireSite } from '../leak/site.js';
-import type { PooledRequest } from './request.js';
+import { requestOf, type PooledRequest } from './request.js';
 import { SiteSampler } from './site.js';
 
-/** The connections of one origin and the requests using or waiting for them. */
+/** The connections of one origin. Each points at the request it runs; the pool's queue lists those waiting. */
 export interface OriginEntry {
   readonly parts: OriginParts;
   readonly pool: Pool<HttpConnection>;
-  /** Requests waiting for a lease, oldest first. */
-  readonly waiting: Set<PooledRequest>;
-  /** Requests holding a lease (running, or with a body not yet consumed). */
-  readonly active: Set<PooledRequest>;
+  /** Open connections (added when connected, removed when the pool destroys them). */
+  readonly connections: Set<HttpConnection>;
 }
 
 /** A response whose body the caller may leave unconsumed: what the body-leak check watches. */
@@ -92,12 +90,16 @@ export class HttpCore {
   readonly clock: Clock;
   readonly gate: ConnectionGate;
   readonly sampler: SiteSampler;
-  /** Requests whose response headers went to the user and whose body is not finished. */
+  /** The agent's requests whose socket is lent (the dispatcher's are found through their connections). */
   readonly inflight = new Set<TrackedResponse>();
+  /** How long a request may wait and retry in all: the retry policy's deadline, or the queue timeout. */
+  readonly deadlineMs: number;
   /** Requests sleeping before a retry. */
   readonly backingOff = new Set<PooledRequest>();
   readonly counters: HttpCounters = { requests: 0, retries: 0, transparentRetries: 0, bodyLeaks: 0, bodiesAbandoned: 0 };
   readonly #origins = new Map<string, OriginEntry>();
+  #lastKey: string | null = null;
+  #lastEntry: OriginEntry | null = null;
   /** Other pools closed with this core (the agent's). */
   readonly #extraPools = new Set<Pool<unknown>>();
   readonly #children = new Set<HttpCore>();
@@ -113,6 +115,7 @@ export class HttpCore {
     this.o = o;
     this.given = given;
     this.clock = o.clock ?? systemClock;
+    this.deadlineMs = o.retry === null ? o.acquireTimeoutMs : o.retry.deadlineMs;
     this.#parent = parent;
     this.gate = new ConnectionGate(o.connectionsPerOrigin, o.maxConnections, parent?.gate ?? null);
     this.sampler = new SiteSampler(o.leakDetection, o.leakSampleRate);
@@ -135,10 +138,15 @@ export class HttpCore {
 
   /** The pool entry of `origin`, made on first use. Throws `LG_HTTP_INVALID_ORIGIN`. */
   entry(origin: unknown): OriginEntry {
+    // Most dispatchers talk to one origin: a string comparison is cheaper than hashing a fresh string.
+    if (origin === this.#lastKey && this.#lastEntry !== null) return this.#lastEntry;
     const key = typeof origin === 'string' ? origin : origin instanceof URL ? origin.origin : undefined;
     if (key !== undefined) {
       const found = this.#origins.get(key);
-      if (found !== undefined) return found;
+      if (found !== undefined) {
+        if (typeof origin === 'string') this.#remember(origin, found);
+        return found;
+      }
     }
     let parts: OriginParts;
     try {
@@ -151,15 +159,25 @@ export class HttpCore {
     }
     let entry = this.#origins.get(parts.origin);
     if (entry === undefined) {
-      const waiting = new Set<PooledRequest>();
-      const pool = new Pool<HttpConnection>({
+      const connections = new Set<HttpConnection>();
+      const pool: Pool<HttpConnection> = new Pool<HttpConnection>({
         name: `${this.o.name} ${parts.origin}`,
-        factory: connectionFactory(parts, this.gate, this.o, this.clock, (error) => {
+        factory: connectionFactory(parts, this.gate, this.o, this.clock, {
           // Like undici, each failed connect fails (or retries) one waiting request, oldest first.
-          for (const request of waiting) {
-            request.connectFailed(error);
-            break;
-          }
+          connectFailed: (error) => {
+            for (const receiver of pool[kWaiting]()) {
+              const request = requestOf(receiver);
+              if (request === null) continue;
+              request.connectFailed(error);
+              break;
+            }
+          },
+          opened: (connection) => {
+            connections.add(connection);
+          },
+          closed: (connection) => {
+            connections.delete(connection);
+          },
         }),
         max: this.o.connectionsPerOrigin,
         maxWaiting: this.o.maxWaiting,
@@ -176,11 +194,30 @@ export class HttpCore {
         leakDetection: 'off',
         ...(this.o.clock === undefined ? {} : { clock: this.o.clock }),
       });
-      entry = { parts, pool, waiting, active: new Set() };
+      entry = { parts, pool, connections };
       this.#origins.set(parts.origin, entry);
     }
     if (key !== undefined) this.#origins.set(key, entry);
+    if (typeof origin === 'string') this.#remember(origin, entry);
     return entry;
+  }
+
+  #remember(key: string, entry: OriginEntry): void {
+    this.#lastKey = key;
+    this.#lastEntry = entry;
+  }
+
+  /** The dispatcher's requests holding a connection (running, or with a body not yet consumed). */
+  *#running(): Generator<PooledRequest> {
+    for (const entry of this.entries()) {
+      for (const connection of entry.connections) if (connection.request !== null) yield connection.request;
+    }
+  }
+
+  /** Every request holding a connection, the dispatcher's and the agent's: what the body-leak check watches. */
+  *tracked(): Generator<TrackedResponse> {
+    yield* this.#running();
+    yield* this.inflight;
   }
 
   /** The origin pools (one per origin), for stats, the doctor and tests. */
@@ -206,7 +243,9 @@ export class HttpCore {
     const now = this.clock.now();
     const s = entry.pool.stats();
     const lines = [`  ${entry.parts.origin}: ${s.inUse} connections in use, ${s.idle} idle, ${s.pending} waiting (connectionsPerOrigin=${this.o.connectionsPerOrigin}; ${this.gate.total} of maxConnections=${this.o.maxConnections} open)`];
-    const active = [...entry.active].sort((a, b) => a.startedAt - b.startedAt);
+    const active: PooledRequest[] = [];
+    for (const connection of entry.connections) if (connection.request !== null) active.push(connection.request);
+    active.sort((a, b) => a.startedAt - b.startedAt);
     for (const r of active.slice(0, 5)) {
       const body = r.bodyPending ? `, body unconsumed for ${Math.round(now - r.headersAt)} ms` : '';
       lines.push(`    ${r.method} ${r.path} running for ${Math.round(now - r.startedAt)} ms${body}, requested at ${r.site?.frame ?? '(site not sampled)'}`);
@@ -222,7 +261,7 @@ export class HttpCore {
 
   #checkBodies(now: number): void {
     const o = this.o;
-    for (const request of this.inflight) {
+    for (const request of this.tracked()) {
       if (!request.bodyPending) continue;
       const held = now - request.headersAt;
       if (o.bodyAbandonAfterMs > 0 && held >= o.bodyAbandonAfterMs) {
@@ -287,7 +326,9 @@ export class HttpCore {
   async #shutdown(hard: boolean): Promise<void> {
     const error = this.closedError('send a request');
     for (const request of [...this.backingOff]) request.cancel(error);
-    for (const entry of this.entries()) for (const request of [...entry.waiting]) request.cancel(error);
+    for (const entry of this.entries()) {
+      for (const receiver of entry.pool[kWaiting]()) requestOf(receiver)?.cancel(error);
+    }
     await Promise.all([...this.#children].map((child) => (hard ? child.destroy(this.#destroyCause) : child.close())));
     const pools = [...this.#allPools()];
     await Promise.all(pools.map((pool) => (hard ? pool.destroy(this.#destroyCause) : pool.close({ timeoutMs: this.o.closeTimeoutMs }))));
@@ -299,7 +340,7 @@ export class HttpCore {
 
 export function statsOf(core: HttpCore, extra: readonly PoolStats[] = []): HttpStats {
   let pendingBodies = 0;
-  for (const request of core.inflight) if (request.bodyPending) pendingBodies++;
+  for (const request of core.tracked()) if (request.bodyPending) pendingBodies++;
   return {
     name: core.o.name,
     connections: core.gate.total,

@@ -5,8 +5,8 @@ import type { Lease } from '../pool/lease.js';
 import { ErrorCodes } from '../pool/errors.js';
 import { kAcquireInto, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
 import type { AcquireSite } from '../leak/site.js';
-import type { HttpConnection } from './connection.js';
-import type { HttpCore, OriginEntry } from './core.js';
+import { readConnectionHeaders, type HttpConnection } from './connection.js';
+import type { HttpCore, OriginEntry, TrackedResponse } from './core.js';
 import { HttpClosedError, QueueFullError, QueueTimeoutError } from './errors.js';
 import { backoffMs, isConnectionError, isIdempotent, isReplayable, parseRetryAfter, rawHeader } from './retry.js';
 
@@ -108,22 +108,24 @@ const DONE = 3;
  * One request through the dispatcher: waits for a pooled connection, runs on it, holds its lease until
  * the response body is consumed or cancelled (undici's backpressure stops `onComplete` until then), and
  * retries under the policy. It is itself the handler undici's Client calls.
+ *
+ * This is the dispatcher's hot path, and what it costs is measured against undici's own Pool: no Set
+ * bookkeeping per request (the connection points at its request, the pool's queue lists the waiting
+ * ones), three clock reads (dispatch, response headers, and the pool's at release), and no promise.
  */
-export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnection> {
+export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnection>, TrackedResponse {
   readonly #core: HttpCore;
   readonly #entry: OriginEntry;
   readonly #opts: Dispatcher.DispatchOptions;
   readonly #handler: LegacyHandler;
   readonly site: AcquireSite | null;
   readonly startedAt: number;
-  readonly #deadline: number;
-  readonly method: string;
   #state = WAITING;
-  /** Abandoned while waiting for a lease (aborted, failed to connect): the lease is returned on arrival. */
   /**
    * The receiver of the pool waiter this request is waiting on, or null. A waiter given up on (failed
-   * connect, cancel) stays queued in the pool and is served or times out later: its outcome must not
-   * reach a later attempt. The first attempt receives as `this`; later ones through an Attempt each.
+   * connect, cancel) is withdrawn from the pool, and one already handed a lease hands it back: its
+   * outcome must not reach a later attempt. The first attempt receives as `this`; later ones through an
+   * Attempt each.
    */
   #current: AcquireReceiver<HttpConnection> | null = null;
   #acquires = 0;
@@ -140,7 +142,7 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
   /** A retryable status is being drained; retry after this many ms once it completes. */
   #retryAfterMs = -1;
   #timer: TimerHandle | null = null;
-  /** When the response headers reached the user (body-leak clock). */
+  /** When the response headers arrived (the body-leak clock, and the reference of keep-alive hints). */
   headersAt = 0;
   leakReported = false;
 
@@ -151,10 +153,10 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     this.#handler = handler;
     this.site = site;
     this.startedAt = now;
-    this.method = opts.method;
-    const retry = core.o.retry;
-    // The queue wait counts against the deadline: without a retry policy only the queue wait is bounded.
-    this.#deadline = now + (retry === null ? core.o.acquireTimeoutMs : retry.deadlineMs);
+  }
+
+  get method(): string {
+    return this.#opts.method;
   }
 
   get path(): string {
@@ -167,6 +169,11 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
 
   get bodyPending(): boolean {
     return this.#responded && this.#state === RUNNING;
+  }
+
+  /** The queue wait counts against it: without a retry policy only the queue wait is bounded. */
+  get #deadline(): number {
+    return this.startedAt + this.#core.deadlineMs;
   }
 
   start(): void {
@@ -190,11 +197,10 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     if (this.#state !== WAITING) return;
     if (this.#current !== null) this.#entry.pool[kWithdraw](this.#current);
     this.#current = null;
-    this.#entry.waiting.delete(this);
     this.#failOrRetry(error instanceof Error ? error : new Error(String(error)), false);
   }
 
-  /** The dispatcher closed or was destroyed: a request waiting for a retry ends now. */
+  /** The dispatcher closed or was destroyed: a request waiting for a connection or a retry ends now. */
   cancel(error: Error): void {
     if (this.#state === BACKOFF) {
       if (this.#timer !== null) this.#core.clock.clearTimeout(this.#timer);
@@ -203,7 +209,6 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     } else if (this.#state === WAITING) {
       if (this.#current !== null) this.#entry.pool[kWithdraw](this.#current);
       this.#current = null;
-      this.#entry.waiting.delete(this);
       this.#finish(error);
     }
   }
@@ -211,25 +216,26 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
   #acquire(): void {
     this.#state = WAITING;
     const core = this.#core;
-    const remaining = this.#deadline - core.clock.now();
+    const first = this.#acquires++ === 0;
+    // The first acquire starts the instant the request was dispatched: its reading of the clock serves.
+    const now = first ? this.startedAt : core.clock.now();
+    const remaining = this.#deadline - now;
     if (remaining <= 0) {
       this.#finish(new QueueTimeoutError(`request ${this.#describe()} ran out of time: its deadline passed before a connection became free`));
       return;
     }
-    this.#entry.waiting.add(this);
-    // The first wait is bounded by the pool's own default deadline whenever that ends first: the pool
-    // keeps default deadlines in arrival order, cheaper than a per-call deadline.
-    const first = this.#attempt === 1 && !this.#transparentDone && this.#deadline - this.startedAt >= core.o.acquireTimeoutMs;
-    const options = first || remaining >= core.o.acquireTimeoutMs ? undefined : { timeoutMs: remaining };
+    // Bounded by the pool's own default deadline whenever that ends first: the pool keeps default
+    // deadlines in arrival order, cheaper than a per-call deadline.
+    const options = remaining >= core.o.acquireTimeoutMs ? undefined : { timeoutMs: remaining };
     // A receiver instead of a promise: no promise, callbacks or microtask hops per request.
-    const receiver: AcquireReceiver<HttpConnection> = this.#acquires++ === 0 ? this : new Attempt(this);
+    const receiver: AcquireReceiver<HttpConnection> = first ? this : new Attempt(this);
     this.#current = receiver;
-    this.#entry.pool[kAcquireInto](receiver, options);
+    this.#entry.pool[kAcquireInto](receiver, options, now);
   }
 
   /** @internal The pool lends this request's first attempt a connection (AcquireReceiver). */
-  onLease(lease: Lease<HttpConnection>): void {
-    this.receive(this, lease);
+  onLease(lease: Lease<HttpConnection>, now: number): void {
+    this.receive(this, lease, now);
   }
 
   /** @internal The first attempt's pool waiter failed (AcquireReceiver). */
@@ -237,17 +243,15 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     this.refused(this, error);
   }
 
-  /** @internal A lease for the attempt `from`: used if that attempt is still the current one. */
-  receive(from: AcquireReceiver<HttpConnection>, lease: Lease<HttpConnection>): void {
+  /** @internal A lease for the attempt `from`, lent at `now`: used if that attempt is still the current one. */
+  receive(from: AcquireReceiver<HttpConnection>, lease: Lease<HttpConnection>, now: number): void {
+    const conn = lease.resource;
     if (from !== this.#current) {
-      lease.resource.parked(this.#core.clock.now());
+      conn.parked(now);
       lease.release();
       return;
     }
     this.#current = null;
-    this.#entry.waiting.delete(this);
-    const conn = lease.resource;
-    const now = this.#core.clock.now();
     // Checked here, not only by the pool's validation: the socket may have closed an instant ago, or the
     // retry of a request that failed on a stale reused socket wants one that was never used.
     if (!conn.usable(now) || (this.#wantFresh && conn.requests > 0)) {
@@ -259,10 +263,10 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     this.#lease = lease;
     this.#conn = conn;
     conn.idle = false;
+    conn.request = this;
     this.#reused = conn.requests > 0;
     conn.requests++;
     this.#state = RUNNING;
-    this.#entry.active.add(this);
     conn.client.dispatch(this.#opts, this);
   }
 
@@ -270,7 +274,6 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
   refused(from: AcquireReceiver<HttpConnection>, error: Error): void {
     if (from !== this.#current) return;
     this.#current = null;
-    this.#entry.waiting.delete(this);
     const code = (error as { code?: unknown }).code;
     const core = this.#core;
     let wrapped: Error;
@@ -322,11 +325,13 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return this.#handler.onHeaders?.(statusCode, rawHeaders, resume, statusText) ?? true;
-    const conn = this.#conn as HttpConnection;
-    this.#readConnectionHeaders(conn, rawHeaders);
-    const retry = this.#core.o.retry;
+    const core = this.#core;
+    const now = core.clock.now();
+    this.headersAt = now;
+    readConnectionHeaders(this.#conn as HttpConnection, rawHeaders, core.o.keepAliveSafetyMarginMs, now);
+    const retry = core.o.retry;
     if (retry !== null && retry.statuses.has(statusCode) && this.#userAbort === null) {
-      const delay = this.#retryDelay(rawHeaders);
+      const delay = this.#retryDelay(rawHeaders, now);
       if (delay >= 0) {
         // Drained, not shown to the user: the connection stays reusable and the request is sent again.
         this.#retryAfterMs = delay;
@@ -334,8 +339,6 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
       }
     }
     this.#responded = true;
-    this.headersAt = this.#core.clock.now();
-    this.#core.inflight.add(this);
     return this.#handler.onHeaders?.(statusCode, rawHeaders, resume, statusText) ?? true;
   }
 
@@ -351,7 +354,6 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
       return;
     }
     this.#state = DONE;
-    this.#core.inflight.delete(this);
     this.#handler.onComplete?.(trailers);
   }
 
@@ -381,27 +383,8 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
 
   // ---------------------------------------------------------------------------------------------------
 
-  #readConnectionHeaders(conn: HttpConnection, raw: Buffer[]): void {
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      const name = raw[i] as Buffer;
-      // Both header names that matter here are 10 bytes long, and start with 'c' or 'k': two byte checks
-      // skip nearly every header without decoding it (this runs on every response).
-      if (name.length !== 10) continue;
-      const first = (name[0] as number) | 0x20;
-      if (first !== 0x63 && first !== 0x6b) continue;
-      const key = name.toString('latin1').toLowerCase();
-      const value = raw[i + 1] as Buffer;
-      if (key === 'connection') {
-        if (value.length === 5 && value.toString('latin1').toLowerCase() === 'close') conn.reusable = false;
-      } else if (key === 'keep-alive') {
-        const match = /timeout\s*=\s*(\d+)/i.exec(value.toString('latin1'));
-        if (match !== null) conn.keepAliveHint(Number(match[1]), this.#core.o.keepAliveSafetyMarginMs, this.#core.clock.now());
-      }
-    }
-  }
-
   /** Delay before retrying a retryable status, or -1 when it must not be retried (the response is shown). */
-  #retryDelay(rawHeaders: Buffer[]): number {
+  #retryDelay(rawHeaders: Buffer[], now: number): number {
     const retry = this.#core.o.retry;
     if (retry === null || this.#attempt >= retry.maxAttempts || !this.#retryable()) return -1;
     let delay = backoffMs(retry, this.#attempt);
@@ -410,7 +393,7 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
       const after = header === null ? null : parseRetryAfter(header);
       if (after !== null) delay = Math.max(delay, after);
     }
-    return this.#core.clock.now() + delay < this.#deadline ? delay : -1;
+    return now + delay < this.#deadline ? delay : -1;
   }
 
   #retryable(): boolean {
@@ -481,12 +464,15 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     this.#lease = null;
     this.#conn = null;
     this.#clientAbort = null;
-    this.#entry.active.delete(this);
+    if (conn === null || lease === null) return;
+    if (conn.request === this) conn.request = null;
     // The pool may have taken the connection back already (closed or destroyed while the request ran).
-    if (lease === null || conn === null || !lease.active) return;
-    const now = this.#core.clock.now();
-    if (error === null && conn.usable(now)) {
-      conn.parked(now);
+    if (!lease.active) return;
+    // The headers' reading of the clock: keep-alive hints count from there, and a socket that broke
+    // since is seen by usable() all the same; the pool checks the time again when it lends it.
+    const at = this.headersAt;
+    if (error === null && conn.usable(at)) {
+      conn.parked(at);
       lease.release();
     } else {
       lease.destroy(error ?? conn.gone ?? new Error(`connection #${conn.id} to ${conn.origin} is not reusable (Connection: close or keep-alive timeout reached)`));
@@ -495,9 +481,7 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
 
   #finish(error: Error): void {
     this.#state = DONE;
-    this.#core.inflight.delete(this);
     this.#core.backingOff.delete(this);
-    this.#entry.waiting.delete(this);
     if (this.#handler.onError === undefined) throw error;
     this.#handler.onError(error);
   }
@@ -505,17 +489,24 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
 
 /** A later acquire attempt of a request (a retry): a receiver of its own, so that a pool waiter given up on earlier is never mistaken for it. */
 class Attempt implements AcquireReceiver<HttpConnection> {
-  readonly #request: PooledRequest;
+  readonly request: PooledRequest;
 
   constructor(request: PooledRequest) {
-    this.#request = request;
+    this.request = request;
   }
 
-  onLease(lease: Lease<HttpConnection>): void {
-    this.#request.receive(this, lease);
+  onLease(lease: Lease<HttpConnection>, now: number): void {
+    this.request.receive(this, lease, now);
   }
 
   onAcquireError(error: Error): void {
-    this.#request.refused(this, error);
+    this.request.refused(this, error);
   }
+}
+
+/** The request behind a pool waiter of the dispatcher (its first attempt, or a later one), or null. */
+export function requestOf(receiver: AcquireReceiver<HttpConnection>): PooledRequest | null {
+  if (receiver instanceof PooledRequest) return receiver;
+  if (receiver instanceof Attempt) return receiver.request;
+  return null;
 }

@@ -39,12 +39,19 @@ const CLOSED = 2;
  * must not throw and should do little before returning.
  */
 export interface AcquireReceiver<T> {
-  onLease(lease: Lease<T>): void;
+  /** `now`: the pool's clock reading when it lent the resource, so the receiver need not read it again. */
+  onLease(lease: Lease<T>, now: number): void;
   onAcquireError(error: Error): void;
 }
 
-/** @internal `pool[kAcquireInto](receiver, options)`: `acquire()` for an {@link AcquireReceiver}. */
+/**
+ * @internal `pool[kAcquireInto](receiver, options, now)`: `acquire()` for an {@link AcquireReceiver}; `now`,
+ * when given, is a clock reading the caller has just taken, used instead of another.
+ */
 export const kAcquireInto = Symbol('lifeguard.acquireInto');
+
+/** @internal `pool[kWaiting]()`: the receivers of the acquires waiting, oldest first (promises excluded). */
+export const kWaiting = Symbol('lifeguard.waiting');
 
 /** @internal `pool[kWithdraw](receiver)`: gives up a receiver's wait without telling it (its request already failed). */
 export const kWithdraw = Symbol('lifeguard.withdraw');
@@ -142,7 +149,7 @@ export class Pool<T> {
   /** True while a lease is being handed to a receiver; grants made meanwhile wait in #deliveries. */
   #delivering = false;
   /** Pairs of (receiver, lease) granted during a delivery, handed out by the outermost one. */
-  readonly #deliveries: (AcquireReceiver<T> | Lease<T>)[] = [];
+  readonly #deliveries: (AcquireReceiver<T> | Lease<T> | number)[] = [];
   /** True while #coarseNow is a precise read taken in the current batch of synchronous work (#batchNow). */
   #batchStamp = false;
 
@@ -291,9 +298,16 @@ export class Pool<T> {
   }
 
   /** @internal See {@link AcquireReceiver}. */
-  [kAcquireInto](receiver: AcquireReceiver<T>, options?: AcquireOptions): void {
+  [kAcquireInto](receiver: AcquireReceiver<T>, options?: AcquireOptions, now?: number): void {
     // With a receiver nothing is returned: the outcome goes to the receiver.
-    void this.#acquire(options, this[kAcquireInto], receiver);
+    void this.#acquire(options, this[kAcquireInto], receiver, now);
+  }
+
+  /** @internal See {@link kWaiting}. A scan of the queue: for failure and shutdown paths only. */
+  [kWaiting](): AcquireReceiver<T>[] {
+    const receivers: AcquireReceiver<T>[] = [];
+    for (const waiter of this.#waiters.toArray()) if (!waiter.settled && waiter.receiver !== waiter) receivers.push(waiter.receiver);
+    return receivers;
   }
 
   /** Runs `fn` with a resource: released when `fn` settles successfully, destroyed when it throws. */
@@ -441,7 +455,7 @@ export class Pool<T> {
   // Acquire
 
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- the public method whose frames the site omits
-  #acquire(options: AcquireOptions | undefined, callee: Function, receiver: AcquireReceiver<T> | null): Promise<Lease<T>> | undefined {
+  #acquire(options: AcquireOptions | undefined, callee: Function, receiver: AcquireReceiver<T> | null, given?: number): Promise<Lease<T>> | undefined {
     if (this.#state !== OPEN) return this.#refuse(receiver, this.#closedError('acquire from'));
     let site: AcquireSite | null = null;
     if (--this.#captureIn <= 0) {
@@ -481,7 +495,7 @@ export class Pool<T> {
 
     // Fast path: nobody is queued ahead (first-in first-out), and an idle resource needs no validation.
     if (this.#pending === 0 && this.#idle.length > 0) {
-      const now = this.#preciseIdle ? this.#now() : this.#coarseNow;
+      const now = given === undefined ? (this.#preciseIdle ? this.#now() : this.#coarseNow) : this.#stamp(given);
       let entry: PoolEntry<T> | undefined;
       while ((entry = this.#lifo ? this.#idle.pop() : this.#idle.shift()) !== undefined) {
         if (entry.expiresAt <= now) {
@@ -496,7 +510,7 @@ export class Pool<T> {
           const lease = this.#lend(entry, now, site, label);
           if (channels.acquire.hasSubscribers) channels.acquire.publish({ pool: this, name: this.#o.name, leaseId: lease.id, resourceId: entry.id, waitedMs: 0 });
           if (receiver === null) return Promise.resolve(lease);
-          this.#deliver(receiver, lease);
+          this.#deliver(receiver, lease, now);
           return undefined;
         }
         break;
@@ -507,7 +521,7 @@ export class Pool<T> {
       this.#counters.rejectedQueueFull++;
       return this.#refuse(receiver, new QueueFullError(`acquire rejected: the wait queue is full (maxWaiting=${this.#o.maxWaiting}; ${this.#state_()})`));
     }
-    const now = this.#batchNow();
+    const now = given === undefined ? this.#batchNow() : this.#stamp(given);
     const promise = receiver === null ? new Promise<Lease<T>>(captureResolvers) : undefined;
     const waiter: Waiter<T> = {
       receiver: receiver as AcquireReceiver<T>,
@@ -607,8 +621,8 @@ export class Pool<T> {
     if (this.#listening && this.#events.hasListeners('acquire')) this.#events.emit('acquire', { pool: this.#o.name, lease, waitedMs: this.#now() - waiter.enqueuedAt });
     if (channels.acquire.hasSubscribers) channels.acquire.publish({ pool: this, name: this.#o.name, leaseId: lease.id, resourceId: entry.id, waitedMs: this.#now() - waiter.enqueuedAt });
     // A promise's resolve cannot re-enter the pool: only receivers need the re-entrancy queue.
-    if (waiter.receiver === waiter) waiter.onLease(lease);
-    else this.#deliver(waiter.receiver, lease);
+    if (waiter.receiver === waiter) waiter.onLease(lease, now);
+    else this.#deliver(waiter.receiver, lease, now);
   }
 
   /**
@@ -617,17 +631,19 @@ export class Pool<T> {
    * one frame per waiter and overflow the stack on a long queue. Nested deliveries wait here instead,
    * and the outermost call hands them out in order, after the pool's state is settled.
    */
-  #deliver(receiver: AcquireReceiver<T>, lease: Lease<T>): void {
+  #deliver(receiver: AcquireReceiver<T>, lease: Lease<T>, now: number): void {
     if (this.#delivering) {
-      this.#deliveries.push(receiver, lease);
+      this.#deliveries.push(receiver, lease, now);
       return;
     }
     this.#delivering = true;
     try {
-      deliver(receiver, lease);
+      deliver(receiver, lease, now);
       const queue = this.#deliveries;
-      for (let i = 0; i < queue.length; i += 2) deliver(queue[i] as AcquireReceiver<T>, queue[i + 1] as Lease<T>);
-      queue.length = 0;
+      if (queue.length > 0) {
+        for (let i = 0; i < queue.length; i += 3) deliver(queue[i] as AcquireReceiver<T>, queue[i + 1] as Lease<T>, queue[i + 2] as number);
+        queue.length = 0;
+      }
     } finally {
       this.#delivering = false;
     }
@@ -1332,6 +1348,12 @@ export class Pool<T> {
     this.#batchStamp = false;
   };
 
+  /** A precise reading the caller took: refreshes the coarse hot-path timestamp, which never goes back. */
+  #stamp(now: number): number {
+    if (now > this.#coarseNow) this.#coarseNow = now;
+    return now;
+  }
+
   /** A precise read of the clock, which also refreshes the coarse hot-path timestamp. */
   #now(): number {
     const now = this.#clock.now();
@@ -1364,9 +1386,9 @@ function captureResolvers(resolve: unknown, reject: unknown): void {
 // A receiver runs inside the pool's bookkeeping (a grant happens within another lease's release): its
 // exception must reach neither the unrelated caller nor the pool's state. Reported like a throwing
 // event listener.
-function deliver<T>(receiver: AcquireReceiver<T>, lease: Lease<T>): void {
+function deliver<T>(receiver: AcquireReceiver<T>, lease: Lease<T>, now: number): void {
   try {
-    receiver.onLease(lease);
+    receiver.onLease(lease, now);
   } catch (error) {
     receiverThrew(error);
   }

@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Lease } from '../../src/index.js';
-import { Pool, kAcquireInto, kWithdraw, type AcquireReceiver } from '../../src/pool/pool.js';
+import { Pool, kAcquireInto, kWaiting, kWithdraw, type AcquireReceiver } from '../../src/pool/pool.js';
 import { FakeClock, flush } from '../support/fake-clock.js';
 import { TestFactory, type TestResource } from '../support/factory.js';
 
 class Recorder implements AcquireReceiver<TestResource> {
   readonly leases: Lease<TestResource>[] = [];
   readonly errors: Error[] = [];
-  onLease(lease: Lease<TestResource>): void {
+  readonly times: number[] = [];
+  onLease(lease: Lease<TestResource>, now: number): void {
     this.leases.push(lease);
+    this.times.push(now);
   }
   onAcquireError(error: Error): void {
     this.errors.push(error);
@@ -35,6 +37,35 @@ describe('pool[kAcquireInto] (internal receiver acquire)', () => {
     second.leases[0]?.release();
     assert.equal(third.leases.length, 1);
     third.leases[0]?.release();
+    await pool.close();
+  });
+
+  it('passes its clock reading with each lease, uses the caller\'s when given, and lists waiting receivers oldest first', async () => {
+    const clock = new FakeClock();
+    // With validate, the pool reads the clock precisely when it lends (as lifeguard/http's pools do).
+    const pool = new Pool<TestResource>({ factory: { ...new TestFactory().basic(), validate: () => true }, clock, max: 1 });
+    (await pool.acquire()).release();
+    await clock.advance(100);
+    const first = new Recorder();
+    // The caller read the clock a moment ago: the pool uses that reading instead of its own.
+    pool[kAcquireInto](first, undefined, clock.now() - 1);
+    assert.deepEqual(first.times, [clock.now() - 1]);
+    const second = new Recorder();
+    const third = new Recorder();
+    pool[kAcquireInto](second);
+    const promised = pool.acquire();
+    pool[kAcquireInto](third, undefined, clock.now());
+    assert.deepEqual(pool[kWaiting](), [second, third], 'receivers only, in arrival order; the promise acquire is not listed');
+    pool[kWithdraw](second);
+    assert.deepEqual(pool[kWaiting](), [third]);
+    // Synchronously, as in a request's run: the waiter must not time out meanwhile.
+    clock.block(50);
+    first.leases[0]?.release();
+    assert.equal(second.leases.length, 0, 'withdrawn');
+    (await promised).release();
+    assert.deepEqual(third.times, [clock.now()], 'the reading the pool took when it lent');
+    third.leases[0]?.release();
+    assert.deepEqual(pool[kWaiting](), []);
     await pool.close();
   });
 

@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { keepAliveTimeoutOf, readConnectionHeaderStrings, readConnectionHeaders, type PooledSocket } from '../../src/http/connection.js';
+
+/** What the header reader touches of a connection: whether it may be reused, and its keep-alive hint. */
+function connection(): PooledSocket & { hints: number[][] } {
+  const hints: number[][] = [];
+  return {
+    reusable: true,
+    hints,
+    keepAliveHint(seconds: number, marginMs: number, now: number) {
+      hints.push([seconds, marginMs, now]);
+    },
+  } as unknown as PooledSocket & { hints: number[][] };
+}
+
+/** The regular expression the byte reader replaced: it must agree with it on every value. */
+function byRegex(value: string): number {
+  const match = /timeout\s*=\s*(\d+)/i.exec(value);
+  return match === null ? -1 : Number(match[1]);
+}
+
+describe('connection headers', () => {
+  it('reads Keep-Alive timeouts the way servers write them', () => {
+    assert.equal(keepAliveTimeoutOf('timeout=5'), 5);
+    assert.equal(keepAliveTimeoutOf('timeout=60, max=1000'), 60);
+    assert.equal(keepAliveTimeoutOf('max=100, Timeout = 7'), 7);
+    assert.equal(keepAliveTimeoutOf('TIMEOUT=\t12'), 12);
+    assert.equal(keepAliveTimeoutOf('max=100'), -1);
+    assert.equal(keepAliveTimeoutOf('timeout='), -1);
+    assert.equal(keepAliveTimeoutOf('timeout=abc, timeout=3'), 3);
+    assert.equal(keepAliveTimeoutOf('timeout'), -1);
+  });
+
+  it('agrees with /timeout\\s*=\\s*(\\d+)/i on any value', () => {
+    const token = fc.constantFrom('timeout', 'TimeOut', 'timeou', '=', ' ', '\t', ',', 'max', '5', '60', '007', 'x', 't');
+    fc.assert(fc.property(fc.array(token, { maxLength: 12 }), (parts) => {
+      const value = parts.join('');
+      assert.equal(keepAliveTimeoutOf(value), byRegex(value));
+    }), { numRuns: 2000 });
+  });
+
+  it('applies Connection: close and Keep-Alive in any case, from buffers and from strings', () => {
+    const raw = ['Content-Length', '3', 'CONNECTION', 'Close', 'keep-alive', 'timeout=9'];
+    const fromBuffers = connection();
+    readConnectionHeaders(fromBuffers, raw.map((s) => Buffer.from(s)), 1000, 42);
+    assert.equal(fromBuffers.reusable, false);
+    assert.deepEqual(fromBuffers.hints, [[9, 1000, 42]]);
+    const fromStrings = connection();
+    readConnectionHeaderStrings(fromStrings, raw, 1000, 42);
+    assert.equal(fromStrings.reusable, false);
+    assert.deepEqual(fromStrings.hints, [[9, 1000, 42]]);
+  });
+
+  it('ignores look-alike headers and values', () => {
+    const conn = connection();
+    // Same lengths as the real names and values, one letter off; and "keep-alive" as a Connection value.
+    readConnectionHeaders(conn, ['Connectiom', 'close', 'Keep-Alivf', 'timeout=1', 'Connection', 'closed', 'Connection', 'keep-alive', 'Set-Cookie', 'timeout=2'].map((s) => Buffer.from(s)), 1000, 0);
+    assert.equal(conn.reusable, true);
+    assert.deepEqual(conn.hints, []);
+  });
+});
