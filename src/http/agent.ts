@@ -7,7 +7,7 @@ import type { AcquireSite } from '../leak/site.js';
 import { ErrorCodes } from '../pool/errors.js';
 import type { Lease } from '../pool/lease.js';
 import { Pool, kAcquireInto, kWaiting, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
-import { HttpCore, emitLeak, statsOf, type HttpStats, type TrackedResponse } from './core.js';
+import { HttpCore, emitLeak, reapIdlePools, statsOf, type HttpStats, type ReapablePool, type TrackedResponse } from './core.js';
 import { HttpClosedError, QueueFullError, QueueTimeoutError } from './errors.js';
 import { PooledSocket, readConnectionHeaderStrings } from './connection.js';
 import { resolveHttpPoolOptions, type HttpPoolOptions } from './options.js';
@@ -20,7 +20,8 @@ class AgentSocket extends PooledSocket {
 /**
  * A request sent through the agent, from the moment it gets a socket until the socket is free again
  * (response consumed). Node's client gives the agent no response-headers hook without a listener per
- * request, so the body-leak clock starts when the socket is lent.
+ * request; node sets `req.res` when the headers arrive, and the body-leak check stamps the response the
+ * first time it sees it there (so a slow server's think time never counts as an unconsumed body).
  */
 class AgentRequest implements TrackedResponse, AcquireReceiver<AgentSocket> {
   readonly origin: string;
@@ -30,9 +31,13 @@ class AgentRequest implements TrackedResponse, AcquireReceiver<AgentSocket> {
   readonly req: http.ClientRequest;
   readonly entry: AgentOrigin;
   readonly #engine: AgentEngine;
+  /** Stamped by the body-leak check when it first sees the response (0 until then). */
   headersAt = 0;
   leakReported = false;
-  bodyPending = false;
+  /** The socket is lent to this request (until the response is consumed, or the socket closes). */
+  lent = false;
+  /** When the socket was lent: the reference of keep-alive hints, which must end early rather than late. */
+  lentAt = 0;
   lease: Lease<AgentSocket> | null = null;
   /** Already failed (by a failed connect): a lease it still gets goes straight back. */
   failed = false;
@@ -45,6 +50,11 @@ class AgentRequest implements TrackedResponse, AcquireReceiver<AgentSocket> {
     this.method = req.method;
     this.path = req.path;
     this.site = site;
+  }
+
+  /** The response headers arrived and its socket is still lent: the body is not consumed yet. */
+  get bodyPending(): boolean {
+    return this.lent && (this.req as { res?: http.IncomingMessage | null }).res != null;
   }
 
   abandon(error: Error): void {
@@ -63,7 +73,7 @@ class AgentRequest implements TrackedResponse, AcquireReceiver<AgentSocket> {
   }
 }
 
-interface AgentOrigin {
+interface AgentOrigin extends ReapablePool {
   readonly origin: string;
   readonly pool: Pool<AgentSocket>;
 }
@@ -142,6 +152,12 @@ class AgentEngine {
   /** The agent class's `addRequest`: stack frames above it are the caller's. */
   readonly #marker: (...args: never[]) => unknown;
   readonly #origins = new Map<string, AgentOrigin>();
+  /** Closes the pools of origins left without sockets or requests for idleTimeoutMs (on the core's schedule). */
+  readonly #reaper = (now: number): void => {
+    reapIdlePools(this.#origins, now, this.core.o.idleTimeoutMs, () => false, (entry) => {
+      this.core.removePool(entry.pool as Pool<unknown>);
+    });
+  };
 
   constructor(agent: http.Agent, secure: boolean, marker: (...args: never[]) => unknown, options: HttpPoolOptions | { readonly core: HttpCore } | undefined, what: string) {
     this.#agent = agent;
@@ -157,6 +173,7 @@ class AgentEngine {
       });
       this.owner = true;
     }
+    this.core.addReaper(this.#reaper);
   }
 
   #route(req: http.ClientRequest, options: AddRequestOptions): Route {
@@ -240,8 +257,8 @@ class AgentEngine {
     conn.idle = false;
     conn.loan = request;
     request.lease = lease;
-    request.headersAt = now;
-    request.bodyPending = true;
+    request.lentAt = now;
+    request.lent = true;
     core.inflight.add(request);
     if (conn.requests > 0) request.req.reusedSocket = true;
     conn.requests++;
@@ -254,19 +271,20 @@ class AgentEngine {
     const request = conn.loan;
     if (request === null) return;
     conn.loan = null;
-    request.bodyPending = false;
+    request.lent = false;
     const core = this.core;
     core.inflight.delete(request);
     const lease = request.lease;
     request.lease = null;
     if (lease?.active !== true) return;
-    const res = (request.req as { res?: http.IncomingMessage }).res;
+    // null until the response headers arrive (node's ClientRequest starts with `res = null`).
+    const res = (request.req as { res?: http.IncomingMessage | null }).res;
     // The lend's reading of the clock: a keep-alive hint counted from there ends early, never late, and
     // the pool reads the clock again when it lends the socket next.
-    const now = request.headersAt;
+    const now = request.lentAt;
     // From rawHeaders: node builds `res.headers` lazily, and building it for every response (when the
     // caller never reads it) is a large share of the agent's garbage.
-    if (res !== undefined) readConnectionHeaderStrings(conn, res.rawHeaders, core.o.keepAliveSafetyMarginMs, now);
+    if (res != null) readConnectionHeaderStrings(conn, res.rawHeaders, core.o.keepAliveSafetyMarginMs, now);
     if (!destroy && conn.usable(now) && request.req.shouldKeepAlive) {
       conn.socket.unref();
       conn.parked(now);
@@ -321,7 +339,7 @@ class AgentEngine {
       ...(o.clock === undefined ? {} : { clock: o.clock }),
     });
     core.addPool(pool as Pool<unknown>);
-    const entry: AgentOrigin = { origin, pool };
+    const entry: AgentOrigin = { origin, pool, emptySince: NaN };
     this.#origins.set(route.key, entry);
     return entry;
   }
@@ -336,6 +354,7 @@ class AgentEngine {
   }
 
   async close(): Promise<void> {
+    this.core.removeReaper(this.#reaper);
     if (this.owner) {
       await this.core.close();
       return;
@@ -344,6 +363,7 @@ class AgentEngine {
   }
 
   destroy(): void {
+    this.core.removeReaper(this.#reaper);
     if (this.owner) void this.core.destroy(new Error('agent destroyed'));
     else for (const pool of this.pools()) void pool.destroy(new Error('agent destroyed'));
   }

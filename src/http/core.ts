@@ -11,11 +11,47 @@ import { requestOf, type PooledRequest } from './request.js';
 import { SiteSampler } from './site.js';
 
 /** The connections of one origin. Each points at the request it runs; the pool's queue lists those waiting. */
-export interface OriginEntry {
+export interface OriginEntry extends ReapablePool {
   readonly parts: OriginParts;
   readonly pool: Pool<HttpConnection>;
   /** Open connections (added when connected, removed when the pool destroys them). */
   readonly connections: Set<HttpConnection>;
+}
+
+/** An origin's pool as the reaper sees it (the dispatcher's and the agent's). */
+export interface ReapablePool {
+  readonly pool: { stats(): PoolStats; close(): Promise<unknown> };
+  /** When the reaper first saw the pool with no connection, create or waiter (NaN: it was busy). */
+  emptySince: number;
+}
+
+/**
+ * Closes and forgets the pools of `origins` that had no connection, no create and no waiter for
+ * `idleMs`, so that a process that talks to many hosts over time (incident 1's registry) does not keep a
+ * pool, its housekeeping and its metrics for each host forever. `keep` vetoes (a request sleeping before
+ * a retry still refers to its pool); `reaped` is told of each pool closed. Every key of a pool goes.
+ */
+export function reapIdlePools<E extends ReapablePool>(origins: Map<string, E>, now: number, idleMs: number, keep: (entry: E) => boolean, reaped: (entry: E) => void): void {
+  const verdicts = new Map<E, boolean>();
+  for (const [key, entry] of origins) {
+    let reap = verdicts.get(entry);
+    if (reap === undefined) {
+      const s = entry.pool.stats();
+      if (s.size > 0 || s.creating > 0 || s.pending > 0 || keep(entry)) {
+        entry.emptySince = NaN;
+        reap = false;
+      } else {
+        if (Number.isNaN(entry.emptySince)) entry.emptySince = now;
+        reap = now - entry.emptySince >= idleMs;
+      }
+      verdicts.set(entry, reap);
+      if (reap) {
+        reaped(entry);
+        void entry.pool.close();
+      }
+    }
+    if (reap) origins.delete(key);
+  }
 }
 
 /** A response whose body the caller may leave unconsumed: what the body-leak check watches. */
@@ -26,8 +62,11 @@ export interface TrackedResponse {
   readonly site: AcquireSite | null;
   /** True from the response headers until the body is consumed or cancelled. */
   readonly bodyPending: boolean;
-  /** When the headers reached the caller. */
-  readonly headersAt: number;
+  /**
+   * When the headers reached the caller; 0 while unknown (the agent's, whose client has no headers hook):
+   * the body-leak check then stamps the first time it sees the body pending, at most one check late.
+   */
+  headersAt: number;
   leakReported: boolean;
   /** Cancels the body and destroys its connection. */
   abandon(error: Error): void;
@@ -106,7 +145,9 @@ export class HttpCore {
   readonly #parent: HttpCore | null;
   readonly #onLeak: (report: BodyLeakReport) => void;
   readonly #housekeeper: Housekeeper;
-  readonly #task: HousekeepingTask | null;
+  readonly #task: HousekeepingTask;
+  /** The agents' reapers of idle origin pools, run with this core's. */
+  readonly #reapers = new Set<(now: number) => void>();
   #state = OPEN;
   #closing: Promise<void> | null = null;
   #destroyCause: unknown = undefined;
@@ -122,14 +163,18 @@ export class HttpCore {
     this.#onLeak = onLeak;
     if (parent !== null) parent.#children.add(this);
     this.#housekeeper = Housekeeper.for(this.clock);
-    const thresholds = [o.bodyLeakWarnAfterMs, o.bodyAbandonAfterMs].filter((t) => t > 0);
-    this.#task = thresholds.length === 0 ? null : {
-      periodMs: Math.max(10, Math.min(1000, Math.floor(Math.min(...thresholds) / 4))),
+    const bodyChecks = o.bodyLeakWarnAfterMs > 0 || o.bodyAbandonAfterMs > 0;
+    const periods = [o.bodyLeakWarnAfterMs, o.bodyAbandonAfterMs, o.idleTimeoutMs].filter((t) => t > 0);
+    this.#task = {
+      periodMs: Math.max(10, Math.min(1000, Math.floor(Math.min(...periods) / 4))),
       run: (now) => {
-        this.#checkBodies(now);
+        if (bodyChecks) this.#checkBodies(now);
+        if (this.closed) return;
+        this.#reap(now);
+        for (const reaper of this.#reapers) reaper(now);
       },
     };
-    if (this.#task !== null) this.#housekeeper.register(this.#task);
+    this.#housekeeper.register(this.#task);
   }
 
   get closed(): boolean {
@@ -194,7 +239,7 @@ export class HttpCore {
         leakDetection: 'off',
         ...(this.o.clock === undefined ? {} : { clock: this.o.clock }),
       });
-      entry = { parts, pool, connections };
+      entry = { parts, pool, connections, emptySince: NaN };
       this.#origins.set(parts.origin, entry);
     }
     if (key !== undefined) this.#origins.set(key, entry);
@@ -229,8 +274,34 @@ export class HttpCore {
     return [...new Set(this.#origins.values())];
   }
 
+  /** An agent's pool, closed with this core (until {@link removePool}). */
   addPool(pool: Pool<unknown>): void {
     this.#extraPools.add(pool);
+  }
+
+  removePool(pool: Pool<unknown>): void {
+    this.#extraPools.delete(pool);
+  }
+
+  /** Runs `reaper` on this core's housekeeping schedule until the core closes (or {@link removeReaper}). */
+  addReaper(reaper: (now: number) => void): void {
+    this.#reapers.add(reaper);
+  }
+
+  removeReaper(reaper: (now: number) => void): void {
+    this.#reapers.delete(reaper);
+  }
+
+  #reap(now: number): void {
+    reapIdlePools(this.#origins, now, this.o.idleTimeoutMs, (entry) => {
+      for (const request of this.backingOff) if (request.origin === entry.parts.origin) return true;
+      return false;
+    }, (entry) => {
+      if (this.#lastEntry === entry) {
+        this.#lastEntry = null;
+        this.#lastKey = null;
+      }
+    });
   }
 
   closedError(action: string): HttpClosedError {
@@ -263,6 +334,7 @@ export class HttpCore {
     const o = this.o;
     for (const request of this.tracked()) {
       if (!request.bodyPending) continue;
+      if (request.headersAt === 0) request.headersAt = now;
       const held = now - request.headersAt;
       if (o.bodyAbandonAfterMs > 0 && held >= o.bodyAbandonAfterMs) {
         this.counters.bodiesAbandoned++;
@@ -333,7 +405,7 @@ export class HttpCore {
     const pools = [...this.#allPools()];
     await Promise.all(pools.map((pool) => (hard ? pool.destroy(this.#destroyCause) : pool.close({ timeoutMs: this.o.closeTimeoutMs }))));
     this.gate.close(error);
-    if (this.#task !== null) this.#housekeeper.unregister(this.#task);
+    this.#housekeeper.unregister(this.#task);
     if (this.#parent !== null) this.#parent.#children.delete(this);
   }
 }

@@ -134,4 +134,59 @@ describe('LifeguardAgent', () => {
       await server.close();
     }
   });
+
+  it('closes and forgets an origin\'s pool once it had no socket and no request for idleTimeoutMs', async () => {
+    const server = await startServer(ok('x'));
+    const agent = new LifeguardAgent({ idleTimeoutMs: 100 });
+    try {
+      assert.equal((await get(server.url, agent)).body, 'x');
+      assert.equal(agent.pools().length, 1);
+      const pool = agent.pools()[0];
+      assert.ok(await eventually(() => agent.pools().length === 0, 3000), 'the idle origin pool is closed');
+      assert.equal(pool?.stats().closed, true);
+      assert.equal((await get(server.url, agent)).body, 'x', 'a fresh pool serves the origin again');
+      assert.equal(agent.pools().length, 1);
+    } finally {
+      await agent.close();
+      await server.close();
+    }
+  });
+
+  it('regression: a socket the server closes before any response fails that request only (no crash reading the missing response)', async () => {
+    const server = await startServer((req, res) => {
+      if (req.url === '/drop') req.socket.destroy();
+      else res.end('fine');
+    });
+    const agent = new LifeguardAgent({ connectionsPerOrigin: 1 });
+    try {
+      await assert.rejects(get(`${server.url}/drop`, agent), (error: Error & { code?: string }) => error.code === 'ECONNRESET' || /socket hang up/.test(error.message));
+      assert.deepEqual(await get(`${server.url}/ok`, agent), { status: 200, body: 'fine' });
+    } finally {
+      await agent.close();
+      await server.close();
+    }
+  });
+
+  it('regression: a slow server\'s think time does not count as an unconsumed body (the clock starts at the headers)', async () => {
+    // Headers after 400 ms, past bodyLeakWarnAfterMs=150: only the time after the headers may count.
+    const server = await startServer((_req, res) => { setTimeout(() => { res.end('x'.repeat(512 * 1024)); }, 400); });
+    const agent = new LifeguardAgent({ bodyLeakWarnAfterMs: 150 });
+    const leaks: BodyLeakReport[] = [];
+    agent.on('leak', (report: BodyLeakReport) => { leaks.push(report); });
+    const started = performance.now();
+    const res = await new Promise<http.IncomingMessage>((resolve) => { http.get(server.url, { agent }, resolve); });
+    const headersAfter = performance.now() - started;
+    try {
+      assert.equal(leaks.length, 0, 'no leak while the server was still thinking');
+      assert.equal(agent.stats().pendingBodies, 1);
+      assert.ok(await eventually(() => leaks.length === 1, 2000), 'the unconsumed body is reported');
+      const reportedAfter = performance.now() - started;
+      assert.ok(reportedAfter - headersAfter >= 150, `reported ${Math.round(reportedAfter - headersAfter)} ms after the headers`);
+      assert.ok((leaks[0]?.heldMs ?? 0) < reportedAfter - headersAfter + 1, 'heldMs counts from the headers, not from the lend');
+    } finally {
+      res.destroy();
+      agent.destroy();
+      await server.close();
+    }
+  });
 });

@@ -4,6 +4,7 @@ import net from 'node:net';
 import { describe, it } from 'node:test';
 import { fetch, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
 import { LifeguardDispatcher, withScope } from '../../src/http/index.js';
+import { pools } from '../../src/index.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { socketsTo } from '../support/sockets.js';
 import { eventually, handleSnapshot, ok, peakDuring, sleep, startServer } from './helpers.js';
@@ -246,6 +247,38 @@ describe('LifeguardDispatcher', () => {
       await d.close();
       await server.close();
     }
+  });
+
+  it('closes and forgets an origin\'s pool once it had no connection and no request for idleTimeoutMs', async () => {
+    const handles = handleSnapshot();
+    const a = await startServer(ok('a'));
+    const b = await startServer(ok('b'));
+    const d = new LifeguardDispatcher({ idleTimeoutMs: 100 });
+    try {
+      await (await request(a.url, { dispatcher: d })).body.text();
+      await (await request(b.url, { dispatcher: d })).body.text();
+      assert.equal(d.pools().length, 2);
+      const poolOfA = d.pools().find((p) => p.stats().name.endsWith(a.url));
+      assert.ok(poolOfA !== undefined);
+      // Keep b busy: its pool must stay while a's goes (connection closed at 100 ms, pool forgotten 100 ms later).
+      const keepB = setInterval(() => { void request(b.url, { dispatcher: d }).then((r) => r.body.text()); }, 20);
+      try {
+        assert.ok(await eventually(() => d.pools().length === 1, 3000), 'the idle origin pool is closed');
+        assert.equal(d.pools()[0]?.stats().name.endsWith(b.url), true);
+        assert.equal(poolOfA.stats().closed, true);
+        assert.equal(pools().includes(poolOfA as never), false, 'and no longer listed by pools()');
+      } finally {
+        clearInterval(keepB);
+      }
+      // The origin comes back: a fresh pool serves it.
+      assert.equal(await (await request(a.url, { dispatcher: d })).body.text(), 'a');
+      assert.equal(d.stats().requests >= 3, true);
+    } finally {
+      await d.close();
+      await a.close();
+      await b.close();
+    }
+    assert.deepEqual(await handles.leftover(), {});
   });
 
   it('serves handlers written against undici\'s new interface, and rejects a bad origin with LG_HTTP_INVALID_ORIGIN', async () => {
