@@ -17,7 +17,9 @@ export function budgetedFactory<T>(factory: Factory<T>, budget: Budget): Factory
   const paid = new Map<T, Paid[]>();
   const wrapped: Factory<T> = {
     async create(context) {
-      const permit = await budget.acquire({ signal: context.signal });
+      // In line for a permit only while a waiter needs this connection: a place in a fleet-wide line that
+      // nobody here needs any more would delay other processes.
+      const permit = await budget.acquire({ signal: AbortSignal.any([context.signal, context.unwanted]) });
       const onLost = (): void => {
         context.revoke(permit.lost.reason);
       };

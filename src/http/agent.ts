@@ -303,7 +303,8 @@ class AgentEngine {
       name: `${o.name}-agent ${origin}${route.tag}`,
       factory: {
         create: async (context) => {
-          await gate.acquire(origin, context.signal);
+          // Only while a request needs this socket (see connectionFactory).
+          await gate.acquire(origin, AbortSignal.any([context.signal, context.unwanted]));
           try {
             const socket = await connect(host, port, route.tls, o.connectTimeoutMs, context.signal);
             const conn = new AgentSocket(origin, socket, gate, context.invalidate, core.clock.now());

@@ -203,7 +203,9 @@ export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: R
   const connector = buildConnector({ ...o.tls, timeout: o.connectTimeoutMs });
   return {
     async create(context) {
-      await gate.acquire(parts.origin, context.signal);
+      // Waiting for a slot only while a request needs this connection: a wait for a slot can evict another
+      // origin's idle connection.
+      await gate.acquire(parts.origin, AbortSignal.any([context.signal, context.unwanted]));
       let socket: Socket;
       try {
         socket = await connectSocket(connector, parts, context.signal);

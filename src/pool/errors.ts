@@ -13,6 +13,7 @@ export const ErrorCodes = Object.freeze({
   LEASE_RELEASED: 'LG_LEASE_RELEASED',
   LEASE_REVOKED: 'LG_LEASE_REVOKED',
   CREATE_TIMEOUT: 'LG_CREATE_TIMEOUT',
+  CREATE_UNWANTED: 'LG_CREATE_UNWANTED',
   VALIDATION_TIMEOUT: 'LG_VALIDATION_TIMEOUT',
   DESTROY_TIMEOUT: 'LG_DESTROY_TIMEOUT',
 } as const);
@@ -106,6 +107,13 @@ export class LeaseRevokedError extends LifeguardError {
 export class CreateTimeoutError extends LifeguardError {
   constructor(message: string) {
     super(ErrorCodes.CREATE_TIMEOUT, message);
+  }
+}
+
+/** No waiter (and not `min`) needs a creation any more: the reason of its `CreateContext.unwanted` signal. */
+export class CreateUnwantedError extends LifeguardError {
+  constructor(message: string) {
+    super(ErrorCodes.CREATE_UNWANTED, message);
   }
 }
 

@@ -8,6 +8,15 @@ export interface CreateContext {
   /** Aborted when creation times out (`createTimeoutMs`) or the pool is destroyed: stop connecting then. */
   readonly signal: AbortSignal;
   /**
+   * Aborted (reason: `LG_CREATE_UNWANTED`) when no waiter needs this creation any more (they were served
+   * by other resources, gave up or timed out) and `min` does not either. For a factory that first waits
+   * in a line before doing any work (a fleet budget's permit, a connection slot): leave the line and
+   * reject, and the pool takes the creation as withdrawn, not failed (no backoff). Work already under way
+   * should ignore it: abandoned connects only waste work, and under short acquire timeouts would keep a
+   * pool from ever growing.
+   */
+  readonly unwanted: AbortSignal;
+  /**
    * Reports that the resource broke on its own (its socket closed, the server dropped the session).
    * Idle: destroyed at once and replaced up to `min`. Lent: destroyed when the lease ends.
    * Call it from the resource's own `error`/`close` listeners.

@@ -11,6 +11,7 @@ import {
   AcquireAbortedError,
   AcquireTimeoutError,
   CreateTimeoutError,
+  CreateUnwantedError,
   DestroyTimeoutError,
   ForeignLeaseError,
   InvalidOptionError,
@@ -71,6 +72,8 @@ interface Waiter<T> extends AcquireReceiver<T> {
 
 interface CreateAttempt<T> {
   readonly controller: AbortController;
+  /** Aborted when no waiter needs this creation any more (CreateContext.unwanted). */
+  readonly unwanted: AbortController;
   readonly startedAt: number;
   timer: TimerHandle | null;
   /** Creation already counted as failed (timed out, or the pool was destroyed). */
@@ -604,6 +607,8 @@ export class Pool<T> {
     if (this.#waiters.peekFirst() === waiter) this.#waiters.shift();
     if (this.#defaultDeadlines.peekFirst() === waiter) this.#defaultDeadlines.shift();
     else if (this.#customDeadlines.peek() === waiter) this.#customDeadlines.pop();
+    // Fewer waiters: creations started for them may be unwanted now (nothing to do in the steady state).
+    if (this.#creates.size > 0) this.#shedCreates();
     if (this.#pending === 0) {
       // Nobody waits: drop the (ref'd) deadline timer so an idle pool never holds the process open.
       if (this.#deadlineTimer !== null) this.#disarmDeadline();
@@ -817,6 +822,7 @@ export class Pool<T> {
     const o = this.#o;
     const attempt: CreateAttempt<T> = {
       controller: new AbortController(),
+      unwanted: new AbortController(),
       startedAt: this.#now(),
       timer: null,
       abandoned: false,
@@ -834,6 +840,7 @@ export class Pool<T> {
     }
     const context: CreateContext = {
       signal: attempt.controller.signal,
+      unwanted: attempt.unwanted.signal,
       invalidate: (reason?: unknown) => {
         if (attempt.entry !== null) this.#invalidate(attempt.entry, reason);
         else attempt.invalidated ??= { reason };
@@ -849,9 +856,35 @@ export class Pool<T> {
       },
       (error: unknown) => {
         if (attempt.abandoned) return;
-        this.#abandonCreate(attempt, error);
+        if (attempt.unwanted.signal.aborted) this.#withdrawCreate(attempt);
+        else this.#abandonCreate(attempt, error);
       },
     );
+  }
+
+  /**
+   * Tells creations that nobody needs any more (their waiters were served by other resources, gave up or
+   * timed out, and `min` is met), youngest first, through `CreateContext.unwanted`: a factory still
+   * waiting in a line (a fleet budget's permit, a connection slot) leaves it rather than keep a place
+   * that another process, or another origin, needs.
+   */
+  #shedCreates(): void {
+    if (this.#state !== OPEN) return;
+    const needed = Math.max(0, this.#pending - this.#validatingForQueue - this.#resetting, this.#o.min - this.#all.size);
+    const live = [...this.#creates].filter((a) => !a.unwanted.signal.aborted);
+    for (let i = live.length - 1; i >= needed; i--) {
+      live[i]?.unwanted.abort(new CreateUnwantedError(`no waiter needs this creation any more (pool "${this.#o.name}": ${this.#state_()})`));
+    }
+  }
+
+  /** A creation told it was unwanted gave up: not a failure (no backoff); a new one starts if demand came back. */
+  #withdrawCreate(attempt: CreateAttempt<T>): void {
+    attempt.abandoned = true;
+    if (attempt.timer !== null) this.#clock.clearTimeout(attempt.timer);
+    attempt.timer = null;
+    this.#creates.delete(attempt);
+    this.#wakeClose();
+    this.#pump();
   }
 
   /** A creation failed or timed out: count it, back off, and let the pump retry later. */
