@@ -142,21 +142,24 @@ export async function measureHttpOnce(library: HttpLibrary, port: number, second
   }
 }
 
-/**
- * Every library in interleaved rounds against one server process. Each measurement runs in a fresh
- * client process, as the pool benchmark does: Lifeguard's dispatcher and undici's Pool share undici's
- * code, and in one process each would run with call sites trained by the other.
- */
 export interface HttpBench {
   readonly cases: HttpCase[];
   /** Whether the server and the clients ran on cores of their own (see placement()). */
   readonly pinned: boolean;
   /** Per pair (Lifeguard's client / its peer): the median of the ratios of the rounds, each round's pair measured back to back. */
   readonly pairedRatios: Readonly<Record<string, number>>;
+  /** Requests per second of every round, per library, in round order. */
+  readonly samples: Readonly<Record<string, readonly number[]>>;
 }
 
+/** Each Lifeguard client and the peer it is compared with. */
 const PAIRS = [['lifeguard-dispatcher', 'undici-pool'], ['lifeguard-agent', 'http-agent']] as const;
 
+/**
+ * Every library in interleaved rounds against one server process. Each measurement runs in a fresh
+ * client process, as the pool benchmark does: Lifeguard's dispatcher and undici's Pool share undici's
+ * code, and in one process each would run with call sites trained by the other.
+ */
 export async function benchHttp(rounds: number, seconds: number): Promise<HttpBench> {
   const place = placement();
   const server = await startServer(place);
@@ -164,9 +167,10 @@ export async function benchHttp(rounds: number, seconds: number): Promise<HttpBe
   const results = new Map<HttpLibrary, { ops: number[]; p99: number[] }>(HTTP_LIBRARIES.map((l) => [l, { ops: [], p99: [] }]));
   try {
     for (let round = 0; round < rounds; round++) {
-      // Interleaved, and in a different order each round, so drift on a shared machine hits every
-      // library; each Lifeguard client runs right next to its peer, so a round's ratio compares like with like.
-      const order = round % 2 === 0 ? HTTP_LIBRARIES : [...HTTP_LIBRARIES].reverse();
+      // Each Lifeguard client runs right next to its peer, so that a round's ratio compares like with like
+      // on a shared machine whose speed drifts; which pair and which of the two goes first alternate.
+      const pairs = round % 2 === 0 ? PAIRS : [...PAIRS].reverse();
+      const order = pairs.flatMap(([ours, peer]) => (round % 4 < 2 ? [ours, peer] : [peer, ours]));
       for (const library of order) {
         const stdout = await run(place.client, [worker, library, String(server.port), String(seconds)]);
         const m = JSON.parse(stdout) as { opsPerSec: number; p99Ms: number };
@@ -188,7 +192,7 @@ export async function benchHttp(rounds: number, seconds: number): Promise<HttpBe
     const b = ops(peer);
     return [ours, Math.round(median(a.map((x, i) => x / (b[i] ?? NaN))) * 1000) / 1000];
   }));
-  return { cases, pinned: place.pinned, pairedRatios };
+  return { cases, pinned: place.pinned, pairedRatios, samples: Object.fromEntries(HTTP_LIBRARIES.map((l) => [l, ops(l).map(Math.round)])) };
 }
 
 export function httpReport(bench: HttpBench): string {
