@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import type { AcquireSite } from '../leak/site.js';
 import { ErrorCodes } from '../pool/errors.js';
 import type { Lease } from '../pool/lease.js';
-import { Pool, kAcquireInto, kWaiting, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
+import { Pool, kAcquireInto, kReading, kWaiting, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
 import { HttpCore, emitLeak, reapIdlePools, statsOf, type HttpStats, type ReapablePool, type TrackedResponse } from './core.js';
 import { HttpClosedError, QueueFullError, QueueTimeoutError } from './errors.js';
 import { PooledSocket, readConnectionHeaderStrings } from './connection.js';
@@ -31,8 +31,8 @@ class AgentRequest implements TrackedResponse, AcquireReceiver<AgentSocket> {
   readonly req: http.ClientRequest;
   readonly entry: AgentOrigin;
   readonly #engine: AgentEngine;
-  /** Stamped by the body-leak check when it first sees the response (0 until then). */
-  headersAt = 0;
+  /** Stamped by the body-leak check when it first sees the response (NaN until then). */
+  headersAt = NaN;
   leakReported = false;
   /** The socket is lent to this request (until the response is consumed, or the socket closes). */
   lent = false;
@@ -153,11 +153,7 @@ class AgentEngine {
   readonly #marker: (...args: never[]) => unknown;
   readonly #origins = new Map<string, AgentOrigin>();
   /** Closes the pools of origins left without sockets or requests for idleTimeoutMs (on the core's schedule). */
-  readonly #reaper = (now: number): void => {
-    reapIdlePools(this.#origins, now, this.core.o.idleTimeoutMs, () => false, (entry) => {
-      this.core.removePool(entry.pool as Pool<unknown>);
-    });
-  };
+  readonly #reaper: (now: number) => void;
 
   constructor(agent: http.Agent, secure: boolean, marker: (...args: never[]) => unknown, options: HttpPoolOptions | { readonly core: HttpCore } | undefined, what: string) {
     this.#agent = agent;
@@ -173,7 +169,19 @@ class AgentEngine {
       });
       this.owner = true;
     }
-    this.core.addReaper(this.#reaper);
+    // Holds the origins, not the engine: an agent dropped without close() (a dispatcher's createAgent())
+    // can be collected once its pools have been reaped, and its reaper then goes too.
+    const origins = this.#origins;
+    const core = this.core;
+    const engine = new WeakRef(this);
+    const reaper = (now: number): void => {
+      reapIdlePools(origins, now, core.o.idleTimeoutMs, () => false, (entry) => {
+        core.removePool(entry.pool as Pool<unknown>);
+      });
+      if (origins.size === 0 && engine.deref() === undefined) core.removeReaper(reaper);
+    };
+    this.#reaper = reaper;
+    core.addReaper(reaper);
   }
 
   #route(req: http.ClientRequest, options: AddRequestOptions): Route {
@@ -225,7 +233,7 @@ class AgentEngine {
 
   /** Like node's agent (and undici), a failed connect (refused, TLS error, timeout) fails one waiting request, the oldest. */
   static connectFailed(pool: Pool<AgentSocket>, error: unknown): void {
-    for (const request of pool[kWaiting]()) {
+    for (const request of pool[kWaiting](1)) {
       if (!(request instanceof AgentRequest) || request.failed) continue;
       request.failed = true;
       // Its pool waiter goes too: the pool must not keep reconnecting for a request that has failed.
@@ -287,8 +295,11 @@ class AgentEngine {
     if (res != null) readConnectionHeaderStrings(conn, res.rawHeaders, core.o.keepAliveSafetyMarginMs, now);
     if (!destroy && conn.usable(now) && request.req.shouldKeepAlive) {
       conn.socket.unref();
-      conn.parked(now);
+      conn.idle = true;
       lease.release();
+      // Still idle (no waiter took it within the release): idle since the release's reading.
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- release() may lend it again at once, which clears it
+      if (conn.idle) conn.parked(request.entry.pool[kReading]);
     } else {
       lease.destroy(cause ?? conn.gone ?? new Error('agent connection not reusable'));
     }
@@ -340,7 +351,7 @@ class AgentEngine {
       ...(o.clock === undefined ? {} : { clock: o.clock }),
     });
     core.addPool(pool as Pool<unknown>);
-    const entry: AgentOrigin = { origin, pool, emptySince: NaN };
+    const entry: AgentOrigin = { origin, pool, emptySince: NaN, acquiredSeen: 0 };
     this.#origins.set(route.key, entry);
     return entry;
   }

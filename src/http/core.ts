@@ -23,6 +23,8 @@ export interface ReapablePool {
   readonly pool: { stats(): PoolStats; close(): Promise<unknown> };
   /** When the reaper first saw the pool with no connection, create or waiter (NaN: it was busy). */
   emptySince: number;
+  /** The pool's `acquired` count at the reaper's last look: a change means it was used in between. */
+  acquiredSeen: number;
 }
 
 /**
@@ -37,7 +39,11 @@ export function reapIdlePools<E extends ReapablePool>(origins: Map<string, E>, n
     let reap = verdicts.get(entry);
     if (reap === undefined) {
       const s = entry.pool.stats();
-      if (s.size > 0 || s.creating > 0 || s.pending > 0 || keep(entry)) {
+      // Used since the last look counts as busy, even when every connection it used is gone again
+      // (`Connection: close`, or keep-alive hints too short to reuse): such a pool is in use.
+      const used = s.acquired !== entry.acquiredSeen;
+      entry.acquiredSeen = s.acquired;
+      if (used || s.size > 0 || s.creating > 0 || s.pending > 0 || keep(entry)) {
         entry.emptySince = NaN;
         reap = false;
       } else {
@@ -63,7 +69,7 @@ export interface TrackedResponse {
   /** True from the response headers until the body is consumed or cancelled. */
   readonly bodyPending: boolean;
   /**
-   * When the headers reached the caller; 0 while unknown (the agent's, whose client has no headers hook):
+   * When the headers reached the caller; NaN while unknown (the agent's, whose client has no headers hook):
    * the body-leak check then stamps the first time it sees the body pending, at most one check late.
    */
   headersAt: number;
@@ -210,12 +216,8 @@ export class HttpCore {
         factory: connectionFactory(parts, this.gate, this.o, this.clock, {
           // Like undici, each failed connect fails (or retries) one waiting request, oldest first.
           connectFailed: (error) => {
-            for (const receiver of pool[kWaiting]()) {
-              const request = requestOf(receiver);
-              if (request === null) continue;
-              request.connectFailed(error);
-              break;
-            }
+            const first = pool[kWaiting](1)[0];
+            if (first !== undefined) requestOf(first)?.connectFailed(error);
           },
           opened: (connection) => {
             connections.add(connection);
@@ -239,7 +241,7 @@ export class HttpCore {
         leakDetection: 'off',
         ...(this.o.clock === undefined ? {} : { clock: this.o.clock }),
       });
-      entry = { parts, pool, connections, emptySince: NaN };
+      entry = { parts, pool, connections, emptySince: NaN, acquiredSeen: 0 };
       this.#origins.set(parts.origin, entry);
     }
     if (key !== undefined) this.#origins.set(key, entry);
@@ -334,7 +336,7 @@ export class HttpCore {
     const o = this.o;
     for (const request of this.tracked()) {
       if (!request.bodyPending) continue;
-      if (request.headersAt === 0) request.headersAt = now;
+      if (Number.isNaN(request.headersAt)) request.headersAt = now;
       const held = now - request.headersAt;
       if (o.bodyAbandonAfterMs > 0 && held >= o.bodyAbandonAfterMs) {
         this.counters.bodiesAbandoned++;

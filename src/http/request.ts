@@ -3,7 +3,7 @@ import { util as undiciUtil, type Dispatcher } from 'undici';
 import type { TimerHandle } from '../internal/clock.js';
 import type { Lease } from '../pool/lease.js';
 import { ErrorCodes } from '../pool/errors.js';
-import { kAcquireInto, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
+import { kAcquireInto, kReading, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
 import type { AcquireSite } from '../leak/site.js';
 import { readConnectionHeaders, type HttpConnection } from './connection.js';
 import type { HttpCore, OriginEntry, TrackedResponse } from './core.js';
@@ -468,12 +468,16 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     if (conn.request === this) conn.request = null;
     // The pool may have taken the connection back already (closed or destroyed while the request ran).
     if (!lease.active) return;
-    // The headers' reading of the clock: keep-alive hints count from there, and a socket that broke
-    // since is seen by usable() all the same; the pool checks the time again when it lends it.
-    const at = this.headersAt;
-    if (error === null && conn.usable(at)) {
-      conn.parked(at);
+    // The headers' reading of the clock: a socket that broke since is seen by usable() all the same,
+    // while a keep-alive hint that ran out during a long body is caught when the connection is lent
+    // again: the pool then passes receive() a fresh reading (its pools have `validate`, so it reads the
+    // clock precisely at release and at lend), and the gate's "idle since" is the release's reading.
+    if (error === null && conn.usable(this.headersAt)) {
+      conn.idle = true;
       lease.release();
+      // Still idle: no waiter took it within the release.
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- release() may lend it again at once, which clears it
+      if (conn.idle) conn.parked(this.#entry.pool[kReading]);
     } else {
       lease.destroy(error ?? conn.gone ?? new Error(`connection #${conn.id} to ${conn.origin} is not reusable (Connection: close or keep-alive timeout reached)`));
     }

@@ -51,8 +51,14 @@ export interface AcquireReceiver<T> {
  */
 export const kAcquireInto = Symbol('lifeguard.acquireInto');
 
-/** @internal `pool[kWaiting]()`: the receivers of the acquires waiting, oldest first (promises excluded). */
+/** @internal `pool[kWaiting](max)`: the receivers of the acquires waiting, oldest first (promises excluded), at most `max`. */
 export const kWaiting = Symbol('lifeguard.waiting');
+
+/**
+ * @internal `pool[kReading]`: the pool's latest clock reading. Just after a lease ended it is the reading
+ * the release took (precise when the factory has `validate`), which a holder can use as "idle since".
+ */
+export const kReading = Symbol('lifeguard.reading');
 
 /** @internal `pool[kWithdraw](receiver)`: gives up a receiver's wait without telling it (its request already failed). */
 export const kWithdraw = Symbol('lifeguard.withdraw');
@@ -307,10 +313,19 @@ export class Pool<T> {
   }
 
   /** @internal See {@link kWaiting}. A scan of the queue: for failure and shutdown paths only. */
-  [kWaiting](): AcquireReceiver<T>[] {
+  [kWaiting](max = Infinity): AcquireReceiver<T>[] {
     const receivers: AcquireReceiver<T>[] = [];
-    for (const waiter of this.#waiters.toArray()) if (!waiter.settled && waiter.receiver !== waiter) receivers.push(waiter.receiver);
+    const waiters = this.#waiters;
+    for (let i = 0; i < waiters.length && receivers.length < max; i++) {
+      const waiter = waiters.at(i) as Waiter<T>;
+      if (!waiter.settled && waiter.receiver !== waiter) receivers.push(waiter.receiver);
+    }
     return receivers;
+  }
+
+  /** @internal See {@link kReading}. */
+  get [kReading](): number {
+    return this.#coarseNow;
   }
 
   /** Runs `fn` with a resource: released when `fn` settles successfully, destroyed when it throws. */
@@ -856,7 +871,10 @@ export class Pool<T> {
       },
       (error: unknown) => {
         if (attempt.abandoned) return;
-        if (attempt.unwanted.signal.aborted) this.#withdrawCreate(attempt);
+        // Withdrawn only when it gave up because it was unwanted (the reason itself, or an error it
+        // caused, such as the budget's abort): a connect that really failed meanwhile is a failure.
+        const reason: unknown = attempt.unwanted.signal.reason;
+        if (reason !== undefined && (error === reason || (error as { cause?: unknown } | null)?.cause === reason)) this.#withdrawCreate(attempt);
         else this.#abandonCreate(attempt, error);
       },
     );

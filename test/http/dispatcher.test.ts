@@ -281,6 +281,25 @@ describe('LifeguardDispatcher', () => {
     assert.deepEqual(await handles.leftover(), {});
   });
 
+  it('regression: keeps the pool of an origin in steady use whose connections never outlive a request (Connection: close)', async () => {
+    const server = await startServer((_req, res) => { res.setHeader('connection', 'close'); res.end('once'); });
+    const d = new LifeguardDispatcher({ idleTimeoutMs: 100 });
+    const seen = new Set<unknown>();
+    try {
+      // Past several idleTimeoutMs of steady traffic, every connection closed after its one response.
+      const until = performance.now() + 600;
+      while (performance.now() < until) {
+        assert.equal(await (await request(server.url, { dispatcher: d })).body.text(), 'once');
+        for (const pool of d.pools()) seen.add(pool);
+        await sleep(30);
+      }
+      assert.equal(seen.size, 1, 'one pool for the origin all along, never reaped while in use');
+    } finally {
+      await d.close();
+      await server.close();
+    }
+  });
+
   it('serves handlers written against undici\'s new interface, and rejects a bad origin with LG_HTTP_INVALID_ORIGIN', async () => {
     const server = await startServer(ok('new-api'));
     const d = new LifeguardDispatcher();

@@ -122,6 +122,27 @@ describe('CreateContext.unwanted', () => {
     await pool.close();
   });
 
+  it('regression: a creation that really fails after it became unwanted is a failure (counted, reported, backed off)', async () => {
+    const clock = new FakeClock();
+    // A connect that ignores `unwanted` (work under way) and is refused after 200 ms.
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+    const factory: Factory<Conn> = {
+      create: () => new Promise<Conn>((_resolve, reject) => { clock.setTimeout(() => { reject(refused); }, 200, false); }),
+      destroy: () => undefined,
+    };
+    const pool = new Pool<Conn>({ factory, clock, acquireTimeoutMs: 50 });
+    const errors: unknown[] = [];
+    pool.on('createError', ({ error }) => { errors.push(error); });
+    const waiting = assert.rejects(pool.acquire(), AcquireTimeoutError);
+    await clock.advance(50);
+    await waiting;
+    await clock.advance(150);
+    await flush();
+    assert.equal(pool.stats().createErrors, 1);
+    assert.deepEqual(errors, [refused]);
+    await pool.close();
+  });
+
   it('a pool with a budget gives up its place in the budget\'s line when its waiter gives up', async () => {
     const clock = new FakeClock();
     const budget = new InProcessBudget({ key: 'remote', limit: 1, clock });
