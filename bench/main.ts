@@ -42,8 +42,8 @@ if (only !== 'http') {
 }
 
 if (only !== 'pool') {
-  const httpRounds = quick ? 4 : 16;
-  const http = await benchHttp(httpRounds, quick ? 1 : 1.5);
+  const httpRounds = quick ? 4 : 24;
+  const http = await benchHttp(httpRounds, quick ? 1 : 1.25);
   console.log(`HTTP benchmark (node ${process.version}, ${httpRounds} rounds, median; server and clients ${http.pinned ? 'on cores of their own' : 'not pinned'})`);
   console.log(httpReport(http));
   writeFileSync(new URL('http.json', dir), `${JSON.stringify({ node: process.version, pinned: http.pinned, pairedRatios: http.pairedRatios, cases: http.cases, samples: http.samples }, null, 2)}\n`);

@@ -6,6 +6,9 @@ import { EntryState, type PoolEntry } from './pool-entry.js';
 /** @internal Lets a pool recognise its own leases by identity, not by name. */
 export const kOwner = Symbol('lifeguard.lease.owner');
 
+/** @internal `lease[kEntry]`: the pool's entry of the resource, for the pool's own hand-off. */
+export const kEntry = Symbol('lifeguard.lease.entry');
+
 const OUT = 0;
 const RELEASED = 1;
 const DESTROYED = 2;
@@ -34,6 +37,11 @@ export class Lease<T> {
   /** @internal */
   get [kOwner](): unknown {
     return this.#entry.owner;
+  }
+
+  /** @internal */
+  get [kEntry](): PoolEntry<T> {
+    return this.#entry;
   }
 
   /** Unique within its pool, increasing. */

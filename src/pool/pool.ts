@@ -20,7 +20,7 @@ import {
   ValidationTimeoutError,
 } from './errors.js';
 import type { LeaseInfo, LeakReport, PoolEvents } from './events.js';
-import { Lease, kOwner } from './lease.js';
+import { Lease, kEntry, kOwner } from './lease.js';
 import { resolvePoolOptions, describe, numberOption, rejectUnknownKeys, type AcquireOptions, type CreateContext, type PoolOptions, type ResolvedPoolOptions } from './options.js';
 import { DESTROY_REASONS, EntryState, PoolEntry, type DestroyReason, type EntryOwner } from './pool-entry.js';
 import type { PoolStats } from './stats.js';
@@ -50,6 +50,16 @@ export interface AcquireReceiver<T> {
  * when given, is a clock reading the caller has just taken, used instead of another.
  */
 export const kAcquireInto = Symbol('lifeguard.acquireInto');
+
+/**
+ * @internal `pool[kHandOff](lease)`: passes a lent resource straight to the oldest waiter when that waiter
+ * is a receiver, instead of a release and a new lend: the lease stays out and changes hands (the receiver
+ * gets the same lease object). True when handed off; false when it cannot be (nobody waiting, a promise
+ * first in line, the pool closing, the resource doomed, revoked or past its lifetime, a reset hook to run,
+ * leak tracking on): then release the lease as usual. For `lifeguard/http`, whose requests queue behind
+ * busy connections: one pass per request instead of a release, a lend and a new lease.
+ */
+export const kHandOff = Symbol('lifeguard.handOff');
 
 /** @internal `pool[kWaiting](max)`: the receivers of the acquires waiting, oldest first (promises excluded), at most `max`. */
 export const kWaiting = Symbol('lifeguard.waiting');
@@ -326,6 +336,34 @@ export class Pool<T> {
   /** @internal See {@link kReading}. */
   get [kReading](): number {
     return this.#coarseNow;
+  }
+
+  /** @internal See {@link kHandOff}. */
+  [kHandOff](lease: Lease<T>): boolean {
+    if (this.#pending === 0 || this.#state !== OPEN || this.#leak.enabled || this.#o.factory.reset !== undefined) return false;
+    const entry = lease[kEntry];
+    if (entry.owner !== this.#owner || entry.state !== EntryState.LEASED || entry.doomed !== null || entry.revoked !== null || !lease.active) return false;
+    const waiter = this.#nextWaiter();
+    if (waiter === undefined || waiter.receiver === waiter) return false;
+    const now = this.#now();
+    if (entry.expiresAt <= now) return false;
+    const heldMs = now - entry.acquiredAt;
+    this.#unqueue(waiter);
+    this.#counters.released++;
+    this.#counters.acquired++;
+    entry.uses++;
+    entry.acquiredAt = now;
+    entry.site = waiter.site;
+    entry.label = waiter.label;
+    entry.leakReportedAt = 0;
+    if (this.#listening) {
+      if (this.#events.hasListeners('release')) this.#events.emit('release', { pool: this.#o.name, leaseId: entry.leaseId, heldMs });
+      if (this.#events.hasListeners('acquire')) this.#events.emit('acquire', { pool: this.#o.name, lease, waitedMs: now - waiter.enqueuedAt });
+    }
+    if (channels.release.hasSubscribers) channels.release.publish({ pool: this, name: this.#o.name, leaseId: entry.leaseId, resourceId: entry.id, heldMs });
+    if (channels.acquire.hasSubscribers) channels.acquire.publish({ pool: this, name: this.#o.name, leaseId: entry.leaseId, resourceId: entry.id, waitedMs: now - waiter.enqueuedAt });
+    this.#deliver(waiter.receiver, lease, now);
+    return true;
   }
 
   /** Runs `fn` with a resource: released when `fn` settles successfully, destroyed when it throws. */

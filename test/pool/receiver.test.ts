@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Lease } from '../../src/index.js';
-import { Pool, kAcquireInto, kWaiting, kWithdraw, type AcquireReceiver } from '../../src/pool/pool.js';
+import { Pool, kAcquireInto, kHandOff, kWaiting, kWithdraw, type AcquireReceiver } from '../../src/pool/pool.js';
 import { FakeClock, flush } from '../support/fake-clock.js';
 import { TestFactory, type TestResource } from '../support/factory.js';
 
@@ -66,6 +66,68 @@ describe('pool[kAcquireInto] (internal receiver acquire)', () => {
     assert.deepEqual(third.times, [clock.now()], 'the reading the pool took when it lent');
     third.leases[0]?.release();
     assert.deepEqual(pool[kWaiting](), []);
+    await pool.close();
+  });
+
+  it('hands a lent resource straight to the oldest waiting receiver, and refuses when it must go through a release', async () => {
+    const clock = new FakeClock();
+    const pool = new Pool<TestResource>({ factory: { ...new TestFactory().basic(), validate: () => true }, clock, max: 1, leakDetection: 'off', maxLifetimeMs: 10_000, maxLifetimeJitterMs: 0 });
+    const events: string[] = [];
+    pool.on('release', () => { events.push('release'); });
+    pool.on('acquire', () => { events.push('acquire'); });
+    const first = new Recorder();
+    pool[kAcquireInto](first);
+    await flush();
+    const lease = first.leases[0];
+    assert.ok(lease !== undefined);
+    assert.equal(pool[kHandOff](lease), false, 'nobody waiting');
+    const second = new Recorder();
+    pool[kAcquireInto](second);
+    events.length = 0;
+    clock.block(5);
+    assert.equal(pool[kHandOff](lease), true);
+    assert.equal(second.leases[0], lease, 'the same lease changes hands');
+    assert.deepEqual(second.times, [clock.now()], 'with a fresh reading');
+    assert.deepEqual(events, ['release', 'acquire'], 'observers see a release and an acquire');
+    const stats = pool.stats();
+    assert.equal(stats.pending, 0);
+    assert.equal(stats.inUse, 1);
+    assert.equal(stats.acquired, stats.released + 1);
+    // A promise first in line gets a lease of its own: no hand-off.
+    const promised = pool.acquire();
+    assert.equal(pool[kHandOff](lease), false);
+    lease.release();
+    const other = await promised;
+    assert.notEqual(other, lease);
+    // Past its lifetime: it must be destroyed, not passed on.
+    const third = new Recorder();
+    pool[kAcquireInto](third);
+    clock.block(10_000);
+    assert.equal(pool[kHandOff](other), false);
+    other.release();
+    await flush();
+    assert.equal(pool.stats().destroyed.lifetime, 1);
+    assert.equal(third.leases.length, 1, 'served by a new resource');
+    third.leases[0]?.release();
+    await pool.close();
+  });
+
+  it('never hands off while the pool tracks leaks or closes', async () => {
+    const pool = new Pool<TestResource>({ factory: new TestFactory().basic(), clock: new FakeClock(), max: 1 });
+    const lease = await pool.acquire();
+    const waiting = new Recorder();
+    pool[kAcquireInto](waiting);
+    assert.equal(pool[kHandOff](lease), false, 'leak detection (sampled by default) keeps its bookkeeping per lend');
+    lease.release();
+    waiting.leases[0]?.release();
+    const quiet = new Pool<TestResource>({ factory: new TestFactory().basic(), clock: new FakeClock(), max: 1, leakDetection: 'off' });
+    const held = await quiet.acquire();
+    const queued = new Recorder();
+    quiet[kAcquireInto](queued);
+    const closing = quiet.close();
+    assert.equal(quiet[kHandOff](held), false, 'closing');
+    held.release();
+    await closing;
     await pool.close();
   });
 
