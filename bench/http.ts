@@ -81,27 +81,33 @@ async function measure(client: Client, seconds: number): Promise<{ opsPerSec: nu
  * collector threads) onto the same core now and then, and that, not the library, decides a round.
  */
 interface Placement {
-  readonly server: readonly string[];
-  readonly client: readonly string[];
+  readonly server: Command;
+  readonly client: Command;
   readonly pinned: boolean;
+}
+
+/** A program and the arguments that come before the script's own (`taskset -c N node`). */
+interface Command {
+  readonly file: string;
+  readonly prefix: readonly string[];
 }
 
 function placement(): Placement {
   const cores = os.availableParallelism();
   const taskset = cores >= 2 && spawnSync('taskset', ['-c', '0', process.execPath, '-e', '0']).status === 0;
-  if (!taskset) return { server: [process.execPath], client: [process.execPath], pinned: false };
-  return { server: ['taskset', '-c', String(cores - 1), process.execPath], client: ['taskset', '-c', '0', process.execPath], pinned: true };
+  const node: Command = { file: process.execPath, prefix: [] };
+  if (!taskset) return { server: node, client: node, pinned: false };
+  const on = (core: number): Command => ({ file: 'taskset', prefix: ['-c', String(core), process.execPath] });
+  return { server: on(cores - 1), client: on(0), pinned: true };
 }
 
-function run(command: readonly string[], args: readonly string[]): Promise<string> {
-  const [file = process.execPath, ...prefix] = command;
-  return execFileAsync(file, [...prefix, ...args]).then((r) => r.stdout);
+function run(command: Command, args: readonly string[]): Promise<string> {
+  return execFileAsync(command.file, [...command.prefix, ...args]).then((r) => r.stdout);
 }
 
 async function startServer(place: Placement): Promise<{ port: number; stop: () => void }> {
   const script = fileURLToPath(new URL('./http-server.js', import.meta.url));
-  const [file = process.execPath, ...prefix] = place.server;
-  const child = spawn(file, [...prefix, script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(place.server.file, [...place.server.prefix, script], { stdio: ['pipe', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('error', reject);
     child.stdout.once('data', (chunk: Buffer) => { resolve(Number(chunk.toString().trim())); });

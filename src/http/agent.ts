@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import type { AcquireSite } from '../leak/site.js';
 import { ErrorCodes } from '../pool/errors.js';
 import type { Lease } from '../pool/lease.js';
-import { Pool, kAcquireInto, kReading, kWaiting, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
+import { Pool, kAcquireInto, kWaiting, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
 import { HttpCore, emitLeak, reapIdlePools, statsOf, type HttpStats, type ReapablePool, type TrackedResponse } from './core.js';
 import { HttpClosedError, QueueFullError, QueueTimeoutError } from './errors.js';
 import { PooledSocket, readConnectionHeaderStrings } from './connection.js';
@@ -295,11 +295,7 @@ class AgentEngine {
     if (res != null) readConnectionHeaderStrings(conn, res.rawHeaders, core.o.keepAliveSafetyMarginMs, now);
     if (!destroy && conn.usable(now) && request.req.shouldKeepAlive) {
       conn.socket.unref();
-      conn.idle = true;
-      lease.release();
-      // Still idle (no waiter took it within the release): idle since the release's reading.
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- release() may lend it again at once, which clears it
-      if (conn.idle) conn.parked(request.entry.pool[kReading]);
+      conn.giveBack(lease, request.entry.pool);
     } else {
       lease.destroy(cause ?? conn.gone ?? new Error('agent connection not reusable'));
     }

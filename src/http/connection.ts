@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { Client, buildConnector } from 'undici';
 import type { Clock } from '../internal/clock.js';
 import type { CreateContext, Factory } from '../pool/options.js';
+import { kReading } from '../pool/pool.js';
 import { ConnectionGoneError } from './errors.js';
 import type { ConnectionGate, GatedConnection } from './gate.js';
 import type { ResolvedHttpPoolOptions } from './options.js';
@@ -92,10 +93,17 @@ export class PooledSocket implements GatedConnection {
     gate.track(this);
   }
 
-  /** Marks it idle (its request ended and it went back to the pool). */
-  parked(now: number): void {
+  /**
+   * Gives it back to its pool through `lease`. A waiter may take it within the release (the pool lends
+   * synchronously, and the new borrower marks it busy again); when none did, it is idle since the
+   * release's reading of the clock, and the gate hears of one more idle connection.
+   */
+  giveBack(lease: { release(): void }, pool: { readonly [kReading]: number }): void {
     this.idle = true;
-    this.idleSince = now;
+    lease.release();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- release() may lend it again at once, which clears it
+    if (!this.idle) return;
+    this.idleSince = pool[kReading];
     this.#gate.notifyIdle();
   }
 

@@ -3,7 +3,7 @@ import { util as undiciUtil, type Dispatcher } from 'undici';
 import type { TimerHandle } from '../internal/clock.js';
 import type { Lease } from '../pool/lease.js';
 import { ErrorCodes } from '../pool/errors.js';
-import { kAcquireInto, kHandOff, kReading, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
+import { kAcquireInto, kHandOff, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
 import type { AcquireSite } from '../leak/site.js';
 import { readConnectionHeaders, type HttpConnection } from './connection.js';
 import type { HttpCore, OriginEntry, TrackedResponse } from './core.js';
@@ -247,8 +247,7 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
   receive(from: AcquireReceiver<HttpConnection>, lease: Lease<HttpConnection>, now: number): void {
     const conn = lease.resource;
     if (from !== this.#current) {
-      conn.parked(now);
-      lease.release();
+      conn.giveBack(lease, this.#entry.pool);
       return;
     }
     this.#current = null;
@@ -476,12 +475,7 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
       const pool = this.#entry.pool;
       // Requests waiting: the connection goes straight to the oldest (with a fresh reading of the clock
       // for its keep-alive check), without a release and a new lend.
-      if (pool[kHandOff](lease)) return;
-      conn.idle = true;
-      lease.release();
-      // Still idle: no waiter took it within the release.
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- release() may lend it again at once, which clears it
-      if (conn.idle) conn.parked(pool[kReading]);
+      if (!pool[kHandOff](lease)) conn.giveBack(lease, pool);
     } else {
       lease.destroy(error ?? conn.gone ?? new Error(`connection #${conn.id} to ${conn.origin} is not reusable (Connection: close or keep-alive timeout reached)`));
     }

@@ -927,9 +927,12 @@ export class Pool<T> {
   #shedCreates(): void {
     if (this.#state !== OPEN) return;
     const needed = Math.max(0, this.#pending - this.#validatingForQueue - this.#resetting, this.#o.min - this.#all.size);
-    const live = [...this.#creates].filter((a) => !a.unwanted.signal.aborted);
-    for (let i = live.length - 1; i >= needed; i--) {
-      live[i]?.unwanted.abort(new CreateUnwantedError(`no waiter needs this creation any more (pool "${this.#o.name}": ${this.#state_()})`));
+    // In start order: the oldest `needed` still-wanted ones stay, the younger ones are told.
+    let kept = 0;
+    for (const attempt of this.#creates) {
+      if (attempt.unwanted.signal.aborted) continue;
+      if (kept < needed) kept++;
+      else attempt.unwanted.abort(new CreateUnwantedError(`no waiter needs this creation any more (pool "${this.#o.name}": ${this.#state_()})`));
     }
   }
 
