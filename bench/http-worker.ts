@@ -1,9 +1,12 @@
-// One measurement of the HTTP benchmark, in a client process of its own (see benchHttp): prints JSON.
-import { HTTP_LIBRARIES, measureHttpOnce, type HttpLibrary } from './http.js';
+// The client process of one library in the HTTP benchmark: takes commands on stdin (see runHttpWorker).
+import readline from 'node:readline';
+import { HTTP_LIBRARIES, runHttpWorker, type HttpLibrary } from './http.js';
 
-const [library, port, seconds] = process.argv.slice(2);
-if (!HTTP_LIBRARIES.includes(library as HttpLibrary) || port === undefined || seconds === undefined) {
-  console.error('usage: http-worker <library> <port> <seconds>');
+const [library, port] = process.argv.slice(2);
+if (!HTTP_LIBRARIES.includes(library as HttpLibrary) || port === undefined) {
+  console.error('usage: http-worker <library> <port>');
   process.exit(2);
 }
-process.stdout.write(JSON.stringify(await measureHttpOnce(library as HttpLibrary, Number(port), Number(seconds))));
+await runHttpWorker(library as HttpLibrary, Number(port), readline.createInterface({ input: process.stdin }), (json) => {
+  process.stdout.write(`${json}\n`);
+});

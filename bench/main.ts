@@ -1,17 +1,19 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { benchPools, type PoolCase } from './pool.js';
 import { formatOps, table } from './harness.js';
-import { benchHttp, httpReport } from './http.js';
+import { PAIRS, benchHttp, httpReport } from './http.js';
+import { benchInstructions } from './instructions.js';
 
 /**
  * `npm run bench` (about 6 minutes), `npm run bench -- --quick` (about a minute), and `-- --only=pool` or
- * `-- --only=http` for one part. Speed is only ever reported as ratios between libraries measured in the
+ * `-- --only=http` for one part. `-- --only=instructions` counts the HTTP clients' instructions per
+ * request under valgrind (about 7 minutes whether or not `--quick` is given; not part of the default run). Speed is only ever reported as ratios between libraries measured in the
  * same run, never asserted in tests.
  */
 const quick = process.argv.includes('--quick');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
-if (only !== undefined && only !== 'pool' && only !== 'http') {
-  console.error(`--only: expected "pool" or "http", got ${JSON.stringify(only)}`);
+if (only !== undefined && only !== 'pool' && only !== 'http' && only !== 'instructions') {
+  console.error(`--only: expected "pool", "http" or "instructions", got ${JSON.stringify(only)}`);
   process.exit(2);
 }
 const rounds = quick ? 3 : 5;
@@ -33,7 +35,7 @@ function report(cases: readonly PoolCase[]): string {
 const dir = new URL('./results/', new URL('../../bench/', import.meta.url));
 mkdirSync(dir, { recursive: true });
 
-if (only !== 'http') {
+if (only === undefined || only === 'pool') {
   const cases = await benchPools(rounds, budgetSeconds);
   console.log(`pool benchmark (node ${process.version}, ${rounds} rounds, median)`);
   console.log(report(cases));
@@ -41,11 +43,20 @@ if (only !== 'http') {
   console.log(`\nwrote bench/results/pool.json\n`);
 }
 
-if (only !== 'pool') {
-  const httpRounds = quick ? 4 : 24;
-  const http = await benchHttp(httpRounds, quick ? 1 : 1.25);
-  console.log(`HTTP benchmark (node ${process.version}, ${httpRounds} rounds, median; server and clients ${http.pinned ? 'on cores of their own' : 'not pinned'})`);
+if (only === undefined || only === 'http') {
+  const http = await benchHttp(quick ? 2 : 12, quick ? 8 : 10, 250, quick ? 1000 : 1500);
+  console.log(`HTTP benchmark (node ${process.version}; ${http.processes} client processes per library in turn, ${http.slices} slices of ${http.sliceMs} ms each; server and clients ${http.pinned ? 'on cores of their own' : 'not pinned'})`);
   console.log(httpReport(http));
-  writeFileSync(new URL('http.json', dir), `${JSON.stringify({ node: process.version, pinned: http.pinned, pairedRatios: http.pairedRatios, cases: http.cases, samples: http.samples }, null, 2)}\n`);
+  writeFileSync(new URL('http.json', dir), `${JSON.stringify({ node: process.version, pinned: http.pinned, processes: http.processes, slices: http.slices, sliceMs: http.sliceMs, pairedRatios: http.pairedRatios, cases: http.cases, samples: http.samples }, null, 2)}\n`);
   console.log(`\nwrote bench/results/http.json`);
+}
+
+if (only === 'instructions') {
+  const bench = await benchInstructions(2000, 12000);
+  const per = (library: string): number => bench.cases.find((c) => c.library === library)?.instructionsPerRequest ?? NaN;
+  const ratio = new Map<string, string>(PAIRS.map(([ours, peer]) => [ours, `${(per(ours) / per(peer)).toFixed(3)}x ${peer}`]));
+  console.log(`HTTP instructions per request (node ${process.version}, ${bench.valgrind} callgrind; runs of ${String(bench.requests[0])} and ${String(bench.requests[1])} requests)`);
+  console.log(table(['library', 'instructions/request', 'ratio'], bench.cases.map((c) => [c.library, c.instructionsPerRequest.toLocaleString('en-US'), ratio.get(c.library) ?? ''])));
+  writeFileSync(new URL('instructions.json', dir), `${JSON.stringify({ node: process.version, valgrind: bench.valgrind, requests: bench.requests, cases: bench.cases }, null, 2)}\n`);
+  console.log(`\nwrote bench/results/instructions.json`);
 }
