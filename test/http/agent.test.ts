@@ -103,10 +103,11 @@ describe('LifeguardAgent', () => {
 
   it('evicts an idle socket the server half-closed: no CLOSE_WAIT, and the next request succeeds', async () => {
     const server = await startServer(ok('ok'));
-    const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port: server.port }, behaviour: { halfCloseIdleAfterMs: 100 } });
+    const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port: server.port } });
     const agent = new LifeguardAgent();
     try {
       assert.equal((await get(proxy.url, agent)).body, 'ok');
+      assert.equal(proxy.halfClose(), 1);
       assert.ok(await eventually(() => agent.stats().connections === 0, 2000));
       if (canCountSockets()) assert.deepEqual(socketsTo(proxy.port, 'CLOSE_WAIT'), []);
       assert.equal((await get(proxy.url, agent)).body, 'ok');

@@ -116,11 +116,12 @@ describe('LifeguardDispatcher', () => {
 
   it('evicts an idle connection the server half-closes at once: no CLOSE_WAIT socket lingers', async () => {
     const server = await startServer(ok('ok'));
-    const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port: server.port }, behaviour: { halfCloseIdleAfterMs: 100 } });
+    const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port: server.port } });
     const d = new LifeguardDispatcher();
     try {
       await (await request(proxy.url, { dispatcher: d })).body.text();
       assert.equal(d.stats().connections, 1);
+      assert.equal(proxy.halfClose(), 1);
       assert.ok(await eventually(() => d.stats().connections === 0, 2000), 'evicted when the server half-closed it');
       assert.deepEqual(socketsTo(proxy.port, 'CLOSE_WAIT'), []);
       assert.equal(d.pools()[0]?.stats().destroyed.error, 1);

@@ -100,12 +100,13 @@ describe('LifeguardHttpsAgent', () => {
 
   it('evicts an idle TLS socket the server half-closed: no CLOSE_WAIT, and the next request succeeds', async () => {
     const server = await startHttpsServer(ok('ok'));
-    const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port: server.port }, behaviour: { halfCloseIdleAfterMs: 100 } });
+    const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port: server.port } });
     const url = `https://127.0.0.1:${proxy.port}`;
     const agent = new LifeguardHttpsAgent();
     try {
       assert.equal((await get(url, { agent, ca })).body, 'ok');
       assert.equal(agent.stats().connections, 1);
+      assert.equal(proxy.halfClose(), 1);
       assert.ok(await eventually(() => agent.stats().connections === 0, 2000));
       if (canCountSockets()) assert.deepEqual(socketsTo(proxy.port, 'CLOSE_WAIT'), []);
       const next = await get(url, { agent, ca });

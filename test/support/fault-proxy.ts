@@ -8,8 +8,6 @@ export interface FaultBehaviour {
   readonly resetAfterResponseBytes?: number;
   /** Close the client connection (FIN both ways, like a server's keep-alive timeout) after it has been idle this long. */
   readonly closeIdleAfterMs?: number;
-  /** Half-close: send FIN to the client after it has been idle this long, but keep the connection open otherwise. */
-  readonly halfCloseIdleAfterMs?: number;
   /** Accept the connection and never answer, never close. */
   readonly hang?: boolean;
 }
@@ -38,6 +36,8 @@ export class FaultProxy {
   readonly #options: FaultProxyOptions;
   readonly #sockets = new Set<net.Socket>();
   readonly #timers = new Set<NodeJS.Timeout>();
+  /** Forwarded client sockets by sequence number, while open: what {@link halfClose} acts on. */
+  readonly #clients = new Map<number, net.Socket>();
   #seq = 0;
   #open = 0;
   #peak = 0;
@@ -92,6 +92,24 @@ export class FaultProxy {
     return this.#accepted;
   }
 
+  /**
+   * Half-close forwarded connections now, as a server that closes its side does: FIN to the client,
+   * the connection otherwise left open. Called by a test once the client is idle, rather than after an
+   * idle timer, so a stall of the machine in the middle of a handshake cannot cut it short.
+   * @param which sequence numbers (1, 2, ...) of the connections; all open ones when omitted
+   * @returns how many were half-closed
+   */
+  halfClose(which?: readonly number[]): number {
+    let n = 0;
+    for (const [seq, client] of this.#clients) {
+      if (which !== undefined && !which.includes(seq)) continue;
+      if (client.writableEnded) continue;
+      client.end();
+      n++;
+    }
+    return n;
+  }
+
   resetPeak(): void {
     this.#peak = this.#open;
   }
@@ -138,8 +156,10 @@ export class FaultProxy {
     const n = ++this.#seq;
     this.#open++;
     this.#peak = Math.max(this.#peak, this.#open);
+    this.#clients.set(n, client);
     client.once('close', () => {
       this.#open--;
+      this.#clients.delete(n);
     });
     const b = typeof this.behaviour === 'function' ? this.behaviour(n) : this.behaviour;
     if (b.hang === true) return;
@@ -149,7 +169,6 @@ export class FaultProxy {
     upstream.on('close', () => client.destroy());
 
     let idleTimer: NodeJS.Timeout | null = null;
-    let halfClosed = false;
     const touch = (): void => {
       if (idleTimer !== null) {
         clearTimeout(idleTimer);
@@ -158,11 +177,6 @@ export class FaultProxy {
       }
       if (b.closeIdleAfterMs !== undefined) {
         idleTimer = this.#later(() => { client.end(); upstream.end(); }, b.closeIdleAfterMs);
-      } else if (b.halfCloseIdleAfterMs !== undefined && !halfClosed) {
-        idleTimer = this.#later(() => {
-          halfClosed = true;
-          client.end();
-        }, b.halfCloseIdleAfterMs);
       }
     };
     touch();
