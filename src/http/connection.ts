@@ -241,67 +241,84 @@ export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: R
   };
 }
 
-// Response headers that decide whether a connection may be reused. This runs on every response, so it
-// reads bytes (undici's raw header buffers) or characters (node's rawHeaders) without decoding, lowering
-// or matching a regular expression: both names are 10 bytes long, which skips nearly every other header.
+// Response headers that decide whether a connection may be reused. This runs on every response of the
+// dispatcher, so it reads undici's raw header buffers byte by byte, without decoding, lowering or a
+// regular expression: both names are 10 bytes long, which skips nearly every other header. It indexes
+// the buffers directly: the same loop reading through a byte-or-character callback, shared with the
+// agent's strings, cost 2.4 times as much (1,800 instructions a response under callgrind), 6 times when
+// one process used both.
 
 const CONNECTION = [0x63, 0x6f, 0x6e, 0x6e, 0x65, 0x63, 0x74, 0x69, 0x6f, 0x6e]; // connection
 const KEEP_ALIVE = [0x6b, 0x65, 0x65, 0x70, 0x2d, 0x61, 0x6c, 0x69, 0x76, 0x65]; // keep-alive
 const CLOSE = [0x63, 0x6c, 0x6f, 0x73, 0x65]; // close
 const TIMEOUT = [0x74, 0x69, 0x6d, 0x65, 0x6f, 0x75, 0x74]; // timeout
 
-/** Byte or character code `i` of `text` (-1 or NaN past the end, which match nothing). */
-const byteAt = (text: Buffer, i: number): number => text[i] ?? -1;
-const charAt = (text: string, i: number): number => text.charCodeAt(i);
-
-/** `text` from `at` equals the lower-case `word` (ASCII case folded; `|0x20` is exact for letters and '-'). */
-function matchesAt<S>(text: S, at: number, word: readonly number[], code: (text: S, i: number) => number): boolean {
-  for (let i = 0; i < word.length; i++) if ((code(text, at + i) | 0x20) !== word[i]) return false;
+/** `bytes` from `at` equals the lower-case `word` (ASCII case folded; `|0x20` is exact for letters and '-'). */
+function matchesAt(bytes: Buffer, at: number, word: readonly number[]): boolean {
+  for (let i = 0; i < word.length; i++) if (((bytes[at + i] ?? -1) | 0x20) !== word[i]) return false;
   return true;
 }
 
+/** Skips spaces and tabs from `j`. */
+function skipBlanks(bytes: Buffer, j: number): number {
+  while (bytes[j] === 0x20 || bytes[j] === 0x09) j++;
+  return j;
+}
+
 /** The seconds of `timeout=N` in a `Keep-Alive` value (`/timeout\s*=\s*(\d+)/i`), or -1. */
-function keepAliveSeconds<S extends { readonly length: number }>(value: S, code: (text: S, i: number) => number): number {
+function keepAliveSeconds(value: Buffer): number {
   const n = value.length;
   for (let i = 0; i + TIMEOUT.length < n; i++) {
-    if (!matchesAt(value, i, TIMEOUT, code)) continue;
-    let j = i + TIMEOUT.length;
-    while (j < n && (code(value, j) === 0x20 || code(value, j) === 0x09)) j++;
-    if (code(value, j) !== 0x3d) continue; // '='
-    j++;
-    while (j < n && (code(value, j) === 0x20 || code(value, j) === 0x09)) j++;
+    if (!matchesAt(value, i, TIMEOUT)) continue;
+    let j = skipBlanks(value, i + TIMEOUT.length);
+    if (value[j] !== 0x3d) continue; // '='
+    j = skipBlanks(value, j + 1);
     let seconds = -1;
-    for (let c = code(value, j); c >= 0x30 && c <= 0x39; c = code(value, ++j)) seconds = (seconds < 0 ? 0 : seconds * 10) + (c - 0x30);
+    for (let c = value[j] ?? -1; c >= 0x30 && c <= 0x39; c = value[++j] ?? -1) seconds = (seconds < 0 ? 0 : seconds * 10) + (c - 0x30);
     if (seconds >= 0) return seconds;
   }
   return -1;
 }
 
-function readHeaders<S extends { readonly length: number }>(conn: PooledSocket, raw: readonly S[], code: (text: S, i: number) => number, marginMs: number, now: number): void {
+/** Applies a response's `Connection: close` and `Keep-Alive: timeout=N` (undici's raw header buffers) to `conn`. */
+export function readConnectionHeaders(conn: PooledSocket, raw: readonly Buffer[], marginMs: number, now: number): void {
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as S;
+    const name = raw[i] as Buffer;
     if (name.length !== 10) continue;
-    const value = raw[i + 1] as S;
-    if (matchesAt(name, 0, CONNECTION, code)) {
-      if (value.length === 5 && matchesAt(value, 0, CLOSE, code)) conn.reusable = false;
-    } else if (matchesAt(name, 0, KEEP_ALIVE, code)) {
-      const seconds = keepAliveSeconds(value, code);
+    const first = (name[0] ?? 0) | 0x20;
+    if (first === 0x63) {
+      if (!matchesAt(name, 0, CONNECTION)) continue;
+      const value = raw[i + 1] as Buffer;
+      if (value.length === 5 && matchesAt(value, 0, CLOSE)) conn.reusable = false;
+    } else if (first === 0x6b) {
+      if (!matchesAt(name, 0, KEEP_ALIVE)) continue;
+      const seconds = keepAliveSeconds(raw[i + 1] as Buffer);
       if (seconds >= 0) conn.keepAliveHint(seconds, marginMs, now);
     }
   }
 }
 
-/** Applies a response's `Connection: close` and `Keep-Alive: timeout=N` (undici's raw header buffers) to `conn`. */
-export function readConnectionHeaders(conn: PooledSocket, raw: readonly Buffer[], marginMs: number, now: number): void {
-  readHeaders(conn, raw, byteAt, marginMs, now);
-}
+const CONNECTION_NAME = /^connection$/i;
+const KEEP_ALIVE_NAME = /^keep-alive$/i;
+const CLOSE_VALUE = /^close$/i;
+const TIMEOUT_PARAMETER = /timeout\s*=\s*(\d+)/i;
 
-/** {@link readConnectionHeaders} for node's `rawHeaders` (strings). */
+/** {@link readConnectionHeaders} for node's `rawHeaders` (strings, as the agent gets them): the same rules. */
 export function readConnectionHeaderStrings(conn: PooledSocket, raw: readonly string[], marginMs: number, now: number): void {
-  readHeaders(conn, raw, charAt, marginMs, now);
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length !== 10) continue;
+    const value = raw[i + 1] as string;
+    if (CONNECTION_NAME.test(name)) {
+      if (CLOSE_VALUE.test(value)) conn.reusable = false;
+    } else if (KEEP_ALIVE_NAME.test(name)) {
+      const seconds = TIMEOUT_PARAMETER.exec(value)?.[1];
+      if (seconds !== undefined) conn.keepAliveHint(Number(seconds), marginMs, now);
+    }
+  }
 }
 
-/** @internal For tests: the parsed seconds of a `Keep-Alive` value. */
+/** @internal For tests: the seconds the byte reader finds in a `Keep-Alive` value, or -1. */
 export function keepAliveTimeoutOf(value: string): number {
-  return keepAliveSeconds(value, charAt);
+  return keepAliveSeconds(Buffer.from(value, 'latin1'));
 }

@@ -53,11 +53,30 @@ describe('connection headers', () => {
     assert.deepEqual(fromStrings.hints, [[9, 1000, 42]]);
   });
 
-  it('ignores look-alike headers and values', () => {
-    const conn = connection();
+  it('ignores look-alike headers and values, from buffers and from strings', () => {
     // Same lengths as the real names and values, one letter off; and "keep-alive" as a Connection value.
-    readConnectionHeaders(conn, ['Connectiom', 'close', 'Keep-Alivf', 'timeout=1', 'Connection', 'closed', 'Connection', 'keep-alive', 'Set-Cookie', 'timeout=2'].map((s) => Buffer.from(s)), 1000, 0);
-    assert.equal(conn.reusable, true);
-    assert.deepEqual(conn.hints, []);
+    const raw = ['Connectiom', 'close', 'Keep-Alivf', 'timeout=1', 'Connection', 'closed', 'Connection', 'keep-alive', 'Set-Cookie', 'timeout=2', 'Bonnection', 'close', 'Jeep-Alive', 'timeout=3'];
+    const fromBuffers = connection();
+    readConnectionHeaders(fromBuffers, raw.map((s) => Buffer.from(s)), 1000, 0);
+    assert.equal(fromBuffers.reusable, true);
+    assert.deepEqual(fromBuffers.hints, []);
+    const fromStrings = connection();
+    readConnectionHeaderStrings(fromStrings, raw, 1000, 0);
+    assert.equal(fromStrings.reusable, true);
+    assert.deepEqual(fromStrings.hints, []);
+  });
+
+  it('reads the same from buffers (the dispatcher) as from strings (the agent), for any headers', () => {
+    const name = fc.constantFrom('Connection', 'connection', 'CONNECTION', 'Keep-Alive', 'keep-alive', 'KEEP-ALIVE', 'Content-Length', 'Date', 'Connectiom', 'Jeep-Alive');
+    const value = fc.oneof(fc.constantFrom('close', 'Close', 'keep-alive', 'closed', ' close', 'timeout=5', 'timeout = 60, max=9', 'max=1', 'TimeOut=\t007'), fc.string({ maxLength: 16 }));
+    fc.assert(fc.property(fc.array(fc.tuple(name, value), { maxLength: 8 }), (pairs) => {
+      const raw = pairs.flat();
+      const fromBuffers = connection();
+      readConnectionHeaders(fromBuffers, raw.map((s) => Buffer.from(s, 'latin1')), 1000, 7);
+      const fromStrings = connection();
+      readConnectionHeaderStrings(fromStrings, raw, 1000, 7);
+      assert.equal(fromBuffers.reusable, fromStrings.reusable);
+      assert.deepEqual(fromBuffers.hints, fromStrings.hints);
+    }), { numRuns: 2000 });
   });
 });
