@@ -2,7 +2,9 @@
 // is detected after garbage collection; the test runner passes it on to each test process.
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { constants } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 // LIFEGUARD_DIST lets parallel work build into its own folder (dist-<name>) without clobbering dist/.
 const dist = path.resolve(import.meta.dirname, '..', process.env.LIFEGUARD_DIST ?? 'dist');
@@ -21,30 +23,50 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-// A hung test fails on its own after TEST_TIMEOUT_MS, naming itself; a test process that lingers after
-// its tests is failed by the watchdog; RUN_DEADLINE_MS bounds everything else, so CI never waits on a hang.
-const TEST_TIMEOUT_MS = 180_000;
+// No run may hang, whatever a test does. On node 20 --test-timeout bounds each test file as a whole (the
+// slowest takes about 20 s): a file still running after FILE_TIMEOUT_MS is stopped and fails as timed
+// out. A file that outlives its own tests is failed by the watchdog (test/support/watchdog.ts), which
+// names what holds it open. RUN_DEADLINE_MS bounds everything else. A SIGKILL of this script is the
+// one case it cannot cover: nothing can run then.
+const FILE_TIMEOUT_MS = 5 * 60_000;
 const RUN_DEADLINE_MS = 20 * 60_000;
-const watchdog = path.join(dist, 'test', 'support', 'watchdog.js');
+const watchdog = pathToFileURL(path.join(dist, 'test', 'support', 'watchdog.js')).href;
+// Its own process group, so that the deadline and a signal reach the runner and every test process at once.
 const child = spawn(process.execPath, [
   '--expose-gc', '--enable-source-maps', '--import', watchdog,
-  '--test', '--test-concurrency=2', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files,
+  '--test', '--test-concurrency=2', `--test-timeout=${FILE_TIMEOUT_MS}`, ...files,
 ], { stdio: 'inherit', detached: true });
+
+function killGroup(signal) {
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // the group is gone already
+  }
+}
+
 const deadline = setTimeout(() => {
   console.error(`run-tests: the test run did not end within ${RUN_DEADLINE_MS / 60_000} min; killing it and every test process`);
-  try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ }
+  killGroup('SIGKILL');
   process.exit(1);
 }, RUN_DEADLINE_MS);
 deadline.unref();
-// The runner and its test processes are one process group: an interrupt of this script ends them all.
-for (const signal of ['SIGINT', 'SIGTERM']) {
+
+let interrupted = null;
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => {
-    try { process.kill(-child.pid, signal); } catch { /* already gone */ }
-    process.exit(1);
+    interrupted = signal;
+    killGroup(signal);
+    // Wait for the children to go; those that ignore the signal are killed.
+    setTimeout(() => { killGroup('SIGKILL'); }, 10_000).unref();
   });
 }
+
 child.on('exit', (code, signal) => {
   clearTimeout(deadline);
+  // Test processes the runner left behind (it should leave none) must not outlive the run.
+  killGroup('SIGKILL');
+  if (interrupted !== null) process.exit(128 + constants.signals[interrupted]);
   if (signal !== null) console.error(`run-tests: the test runner was killed by ${signal}`);
   process.exit(code ?? 1);
 });

@@ -253,7 +253,7 @@ const KEEP_ALIVE = [0x6b, 0x65, 0x65, 0x70, 0x2d, 0x61, 0x6c, 0x69, 0x76, 0x65];
 const CLOSE = [0x63, 0x6c, 0x6f, 0x73, 0x65]; // close
 const TIMEOUT = [0x74, 0x69, 0x6d, 0x65, 0x6f, 0x75, 0x74]; // timeout
 
-/** `bytes` from `at` equals the lower-case `word` (ASCII case folded; `|0x20` is exact for letters and '-'). */
+/** `bytes` from `at` equals the lower-case `word` (ASCII case folded: `|0x20` maps only 'A'-'Z' onto letters; CR, which it would map onto '-', never reaches here). */
 function matchesAt(bytes: Buffer, at: number, word: readonly number[]): boolean {
   for (let i = 0; i < word.length; i++) if (((bytes[at + i] ?? -1) | 0x20) !== word[i]) return false;
   return true;
@@ -265,7 +265,13 @@ function skipBlanks(bytes: Buffer, j: number): number {
   return j;
 }
 
-/** The seconds of `timeout=N` in a `Keep-Alive` value (`/timeout\s*=\s*(\d+)/i`), or -1. */
+/**
+ * Longest keep-alive hint taken as given, in seconds (68 years): longer ones are clamped to it, by both
+ * readers alike, so that a run of digits never adds up past what a double holds exactly.
+ */
+const MAX_HINT_SECONDS = 2 ** 31 - 1;
+
+/** The seconds of `timeout=N` in a `Keep-Alive` value (`/timeout[ \t]*=[ \t]*(\d+)/i`), or -1. */
 function keepAliveSeconds(value: Buffer): number {
   const n = value.length;
   for (let i = 0; i + TIMEOUT.length < n; i++) {
@@ -274,7 +280,7 @@ function keepAliveSeconds(value: Buffer): number {
     if (value[j] !== 0x3d) continue; // '='
     j = skipBlanks(value, j + 1);
     let seconds = -1;
-    for (let c = value[j] ?? -1; c >= 0x30 && c <= 0x39; c = value[++j] ?? -1) seconds = (seconds < 0 ? 0 : seconds * 10) + (c - 0x30);
+    for (let c = value[j] ?? -1; c >= 0x30 && c <= 0x39; c = value[++j] ?? -1) seconds = Math.min((seconds < 0 ? 0 : seconds * 10) + (c - 0x30), MAX_HINT_SECONDS);
     if (seconds >= 0) return seconds;
   }
   return -1;
@@ -301,7 +307,7 @@ export function readConnectionHeaders(conn: PooledSocket, raw: readonly Buffer[]
 const CONNECTION_NAME = /^connection$/i;
 const KEEP_ALIVE_NAME = /^keep-alive$/i;
 const CLOSE_VALUE = /^close$/i;
-const TIMEOUT_PARAMETER = /timeout\s*=\s*(\d+)/i;
+const TIMEOUT_PARAMETER = /timeout[ \t]*=[ \t]*(\d+)/i;
 
 /** {@link readConnectionHeaders} for node's `rawHeaders` (strings, as the agent gets them): the same rules. */
 export function readConnectionHeaderStrings(conn: PooledSocket, raw: readonly string[], marginMs: number, now: number): void {
@@ -313,7 +319,7 @@ export function readConnectionHeaderStrings(conn: PooledSocket, raw: readonly st
       if (CLOSE_VALUE.test(value)) conn.reusable = false;
     } else if (KEEP_ALIVE_NAME.test(name)) {
       const seconds = TIMEOUT_PARAMETER.exec(value)?.[1];
-      if (seconds !== undefined) conn.keepAliveHint(Number(seconds), marginMs, now);
+      if (seconds !== undefined) conn.keepAliveHint(Math.min(Number(seconds), MAX_HINT_SECONDS), marginMs, now);
     }
   }
 }

@@ -103,7 +103,7 @@ export class FaultProxy {
     let n = 0;
     for (const [seq, client] of this.#clients) {
       if (which !== undefined && !which.includes(seq)) continue;
-      if (client.writableEnded) continue;
+      if (client.destroyed || client.writableEnded) continue;
       client.end();
       n++;
     }

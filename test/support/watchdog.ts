@@ -15,3 +15,4 @@ after(() => {
   // Unref'd: a process with nothing else open exits at once, and never waits on the watchdog.
   timer.unref();
 });
+
