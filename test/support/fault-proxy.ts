@@ -36,8 +36,8 @@ export class FaultProxy {
   readonly #options: FaultProxyOptions;
   readonly #sockets = new Set<net.Socket>();
   readonly #timers = new Set<NodeJS.Timeout>();
-  /** Forwarded client sockets by sequence number, while open: what {@link halfClose} acts on. */
-  readonly #clients = new Map<number, net.Socket>();
+  /** Forwarded client sockets while open: what {@link halfClose} acts on. */
+  readonly #clients = new Set<net.Socket>();
   #seq = 0;
   #open = 0;
   #peak = 0;
@@ -93,16 +93,14 @@ export class FaultProxy {
   }
 
   /**
-   * Half-close forwarded connections now, as a server that closes its side does: FIN to the client,
-   * the connection otherwise left open. Called by a test once the client is idle, rather than after an
-   * idle timer, so a stall of the machine in the middle of a handshake cannot cut it short.
-   * @param which sequence numbers (1, 2, ...) of the connections; all open ones when omitted
+   * Half-closes every open forwarded connection now, as a server that closes its side does: FIN to the
+   * client, the connection otherwise left open. Called by a test once the client is idle, rather than
+   * after an idle timer, so a stall of the machine in the middle of a handshake cannot cut it short.
    * @returns how many were half-closed
    */
-  halfClose(which?: readonly number[]): number {
+  halfClose(): number {
     let n = 0;
-    for (const [seq, client] of this.#clients) {
-      if (which !== undefined && !which.includes(seq)) continue;
+    for (const client of this.#clients) {
       if (client.destroyed || client.writableEnded) continue;
       client.end();
       n++;
@@ -156,10 +154,10 @@ export class FaultProxy {
     const n = ++this.#seq;
     this.#open++;
     this.#peak = Math.max(this.#peak, this.#open);
-    this.#clients.set(n, client);
+    this.#clients.add(client);
     client.once('close', () => {
       this.#open--;
-      this.#clients.delete(n);
+      this.#clients.delete(client);
     });
     const b = typeof this.behaviour === 'function' ? this.behaviour(n) : this.behaviour;
     if (b.hang === true) return;
