@@ -236,6 +236,8 @@ export interface HttpBench {
   /** How the clients took turns: slices per library (spread over its processes), and each slice's length. */
   readonly slices: number;
   readonly sliceMs: number;
+  /** Unmeasured running per process before its first slice, in turns like the slices. */
+  readonly warmMsPerProcess: number;
   /** Per pair (Lifeguard's client / its peer): the median of the ratios of the slices, each slice's pair measured back to back. */
   readonly pairedRatios: Readonly<Record<string, number>>;
   /** Requests per second of every slice, per library, in slice order. */
@@ -297,9 +299,13 @@ export function startWorker(command: Command, library: HttpLibrary, port: number
  * - Each process has its own luck (memory layout, what the JIT compiled when): two processes of the same
  *   library, measured in turns, differ by up to 10% for their whole life, and so does a pair's ratio from
  *   one process to the next. Many processes per library, one after another, average it.
- * Each client is measured warm, as a long-running service runs.
+ * Each client is measured warm, as a long-running service runs, and warms up in turns as it is measured:
+ * `warmRounds` unmeasured turns of `warmMs` each. A process takes about 2 s of running to reach its full
+ * speed on this machine (its first slices after one 1.5 s warm-up ran at a third, then four fifths, of
+ * the later ones), Lifeguard's dispatcher a little longer than undici's Pool. Warming every client in one
+ * go also left the first-warmed idle past undici's 4 s keep-alive, so its first slice reconnected.
  */
-export async function benchHttp(processes: number, cycles: number, sliceMs: number, warmMs: number): Promise<HttpBench> {
+export async function benchHttp(processes: number, cycles: number, sliceMs: number, warmRounds: number, warmMs: number): Promise<HttpBench> {
   const place = placement();
   const server = await startServer(place);
   const results = new Map<HttpLibrary, { requests: number; ms: number; perSlice: number[]; latencies: LatencyHistogram }>(HTTP_LIBRARIES.map((l) => [l, { requests: 0, ms: 0, perSlice: [], latencies: new LatencyHistogram() }]));
@@ -309,7 +315,9 @@ export async function benchHttp(processes: number, cycles: number, sliceMs: numb
       // client's idle timeout (undici's is 4 s), so every slice runs on warm connections.
       const workers = HTTP_LIBRARIES.map((library) => startWorker(place.client, library, server.port));
       try {
-        for (const worker of workers) await worker.ask(`warm ${String(warmMs)}`);
+        for (let round = 0; round < warmRounds; round++) {
+          for (const worker of workers) await worker.ask(`warm ${String(warmMs)}`);
+        }
         for (let cycle = 0; cycle < cycles; cycle++) {
           const slice = generation * cycles + cycle;
           // Which pair and which of the two goes first alternate.
@@ -347,7 +355,7 @@ export async function benchHttp(processes: number, cycles: number, sliceMs: numb
     const b = of(peer).perSlice;
     return [ours, Math.round(median(a.map((x, i) => x / (b[i] ?? NaN))) * 1000) / 1000];
   }));
-  return { cases, pinned: place.pinned, processes, slices: cycles * processes, sliceMs, pairedRatios, samples: Object.fromEntries(HTTP_LIBRARIES.map((l) => [l, of(l).perSlice.map(Math.round)])) };
+  return { cases, pinned: place.pinned, processes, slices: cycles * processes, sliceMs, warmMsPerProcess: warmRounds * warmMs, pairedRatios, samples: Object.fromEntries(HTTP_LIBRARIES.map((l) => [l, of(l).perSlice.map(Math.round)])) };
 }
 
 export function httpReport(bench: HttpBench): string {
