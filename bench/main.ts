@@ -44,10 +44,10 @@ if (only === undefined || only === 'pool') {
 }
 
 if (only === undefined || only === 'http') {
-  const http = await benchHttp(quick ? 2 : 12, quick ? 8 : 10, 250, quick ? 4 : 6, quick ? 250 : 500);
+  const http = await benchHttp(quick ? 2 : 12, quick ? 8 : 10, 250, quick ? 4 : 6, 500);
   console.log(`HTTP benchmark (node ${process.version}; ${http.processes} client processes per library in turn, ${http.slices} slices of ${http.sliceMs} ms each after ${http.warmMsPerProcess} ms of warm-up per process; server and clients ${http.pinned ? 'on cores of their own' : 'not pinned'})`);
   console.log(httpReport(http));
-  writeFileSync(new URL('http.json', dir), `${JSON.stringify({ node: process.version, pinned: http.pinned, processes: http.processes, slices: http.slices, sliceMs: http.sliceMs, warmMsPerProcess: http.warmMsPerProcess, pairedRatios: http.pairedRatios, cases: http.cases, samples: http.samples }, null, 2)}\n`);
+  writeFileSync(new URL('http.json', dir), `${JSON.stringify({ node: process.version, ...http }, null, 2)}\n`);
   console.log(`\nwrote bench/results/http.json`);
 }
 

@@ -291,13 +291,10 @@ export function readConnectionHeaders(conn: PooledSocket, raw: readonly Buffer[]
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as Buffer;
     if (name.length !== 10) continue;
-    const first = (name[0] ?? 0) | 0x20;
-    if (first === 0x63) {
-      if (!matchesAt(name, 0, CONNECTION)) continue;
+    if (matchesAt(name, 0, CONNECTION)) {
       const value = raw[i + 1] as Buffer;
       if (value.length === 5 && matchesAt(value, 0, CLOSE)) conn.reusable = false;
-    } else if (first === 0x6b) {
-      if (!matchesAt(name, 0, KEEP_ALIVE)) continue;
+    } else if (matchesAt(name, 0, KEEP_ALIVE)) {
       const seconds = keepAliveSeconds(raw[i + 1] as Buffer);
       if (seconds >= 0) conn.keepAliveHint(seconds, marginMs, now);
     }
