@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import readline from 'node:readline';
 import { Pool as UndiciPool, request, type Dispatcher } from 'undici';
 import { LifeguardAgent, LifeguardDispatcher } from '../src/http/index.js';
+import { keepTickObjectShape } from '../src/internal/tick-shape.js';
 import { formatOps, median, table } from './harness.js';
 
 export interface HttpCase {
@@ -202,6 +203,11 @@ export type HttpLibrary = (typeof HTTP_LIBRARIES)[number];
  * request (see LatencyHistogram.counts); then the client closes.
  */
 export async function runHttpWorker(library: HttpLibrary, port: number, lines: AsyncIterable<string>, answer: (json: string) => void): Promise<void> {
+  // Every client process holds nextTick's tick object shape, not only those whose library builds a
+  // Lifeguard pool: without it, the processes that idle through a few full collections between their
+  // slices (a quarter of node's http.Agent processes, measured) run about 15% slower for the rest of their
+  // life (see src/internal/tick-shape.ts), and the comparison would measure that, not the pooling.
+  keepTickObjectShape();
   const client = makeClient(library, port);
   const latencies = new LatencyHistogram();
   try {

@@ -5,6 +5,7 @@ import { TypedEmitter, type Listener } from '../internal/emitter.js';
 import { MinHeap } from '../internal/heap.js';
 import { settle } from '../internal/call.js';
 import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
+import { keepTickObjectShape } from '../internal/tick-shape.js';
 import { LeakDetector, NO_LEAK_DETECTION, type LeakTracking } from '../leak/leak-detector.js';
 import type { AcquireSite } from '../leak/site.js';
 import {
@@ -207,6 +208,9 @@ export class Pool<T> {
   constructor(options: PoolOptions<T>) {
     // The budget option wraps the factory: a permit before each create, given back after each destroy.
     this.#o = withBudget(resolvePoolOptions(options));
+    // Once per process: a pool's clients (sockets, streams, node's HTTP client) lean on process.nextTick,
+    // which loses its fast path in a process that idles (see tick-shape.ts).
+    keepTickObjectShape();
     this.#clock = this.#o.clock ?? systemClock;
     this.#lifo = this.#o.idleOrder === 'lifo';
     this.#coarseNow = this.#clock.now();
