@@ -198,7 +198,9 @@ export class RedisBudget implements Budget {
     // Commands fail at once while disconnected (no offline queue) and after commandTimeoutMs: the
     // budget decides what a failure means (an acquire fails, a refresh is retried, a permit is lost).
     const commandOptions: RedisOptions = { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: this.#commandTimeoutMs };
-    const subscriberOptions: RedisOptions = { ...common, enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined };
+    // The subscriber resubscribes itself after a reconnect (see below): ioredis's own resubscribe has no
+    // handler on its command, and a close() right after a reconnect turned it into an unhandled rejection.
+    const subscriberOptions: RedisOptions = { ...common, enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined, autoResubscribe: false };
     if (isClient(redis)) {
       this.#cmd = redis.duplicate(commandOptions);
       this.#sub = redis.duplicate(subscriberOptions);
@@ -228,12 +230,20 @@ export class RedisBudget implements Budget {
       this.#wakeups++;
       if (this.#queue.length > 0) this.#try();
     });
-    // After a reconnect, anything released while the subscriber was away went unheard: look again.
+    // After a reconnect: subscribe again, and look again, since anything released while the subscriber
+    // was away went unheard.
     let subscribedBefore = false;
     this.#sub.on('ready', () => {
-      if (subscribedBefore && this.#queue.length > 0) this.#try();
+      if (subscribedBefore) {
+        this.#subscribe();
+        if (this.#queue.length > 0) this.#try();
+      }
       subscribedBefore = true;
     });
+    this.#subscribe();
+  }
+
+  #subscribe(): void {
     this.#sub.subscribe(this.#channel).catch((error: unknown) => {
       this.#lastError = toError(error);
     });
@@ -576,8 +586,12 @@ function parseUrl(url: string): RedisOptions {
 function disconnect(client: Redis): Promise<void> {
   if (client.status === 'end') return Promise.resolve();
   return new Promise<void>((resolve) => {
+    // A connection caught in its ready check (reconnecting) outlives the end of its socket: it answers the
+    // check, becomes ready and stays open. After a grace its socket is destroyed.
+    const grace = setTimeout(() => { client.stream.destroy(); }, 100);
     const timer = setTimeout(done, 2000);
     function done(): void {
+      clearTimeout(grace);
       clearTimeout(timer);
       client.removeListener('end', done);
       resolve();

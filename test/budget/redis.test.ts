@@ -3,6 +3,7 @@
  * and against a private redis-server for the outage tests.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { BudgetUnavailableError, PermitLostError, RedisBudget, type Permit, type RedisBudgetOptions } from '../../src/budget/index.js';
@@ -241,6 +242,46 @@ describe('RedisBudget', { skip: redisCheck.skip, timeout: 60_000 }, () => {
       again.release();
     } finally {
       await budget.close();
+      await server.stop();
+    }
+  });
+
+  it('close() while its subscriber reconnects closes it, and leaves no unhandled rejection', { skip: privateCheck.skip }, async () => {
+    const server = await PrivateRedis.start();
+    // The budget duplicates a client it is given: keeping the duplicates shows the test its subscriber.
+    const client = new Redis({ host: '127.0.0.1', port: server.port, lazyConnect: true });
+    const duplicates: Redis[] = [];
+    const duplicate = client.duplicate.bind(client);
+    client.duplicate = (override) => {
+      const made = duplicate(override);
+      duplicates.push(made);
+      return made;
+    };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => { unhandled.push(reason); };
+    process.on('unhandledRejection', onUnhandled);
+    const budget = new RedisBudget({ redis: client, key: 'remote', limit: 1, recoveryGraceMs: 0 });
+    try {
+      (await budget.acquire()).release();
+      const subscriber = duplicates.find((d) => d.options.enableOfflineQueue === true);
+      assert.ok(subscriber !== undefined, 'no subscriber connection among the duplicates');
+      if (subscriber.status !== 'ready') await once(subscriber, 'ready');
+      await server.stop();
+      for (let i = 0; i < 200 && subscriber.status === 'ready'; i++) await sleep(10);
+      await server.start();
+      // Closed as the subscriber connects again, before its ready check is answered. A bare ioredis
+      // connection disconnected there answers the check, becomes ready and stays open.
+      await new Promise<void>((resolve, reject) => {
+        subscriber.once('connect', () => { budget.close().then(resolve, reject); });
+      });
+      assert.equal(subscriber.status, 'end', 'the subscriber outlived close()');
+      await server.stop();
+      await sleep(200);
+      assert.deepEqual(unhandled.map(String), []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await budget.close();
+      client.disconnect();
       await server.stop();
     }
   });
