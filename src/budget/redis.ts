@@ -1,3 +1,4 @@
+import type net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Redis, RedisOptions } from 'ioredis';
@@ -588,7 +589,7 @@ function disconnect(client: Redis): Promise<void> {
   return new Promise<void>((resolve) => {
     // A connection caught in its ready check (reconnecting) outlives the end of its socket: it answers the
     // check, becomes ready and stays open. After a grace its socket is destroyed.
-    const grace = setTimeout(() => { client.stream.destroy(); }, 100);
+    const grace = setTimeout(() => { (client.stream as net.Socket | undefined)?.destroy(); }, 100);
     const timer = setTimeout(done, 2000);
     function done(): void {
       clearTimeout(grace);
