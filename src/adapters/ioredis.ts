@@ -9,7 +9,7 @@
  * const job = await pool.use((redis) => redis.blpop('jobs', 5));
  * ```
  */
-import { Socket } from 'node:net';
+import { socketOf } from '../internal/redis-socket.js';
 import type { Command, Redis, RedisOptions } from 'ioredis';
 import type { Pool } from '../pool/pool.js';
 import type { CreateContext, Factory, PoolOptions } from '../pool/options.js';
@@ -61,11 +61,6 @@ function describeRedis(redis: Redis): string {
   const o = redis.options;
   const where = o.path ?? `${o.host ?? '127.0.0.1'}:${o.port ?? 6379}`;
   return `ioredis connection to ${where}${typeof o.connectionName === 'string' ? ` (name ${o.connectionName})` : ''}`;
-}
-
-function socketOf(redis: Redis): Socket | null {
-  const stream = redis.stream as unknown;
-  return stream instanceof Socket ? stream : null;
 }
 
 /** Closes the connection now, whatever its state. */

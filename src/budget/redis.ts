@@ -1,8 +1,8 @@
-import type net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Redis, RedisOptions } from 'ioredis';
 import { systemClock, type Clock, type TimerHandle } from '../internal/clock.js';
+import { socketOf } from '../internal/redis-socket.js';
 import { InvalidOptionError } from '../pool/errors.js';
 import { describe, numberOption, rejectUnknownKeys } from '../pool/options.js';
 import { BudgetPermit, WaitQueue, budgetKeyOption, budgetStats, type BudgetCounters, clockOption, objectOption, type Budget, type BudgetAcquireOptions, type BudgetStats, type BudgetUsage, type Permit, type Waiter } from './budget.js';
@@ -588,8 +588,8 @@ function disconnect(client: Redis): Promise<void> {
   if (client.status === 'end') return Promise.resolve();
   return new Promise<void>((resolve) => {
     // A connection caught in its ready check (reconnecting) outlives the end of its socket: it answers the
-    // check, becomes ready and stays open. After a grace its socket is destroyed.
-    const grace = setTimeout(() => { (client.stream as net.Socket | undefined)?.destroy(); }, 100);
+    // check, becomes ready and stays open. After a grace its socket is destroyed (see socketOf).
+    const grace = setTimeout(() => { socketOf(client)?.destroy(); }, 100);
     const timer = setTimeout(done, 2000);
     function done(): void {
       clearTimeout(grace);
