@@ -63,9 +63,12 @@ interface ShutdownState {
 
 const guarded = new WeakMap<net.Server, ServerGuard>();
 
-/** Node keeps the TLS socket's TCP socket here (`lib/_tls_wrap.js`); it is how a handshake finds its accept. */
+/**
+ * The TCP socket under a TLS socket: node keeps it on the TLS handle (`_parentWrap`, lib/_tls_wrap.js).
+ * It is how a finished handshake finds the connection accepted before it.
+ */
 function parentOf(socket: Duplex): Duplex | undefined {
-  return (socket as { _parentWrap?: Duplex })._parentWrap;
+  return (socket as { _handle?: { _parentWrap?: Duplex } | null })._handle?._parentWrap ?? undefined;
 }
 
 function formatRemote(socket: Socketish): string {
@@ -226,6 +229,9 @@ export class ServerGuard {
     this.#bySocket.clear();
     this.#unregisterTask();
     unregisterGuard(this);
+    // The server emits 'close' when its last connection goes, before that socket's own 'close' listeners
+    // run: a shutdown waiting for the last socket must not wait for the deadline.
+    this.#shutdown?.drained?.();
   }
 
   /**
