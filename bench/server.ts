@@ -122,11 +122,19 @@ async function round(library: ServerLibrary): Promise<ServerRound> {
   const inFlightAtShutdown = inFlight;
   const started = performance.now();
   void shutdown();
-  await closed;
+  // Bounded whatever a library does: past its grace and 5 s more, the round is cut short and says so.
+  let cut: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([closed.then(() => false), new Promise<boolean>((resolve) => { cut = setTimeout(() => { resolve(true); }, GRACE_MS + 5_000); })]);
+  clearTimeout(cut);
   const closeMs = performance.now() - started;
+  if (timedOut) {
+    server.closeAllConnections();
+    for (const agent of agents) agent.destroy();
+  }
   await load;
   for (const agent of agents) agent.destroy();
   const dropped = [...seen].filter((id) => !answered.has(id)).length;
+  process.stderr.write(`  server bench: ${library} closed in ${closeMs.toFixed(1)} ms${timedOut ? ' (CUT SHORT: the server never closed)' : ''}, dropped ${dropped}, reset before read ${unread}\n`);
   return { library, closeMs, dropped, unread, notTold, inFlightAtShutdown };
 }
 
