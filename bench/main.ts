@@ -56,8 +56,8 @@ if (only === undefined || only === 'server') {
   const cases = await benchServer(quick ? 3 : 9);
   const ours = cases.find((c) => c.library === 'lifeguard')?.medianCloseMs ?? NaN;
   console.log(`\nServer shutdown benchmark (node ${process.version}; ${SERVER_SCENARIO}; ${String(cases[0]?.rounds ?? 0)} rounds each, interleaved)`);
-  console.log(table(['library', 'time to close (median ms)', 'max ms', 'vs lifeguard', 'in flight (median)', 'dropped', 'reset before read', 'clients not told'], cases.map((c) => [
-    c.library, c.medianCloseMs.toFixed(1), c.maxCloseMs.toFixed(1), `${(c.medianCloseMs / ours).toFixed(2)}x`, String(c.medianInFlight), String(c.dropped), String(c.unread), String(c.notTold),
+  console.log(table(['library', 'time to close (median ms)', 'max ms', 'vs lifeguard', 'in flight (median)', 'dropped', 'reset before read', 'refused', 'clients not told'], cases.map((c) => [
+    c.library, c.medianCloseMs.toFixed(1), c.maxCloseMs.toFixed(1), `${(c.medianCloseMs / ours).toFixed(2)}x`, String(c.medianInFlight), String(c.dropped), String(c.unread), String(c.refused), String(c.notTold),
   ])));
   writeFileSync(new URL('server.json', dir), `${JSON.stringify({ node: process.version, scenario: SERVER_SCENARIO, cases }, null, 2)}\n`);
   console.log(`\nwrote bench/results/server.json`);

@@ -16,8 +16,10 @@ export interface ServerRound {
   readonly closeMs: number;
   /** Requests the server read whose response never reached the client in full. */
   readonly dropped: number;
-  /** Requests reset or refused before the server read them (a keep-alive socket closed as the client reused it). */
+  /** Requests reset before the server read them (sent onto a keep-alive socket as it closed). */
   readonly unread: number;
+  /** Requests refused: a client whose idle socket was closed tried a new connection after the server stopped accepting. */
+  readonly refused: number;
   /** Keep-alive clients that ran until the load bound instead of being told to close. */
   readonly notTold: number;
   readonly inFlightAtShutdown: number;
@@ -30,6 +32,7 @@ export interface ServerCase {
   readonly maxCloseMs: number;
   readonly dropped: number;
   readonly unread: number;
+  readonly refused: number;
   readonly notTold: number;
   readonly medianInFlight: number;
 }
@@ -87,6 +90,7 @@ async function round(library: ServerLibrary): Promise<ServerRound> {
   const agents: http.Agent[] = [];
   let nextId = 0;
   let unread = 0;
+  let refused = 0;
   let notTold = 0;
 
   // Idle keep-alive clients: one request each, then their socket waits in the agent.
@@ -106,9 +110,10 @@ async function round(library: ServerLibrary): Promise<ServerRound> {
         const out = await get(port, agent, id);
         if (out.body === `done ${id}`) answered.add(id);
         if (out.close) return;
-      } catch {
+      } catch (error) {
         await new Promise((resolve) => setTimeout(resolve, 5));
-        if (!seen.has(id)) unread++;
+        if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED') refused++;
+        else if (!seen.has(id)) unread++;
         return;
       }
     }
@@ -134,8 +139,8 @@ async function round(library: ServerLibrary): Promise<ServerRound> {
   await load;
   for (const agent of agents) agent.destroy();
   const dropped = [...seen].filter((id) => !answered.has(id)).length;
-  process.stderr.write(`  server bench: ${library} closed in ${closeMs.toFixed(1)} ms${timedOut ? ' (CUT SHORT: the server never closed)' : ''}, dropped ${dropped}, reset before read ${unread}\n`);
-  return { library, closeMs, dropped, unread, notTold, inFlightAtShutdown };
+  process.stderr.write(`  server bench: ${library} closed in ${closeMs.toFixed(1)} ms${timedOut ? ' (CUT SHORT: the server never closed)' : ''}, dropped ${dropped}, reset before read ${unread}, refused ${refused}\n`);
+  return { library, closeMs, dropped, unread, refused, notTold, inFlightAtShutdown };
 }
 
 /** `rounds` rounds per library, interleaved so that no library always runs first or on a warmer process. */
@@ -154,6 +159,7 @@ export async function benchServer(rounds: number): Promise<ServerCase[]> {
       maxCloseMs: Math.max(...mine.map((x) => x.closeMs)),
       dropped: mine.reduce((n, x) => n + x.dropped, 0),
       unread: mine.reduce((n, x) => n + x.unread, 0),
+      refused: mine.reduce((n, x) => n + x.refused, 0),
       notTold: mine.reduce((n, x) => n + x.notTold, 0),
       medianInFlight: median(mine.map((x) => x.inFlightAtShutdown)),
     };
