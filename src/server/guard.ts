@@ -424,7 +424,8 @@ export class ServerGuard {
       if (shutdown !== null) shutdown.healthChecksFailed++;
       res.statusCode = 503;
       res.setHeader('Content-Type', 'application/json');
-      res.setHeader('Connection', 'close');
+      // HTTP/2 forbids connection headers (its GOAWAY does that job).
+      if (req.httpVersionMajor < 2) res.setHeader('Connection', 'close');
       res.end('{"status":"shutting down"}');
       if (entry !== undefined) this.#trackResponse(entry, res);
       return true;
