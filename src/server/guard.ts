@@ -11,6 +11,7 @@ import { InvalidOptionError } from '../pool/errors.js';
 import { describe } from '../pool/options.js';
 import { ServerCodes, ServerGuardError } from './errors.js';
 import { resolveServerGuardOptions, type ResolvedServerGuardOptions, type ServerGuardOptions } from './options.js';
+import { hintSeconds, idleClose, type IdleTimeouts } from './keep-alive.js';
 import { registerGuard, unregisterGuard } from './registry.js';
 import type { ConnectionInfo, ConnectionKind, ConnectionState, ReapReport, ServerGuardStats, ServerWarning, ShutdownOptions, ShutdownReport } from './types.js';
 
@@ -550,24 +551,20 @@ export class ServerGuard {
 
   // ---- keep-alive alignment ------------------------------------------------------------------------
 
-  /** When an idle HTTP socket really closes, and what closes it first. */
-  #idleClose(): { ms: number; by: string } | null {
+  #timeouts(): IdleTimeouts | null {
     const s = this.server;
-    if (!isHttp1(s) || !(s.keepAliveTimeout > 0)) return null;
-    let close = { ms: s.keepAliveTimeout, by: `keepAliveTimeout=${String(s.keepAliveTimeout)}` };
-    if (s.timeout > 0 && s.timeout < close.ms) close = { ms: s.timeout, by: `server.timeout=${String(s.timeout)}` };
-    if (this.#options.idleTimeoutMs < close.ms) close = { ms: this.#options.idleTimeoutMs, by: `the guard's idleTimeoutMs=${String(this.#options.idleTimeoutMs)}` };
-    return close;
+    if (!isHttp1(s)) return null;
+    return { keepAliveTimeout: s.keepAliveTimeout, timeout: s.timeout, idleTimeoutMs: this.#options.idleTimeoutMs };
+  }
+
+  #idleClose(): { ms: number; by: string } | null {
+    const t = this.#timeouts();
+    return t === null ? null : idleClose(t);
   }
 
   #hintSeconds(): number | null {
-    const hint = this.#options.keepAliveHint;
-    if (typeof hint === 'number') return hint;
-    const close = this.#idleClose();
-    if (close === null) return null;
-    if (hint === 'node') return isHttp1(this.server) ? Math.floor(this.server.keepAliveTimeout / 1000) : null;
-    const safe = Math.floor((close.ms - this.#options.keepAliveHintMarginMs) / 1000);
-    return safe >= 1 ? safe : null;
+    const t = this.#timeouts();
+    return t === null ? null : hintSeconds(this.#options.keepAliveHint, t, this.#options.keepAliveHintMarginMs);
   }
 
   #checkTimeouts(): void {
