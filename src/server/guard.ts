@@ -120,6 +120,7 @@ export class ServerGuard {
   #shutdown: ShutdownState | null = null;
   #shutdownPromise: Promise<ShutdownReport> | null = null;
   #lastShutdownMs: number | null = null;
+  #abandoned: ConnectionInfo[] = [];
 
   constructor(server: net.Server, options?: ServerGuardOptions) {
     if (!(server instanceof net.Server)) {
@@ -222,8 +223,18 @@ export class ServerGuard {
    * (they stay open). Called by itself when the server emits `close`. Idempotent.
    */
   close(): void {
+    this.#close(false);
+  }
+
+  #close(serverClosed: boolean): void {
     if (this.#closed) return;
     this.#closed = true;
+    // Closed by hand during a shutdown: what is still open is what blocked it, though the guard no
+    // longer waits. (When the server closed, its sockets are closing: their 'close' is on its way.)
+    if (!serverClosed && this.#shutdown !== null) {
+      const now = this.#options.clock.now();
+      this.#abandoned = [...this.#open].filter((e) => !e.socket.destroyed).map((e) => this.#info(e, now));
+    }
     if (this.server.emit === this.#wrappedEmit) this.server.emit = this.#originalEmit;
     for (const e of this.#open) this.#detach(e);
     this.#open.clear();
@@ -327,7 +338,7 @@ export class ServerGuard {
       }
       case 'close': {
         const result = emit();
-        this.close();
+        this.#close(true);
         return result;
       }
       default:
@@ -634,7 +645,7 @@ export class ServerGuard {
       if (timers.deadline !== null) clock.clearTimeout(timers.deadline);
     }
     const now = clock.now();
-    const blockers = [...this.#open].map((e) => this.#info(e, now));
+    const blockers = [...this.#abandoned, ...[...this.#open].map((e) => this.#info(e, now))];
     if (blockers.length > 0) {
       for (const e of [...this.#open]) {
         e.socket.on('error', ignore);

@@ -255,3 +255,25 @@ describe('shutdown()', () => {
     assert.deepEqual(grown(before, activeResources()), {});
   });
 });
+
+describe('shutdown() and close()', () => {
+  it('a guard closed by hand during a shutdown stops waiting and reports what was still open as blockers', async () => {
+    const server = http.createServer((req, res) => { if (req.url !== '/stuck') res.end('ok'); });
+    const guard = guardServer(server, { keepAliveHint: 'safe' });
+    const port = await listen(server);
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write('GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor('in flight', () => guard.stats().connections.active === 1);
+    const pending = guard.shutdown({ timeoutMs: 60_000 });
+    await sleep(50);
+    guard.close();
+    const report = await pending;
+    assert.equal(report.code, ServerCodes.SHUTDOWN_FORCED);
+    assert.equal(report.blockers[0]?.owner, 'GET /stuck');
+    assert.ok(report.durationMs < 60_000);
+    socket.destroy();
+    await waitFor('server closed', () => !server.listening);
+  });
+});
