@@ -463,7 +463,7 @@ export class ServerGuard {
       entry.lastActiveAt = this.#options.clock.now();
       const shutdown = this.#shutdown;
       if (shutdown?.stopped !== true) return;
-      shutdown.requestsCompleted++;
+      if (res.writableFinished) shutdown.requestsCompleted++; // not when the client went away first
       // A keep-alive response whose headers left before the shutdown could not say `Connection: close`:
       // node keeps its socket open for the next request, so the guard closes it now that it is idle.
       // destroySoon() as node does for its own last response: flush, FIN, then close, so that a request

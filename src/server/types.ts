@@ -66,7 +66,7 @@ export interface ShutdownReport {
   readonly connectionsAtStart: number;
   /** HTTP requests in flight when the server stopped accepting. */
   readonly inFlightAtStart: number;
-  /** HTTP requests whose response finished during the shutdown. */
+  /** HTTP responses that finished (were sent in full) during the shutdown. */
   readonly requestsCompleted: number;
   /** Responses that carried `Connection: close` because of the shutdown. */
   readonly closeHeadersSent: number;
