@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { describe, it } from 'node:test';
@@ -8,7 +9,25 @@ import { activeResources, grown } from '../support/handles.js';
 import { canCountSockets } from '../support/sockets.js';
 import { closeServer, halfClosingClients, listen, serverSideSockets, UPGRADE_REQUEST, UPGRADE_RESPONSE, waitFor } from './helpers.js';
 
-const skip = canCountSockets() ? false : 'needs /proc to count sockets from the kernel';
+/** The soft limit on descriptors (each connection costs two here: client and server side). */
+function fdLimit(): number {
+  try {
+    const match = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return match?.[1] === undefined || match[1] === 'unlimited' ? Infinity : Number(match[1]);
+  } catch {
+    return Infinity;
+  }
+}
+
+const CLIENTS = 5_000;
+const UPGRADES = 1_000;
+const HALF_CLOSED_MS = 300;
+const CHECK_MS = 100;
+const FDS_NEEDED = 2 * CLIENTS + 500;
+
+const skip = !canCountSockets()
+  ? 'needs /proc to count sockets from the kernel'
+  : fdLimit() < FDS_NEEDED ? `needs ${FDS_NEEDED} file descriptors (ulimit -n is ${fdLimit()}): run ulimit -n ${FDS_NEEDED} first` : false;
 
 /** A net.Server with allowHalfOpen whose application reads but never ends: incident 5 in miniature. */
 function forgetfulNetServer(): { server: net.Server; accepted: net.Socket[] } {
@@ -31,11 +50,6 @@ function forgetfulUpgradeServer(): { server: http.Server; upgraded: net.Socket[]
   });
   return { server, upgraded };
 }
-
-const CLIENTS = 5_000;
-const UPGRADES = 1_000;
-const HALF_CLOSED_MS = 300;
-const CHECK_MS = 100;
 
 describe('half-closed sockets, counted from the kernel', { skip }, () => {
   it(`net.Server (allowHalfOpen), ${CLIENTS} clients half-close: without the guard all ${CLIENTS} stay in CLOSE_WAIT`, async () => {
