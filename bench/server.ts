@@ -7,7 +7,7 @@ import stoppable from 'stoppable';
 import { guardServer } from '../src/server/index.js';
 import { median } from './harness.js';
 
-export const SERVER_LIBRARIES = ['lifeguard', 'http-terminator', 'stoppable'] as const;
+export const SERVER_LIBRARIES = ['lifeguard', 'lifeguard idleGraceMs=250', 'http-terminator', 'stoppable'] as const;
 export type ServerLibrary = (typeof SERVER_LIBRARIES)[number];
 
 export interface ServerRound {
@@ -60,6 +60,10 @@ function install(library: ServerLibrary, server: http.Server): () => Promise<unk
   switch (library) {
     case 'lifeguard': {
       const guard = guardServer(server, { keepAliveHint: 'safe', shutdownTimeoutMs: GRACE_MS });
+      return () => guard.shutdown();
+    }
+    case 'lifeguard idleGraceMs=250': {
+      const guard = guardServer(server, { keepAliveHint: 'safe', shutdownTimeoutMs: GRACE_MS, idleGraceMs: 250 });
       return () => guard.shutdown();
     }
     case 'http-terminator': {
@@ -147,7 +151,8 @@ async function round(library: ServerLibrary): Promise<ServerRound> {
 export async function benchServer(rounds: number): Promise<ServerCase[]> {
   const results: ServerRound[] = [];
   for (let r = 0; r < rounds; r++) {
-    const order = [...SERVER_LIBRARIES.slice(r % 3), ...SERVER_LIBRARIES.slice(0, r % 3)];
+    const n = SERVER_LIBRARIES.length;
+    const order = [...SERVER_LIBRARIES.slice(r % n), ...SERVER_LIBRARIES.slice(0, r % n)];
     for (const library of order) results.push(await round(library));
   }
   return SERVER_LIBRARIES.map((library) => {

@@ -44,6 +44,8 @@ interface Entry {
   endedAt: number | null;
   endedFor: typeof ServerCodes.HALF_CLOSED | typeof ServerCodes.IDLE | null;
   lastBytes: number;
+  /** Bytes read when its last response ended: more since then means a request is arriving. */
+  bytesAtIdle: number;
   lastActiveAt: number;
   closed: boolean;
 }
@@ -363,6 +365,7 @@ export class ServerGuard {
       endedAt: null,
       endedFor: null,
       lastBytes: 0,
+      bytesAtIdle: 0,
       lastActiveAt: now,
       closed: false,
     };
@@ -461,6 +464,7 @@ export class ServerGuard {
     res.once('close', () => {
       entry.responses.delete(res);
       entry.lastActiveAt = this.#options.clock.now();
+      entry.bytesAtIdle = entry.socket.bytesRead ?? 0;
       const shutdown = this.#shutdown;
       if (shutdown?.stopped !== true) return;
       if (res.writableFinished) shutdown.requestsCompleted++; // not when the client went away first
@@ -681,8 +685,16 @@ export class ServerGuard {
     state.stopped = true;
     state.connectionsAtStart = this.#open.size;
     for (const e of this.#open) state.inFlightAtStart += e.responses.size;
-    // Stops accepting; node's http server also closes its idle keep-alive sockets here (node >= 19).
-    this.server.close(() => { /* ERR_SERVER_NOT_RUNNING when it was not listening: nothing to stop */ });
+    // Stops accepting; node's http server also closes its idle keep-alive sockets here (node >= 19),
+    // unless idleGraceMs keeps the recently used ones for a moment.
+    const grace = this.#options.idleGraceMs > 0 && isHttp1(this.server);
+    if (grace) (this.server as { closeIdleConnections: () => void }).closeIdleConnections = () => { /* after the grace */ };
+    try {
+      this.server.close(() => { /* ERR_SERVER_NOT_RUNNING when it was not listening: nothing to stop */ });
+    } finally {
+      if (grace) Reflect.deleteProperty(this.server, 'closeIdleConnections');
+    }
+    if (grace) this.#graceIdle(state);
     for (const fn of this.#onShutdown) {
       try {
         fn();
@@ -697,6 +709,7 @@ export class ServerGuard {
         e.session.close(); // GOAWAY: streams in flight finish, no new ones start
       } else if (e.kind === 'http') {
         if (e.responses.size === 0) {
+          if (grace) continue; // #graceIdle decides
           // Idle keep-alive: closed at once. Node destroyed most of them in close(); those it kept are
           // mid-request by its parser's account and will get `Connection: close` on their response.
           if (e.socket.destroyed) state.idleClosed++;
@@ -716,6 +729,35 @@ export class ServerGuard {
         this.#closeOther(e);
       }
     }
+  }
+
+  /**
+   * idleGraceMs: idle keep-alive sockets used within the grace stay open until it ends, so that a request
+   * their client is sending gets `Connection: close`; the others, and then these, are closed by node's
+   * own closeIdleConnections() (which knows, from its parser, a socket that is mid-request).
+   */
+  #graceIdle(state: ShutdownState): void {
+    const clock = this.#options.clock;
+    const now = clock.now();
+    const server = this.server as Http1Server;
+    let recent = 0;
+    for (const e of this.#open) {
+      if (e.kind !== 'http' || e.responses.size > 0 || e.socket.destroyed) continue;
+      const arriving = (e.socket.bytesRead ?? 0) > e.bytesAtIdle;
+      if (!arriving && (e.requests === 0 || now - e.lastActiveAt >= this.#options.idleGraceMs)) {
+        state.idleClosed++;
+        e.socket.destroy();
+      } else recent++;
+    }
+    if (recent === 0) return;
+    // Unref'd: the shutdown's own deadline timer is what keeps the process waiting.
+    clock.setTimeout(() => {
+      if (this.#closed) return;
+      for (const e of this.#open) {
+        if (e.kind === 'http' && e.responses.size === 0 && !e.socket.destroyed && (e.socket.bytesRead ?? 0) === e.bytesAtIdle) state.idleClosed++;
+      }
+      server.closeIdleConnections();
+    }, this.#options.idleGraceMs, true);
   }
 
   #closeOther(e: Entry): void {

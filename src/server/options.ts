@@ -43,6 +43,13 @@ export interface ServerGuardOptions {
    * before it stops accepting, so that load balancers notice first. Part of the deadline. @default 0
    */
   readonly shutdownDelayMs?: number;
+  /**
+   * At shutdown, a keep-alive socket whose last response ended less than this long ago is kept open
+   * this long for the request its client may be sending right now, which then gets `Connection: close`
+   * instead of a reset; sockets idle for longer are closed at once. 0 closes every idle socket at once
+   * (node's `closeIdleConnections()`). @default 0
+   */
+  readonly idleGraceMs?: number;
   /** Requests to this path are answered by the guard with 503 once shutdown has begun. @default none */
   readonly healthCheckPath?: string;
   /** Called when `shutdown()` begins, before the readiness delay (deregister from discovery, etc.). */
@@ -66,6 +73,7 @@ export interface ResolvedServerGuardOptions {
   readonly keepAliveHintMarginMs: number;
   readonly shutdownTimeoutMs: number;
   readonly shutdownDelayMs: number;
+  readonly idleGraceMs: number;
   readonly healthCheckPath: string | null;
   readonly beforeShutdown: (() => void | Promise<void>) | null;
   readonly closeConnection: ((socket: Duplex, info: ConnectionInfo) => void | Promise<void>) | null;
@@ -74,7 +82,7 @@ export interface ResolvedServerGuardOptions {
 
 const KNOWN = new Set([
   'name', 'halfClosedTimeoutMs', 'idleTimeoutMs', 'destroyAfterEndMs', 'checkIntervalMs', 'keepAliveHint',
-  'keepAliveHintMarginMs', 'shutdownTimeoutMs', 'shutdownDelayMs', 'healthCheckPath', 'beforeShutdown',
+  'keepAliveHintMarginMs', 'shutdownTimeoutMs', 'shutdownDelayMs', 'idleGraceMs', 'healthCheckPath', 'beforeShutdown',
   'closeConnection', 'clock',
 ]);
 
@@ -112,6 +120,9 @@ export function resolveServerGuardOptions(options: ServerGuardOptions | undefine
     throw new InvalidOptionError('shutdownDelayMs', `invalid option "shutdownDelayMs": must be < shutdownTimeoutMs (${shutdownTimeoutMs}), the deadline it is part of, got number ${shutdownDelayMs}`);
   }
 
+  const idleGraceMs = numberOption(source, 'idleGraceMs', 0, { min: 0 });
+  if (idleGraceMs > 0 && idleGraceMs < MIN_TIMER_MS) fail('idleGraceMs', `0 or a number >= ${String(MIN_TIMER_MS)}`, idleGraceMs);
+
   const healthCheckPath = source['healthCheckPath'] ?? null;
   if (healthCheckPath !== null && (typeof healthCheckPath !== 'string' || !healthCheckPath.startsWith('/'))) {
     fail('healthCheckPath', 'a path starting with "/"', healthCheckPath);
@@ -134,6 +145,7 @@ export function resolveServerGuardOptions(options: ServerGuardOptions | undefine
     keepAliveHintMarginMs,
     shutdownTimeoutMs,
     shutdownDelayMs,
+    idleGraceMs,
     healthCheckPath,
     beforeShutdown: (options.beforeShutdown ?? null),
     closeConnection: (options.closeConnection ?? null),

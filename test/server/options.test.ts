@@ -29,6 +29,7 @@ describe('guardServer() options', () => {
     rejects({ healthCheckPath: 'healthz' }, 'healthCheckPath', /a path starting with "\/", got the string "healthz"/);
     rejects({ beforeShutdown: 'later' }, 'beforeShutdown', /a function or undefined, got the string "later"/);
     rejects({ closeConnection: 1 }, 'closeConnection', /got number 1/);
+    rejects({ idleGraceMs: 5 }, 'idleGraceMs', /expected 0 or a number >= 10, got number 5/);
     rejects({ name: '' }, 'name', /a non-empty string, got the string ""/);
     rejects({ clock: {} }, 'clock', /a Clock/);
     rejects({ halfClosedTimeout: 100 }, 'halfClosedTimeout', /unknown option "halfClosedTimeout" for guardServer\(\); known options: .*halfClosedTimeoutMs/);
