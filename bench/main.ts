@@ -3,17 +3,18 @@ import { benchPools, type PoolCase } from './pool.js';
 import { formatOps, table } from './harness.js';
 import { PAIRS, benchHttp, httpReport } from './http.js';
 import { benchInstructions } from './instructions.js';
+import { benchServer, SERVER_SCENARIO } from './server.js';
 
 /**
  * `npm run bench` (about 6 minutes), `npm run bench -- --quick` (about a minute), and `-- --only=pool` or
- * `-- --only=http` for one part. `-- --only=instructions` counts the HTTP clients' instructions per
+ * `-- --only=http` or `-- --only=server` for one part. `-- --only=instructions` counts the HTTP clients' instructions per
  * request under valgrind (about 7 minutes whether or not `--quick` is given; not part of the default run). Speed is only ever reported as ratios between libraries measured in the
  * same run, never asserted in tests.
  */
 const quick = process.argv.includes('--quick');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
-if (only !== undefined && only !== 'pool' && only !== 'http' && only !== 'instructions') {
-  console.error(`--only: expected "pool", "http" or "instructions", got ${JSON.stringify(only)}`);
+if (only !== undefined && only !== 'pool' && only !== 'http' && only !== 'instructions' && only !== 'server') {
+  console.error(`--only: expected "pool", "http", "instructions" or "server", got ${JSON.stringify(only)}`);
   process.exit(2);
 }
 const rounds = quick ? 3 : 5;
@@ -49,6 +50,17 @@ if (only === undefined || only === 'http') {
   console.log(httpReport(http));
   writeFileSync(new URL('http.json', dir), `${JSON.stringify({ node: process.version, ...http }, null, 2)}\n`);
   console.log(`\nwrote bench/results/http.json`);
+}
+
+if (only === undefined || only === 'server') {
+  const cases = await benchServer(quick ? 3 : 9);
+  const ours = cases.find((c) => c.library === 'lifeguard')?.medianCloseMs ?? NaN;
+  console.log(`\nServer shutdown benchmark (node ${process.version}; ${SERVER_SCENARIO}; ${String(cases[0]?.rounds ?? 0)} rounds each, interleaved)`);
+  console.log(table(['library', 'time to close (median ms)', 'max ms', 'vs lifeguard', 'in flight (median)', 'dropped', 'reset before read', 'refused', 'clients not told'], cases.map((c) => [
+    c.library, c.medianCloseMs.toFixed(1), c.maxCloseMs.toFixed(1), `${(c.medianCloseMs / ours).toFixed(2)}x`, String(c.medianInFlight), String(c.dropped), String(c.unread), String(c.refused), String(c.notTold),
+  ])));
+  writeFileSync(new URL('server.json', dir), `${JSON.stringify({ node: process.version, scenario: SERVER_SCENARIO, cases }, null, 2)}\n`);
+  console.log(`\nwrote bench/results/server.json`);
 }
 
 if (only === 'instructions') {

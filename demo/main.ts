@@ -3,6 +3,7 @@ import { Pool, AcquireTimeoutError } from '../src/index.js';
 import { EchoServer } from './echo-server.js';
 import { roundTrip, socketFactory } from './socket-factory.js';
 import { sideBySide } from './side-by-side.js';
+import { serverSide } from './server-side.js';
 
 /**
  * `npm start`: Lifeguard's pool in front of real TCP connections to an embedded loopback server. Shows a
@@ -69,8 +70,9 @@ const flag = process.argv.indexOf('--dashboard-ms');
 const dashboardMs = Number(flag >= 0 ? process.argv[flag + 1] : process.env['LIFEGUARD_DEMO_DASHBOARD_MS'] ?? 20_000);
 if (!Number.isFinite(dashboardMs) || dashboardMs < 0) throw new Error(`--dashboard-ms / LIFEGUARD_DEMO_DASHBOARD_MS: expected a number of milliseconds >= 0, got ${String(dashboardMs)}`);
 const sideBySideOk = await sideBySide(dashboardMs, Number(process.env['LIFEGUARD_DEMO_PORT'] ?? 0));
+const serverSideOk = await serverSide();
 await new Promise((resolve) => setTimeout(resolve, 20)); // let the servers' own handles finish closing
 const left = [...handleTypes()].filter(([type, n]) => n > (handlesBefore.get(type) ?? 0));
 console.log(`   handles the pool left behind: ${left.length === 0 ? 'none' : left.map(([t, n]) => `${t} x${n}`).join(', ')}`);
-if (left.length === 0 && server.connections === 0 && sideBySideOk) console.log('\nDone: every connection closed, no timer or socket left behind.');
+if (left.length === 0 && server.connections === 0 && sideBySideOk && serverSideOk) console.log('\nDone: every connection closed, no timer or socket left behind.');
 else process.exitCode = 1;
