@@ -272,7 +272,7 @@ export class RedisBudget implements Budget {
       const cluster = redis as unknown as { duplicate(nodes: readonly unknown[], options: Record<string, unknown>): Redis };
       // Per-node options without what the cluster decides itself (retries, offline queue).
       const node = ({ retryStrategy: _retry, enableOfflineQueue: _queue, ...rest }: RedisOptions): Record<string, unknown> => ({ ...rest });
-      const clusterOptions = { keyPrefix: '', clusterRetryStrategy: common.retryStrategy };
+      const clusterOptions = { keyPrefix: '', lazyConnect: false, clusterRetryStrategy: common.retryStrategy };
       this.#cmd = cluster.duplicate([], { ...clusterOptions, enableOfflineQueue: false, redisOptions: node(commandOptions) });
       this.#sub = cluster.duplicate([], { ...clusterOptions, enableOfflineQueue: true, redisOptions: node(subscriberOptions) });
     } else if (isClient(redis)) {
@@ -426,7 +426,8 @@ export class RedisBudget implements Budget {
   #whenReady(): Promise<void> {
     const client = this.#cmd;
     if (client.status === 'ready') return Promise.resolve();
-    if (client.status === 'end' || client.status === 'close') return Promise.reject(this.#lastError ?? new Error(`the connection is ${client.status}`));
+    // A cluster passes through 'close' between its connection attempts: only 'end' is final there.
+    if (client.status === 'end' || (client.status === 'close' && !isCluster(client))) return Promise.reject(this.#lastError ?? new Error(`the connection is ${client.status}`));
     // One wait shared by every caller, so an outage never piles up listeners.
     this.#readyWait ??= new Promise<void>((resolve, reject) => {
       const finish = (error: Error | null): void => {
@@ -770,19 +771,45 @@ function parseUrl(url: string): RedisOptions {
   return options;
 }
 
-/** Closes a connection and waits (bounded) until its socket is gone, so close() leaves no handle. */
+/** The connections under a client: itself, or a cluster's node connections and its subscriber's. */
+function connectionsOf(client: Redis): Redis[] {
+  if (!isCluster(client)) return [client];
+  const cluster = client as unknown as Cluster;
+  // ioredis keeps the cluster subscriber's connection private; its socket must go too.
+  const subscriber = (cluster as unknown as { subscriber?: { subscriber?: Redis | null } }).subscriber?.subscriber;
+  return [...cluster.nodes('all'), ...(subscriber === undefined || subscriber === null ? [] : [subscriber])];
+}
+
+/** Closes a client and waits (bounded) until its sockets are gone, so close() leaves no handle. */
 function disconnect(client: Redis): Promise<void> {
   if (client.status === 'end') return Promise.resolve();
+  const connections = connectionsOf(client);
+  const destroy = (): void => {
+    for (const connection of connections) socketOf(connection)?.destroy();
+  };
   return new Promise<void>((resolve) => {
     // A connection caught in its ready check (reconnecting) outlives the end of its socket: it answers the
     // check, becomes ready and stays open. After a grace its socket is destroyed (see socketOf).
-    const grace = setTimeout(() => { socketOf(client)?.destroy(); }, 100);
+    const grace = setTimeout(destroy, 100);
     const timer = setTimeout(done, 2000);
     function done(): void {
       clearTimeout(grace);
       clearTimeout(timer);
       client.removeListener('end', done);
-      resolve();
+      if (connections.length === 1 && connections[0] === client) {
+        resolve();
+        return;
+      }
+      // A cluster reports its end before its node connections have closed (they only half-close):
+      // destroy them and wait (bounded) for their handles to be released.
+      const open = connections.filter((c) => c.status !== 'end');
+      destroy();
+      const bound = setTimeout(resolve, 500);
+      void Promise.all(open.map((c) => new Promise((ended) => c.once('end', ended)))).then(() => {
+        clearTimeout(bound);
+        // Their sockets' handles are released on the next turn of the loop.
+        setImmediate(resolve);
+      });
     }
     client.once('end', done);
     client.disconnect();
