@@ -202,6 +202,28 @@ describe('RedisBudget', { skip: redisCheck.skip, timeout: 60_000 }, () => {
     assert.equal(await admin?.zcard(keyOf(p, 'queue')), 0, 'the timed-out ticket left the line');
   });
 
+  it('a new master (its replication id differs from the one recorded) grants nothing new for one grace, while a holder keeps and refreshes its permit', async () => {
+    const p = prefix();
+    const grace = 1500;
+    const holder = make(p, { limit: 2, recoveryGraceMs: grace });
+    const other = make(p, { limit: 2, recoveryGraceMs: grace });
+    const held = await holder.acquire();
+    assert.ok(admin !== null);
+    // What a failover looks like to the scripts: the recorded replication id is not the server's.
+    const replid = /master_replid:(\w+)/.exec(await admin.info('replication'))?.[1];
+    assert.equal(await admin.get(keyOf(p, 'master')), replid, 'the scripts record the master they run on');
+    await admin.set(keyOf(p, 'master'), 'a-master-before-the-failover');
+    const started = Date.now();
+    const permit = await other.acquire({ timeoutMs: 10_000 });
+    const waited = Date.now() - started;
+    assert.ok(waited >= grace * 0.8, `a permit was granted ${waited} ms after the new master was seen (grace ${grace})`);
+    assert.ok(waited <= grace + 1500, `granted only after ${waited} ms`);
+    assert.equal(held.lost.aborted, false, 'the live holder lost its permit across the "failover"');
+    assert.equal(await admin.get(keyOf(p, 'master')), replid);
+    permit.release();
+    held.release();
+  });
+
   it('fails fast with LG_BUDGET_UNAVAILABLE naming the address when Redis is unreachable, and leaves no handle', async () => {
     const before = activeResources();
     const port = await freePort();
