@@ -46,6 +46,21 @@ export interface BudgetStats {
   /** Acquires rejected because the store was unreachable (`LG_BUDGET_UNAVAILABLE`). */
   readonly unavailable: number;
   readonly closed: boolean;
+  /**
+   * The whole fleet's use as last seen, from the replies of the round trips this process made anyway (no
+   * extra one). For `InProcessBudget`, this process now (`ageMs` 0).
+   */
+  readonly fleet: BudgetFleetView;
+}
+
+/** The fleet's use of a budget as one process last saw it. */
+export interface BudgetFleetView {
+  /** Permits held by every process together. */
+  readonly held: number;
+  /** Acquires waiting in every process together. */
+  readonly waiting: number;
+  /** How long ago these figures were read (ms); null before the first round trip. */
+  readonly ageMs: number | null;
 }
 
 /** The whole fleet's use of the budget, as the store sees it. */
@@ -88,7 +103,7 @@ export interface BudgetCounters {
 }
 
 /** The stats both budgets report, from their state. */
-export function budgetStats(budget: Pick<Budget, 'key' | 'limit'>, held: number, queue: WaitQueue, counters: BudgetCounters, closed: boolean): BudgetStats {
+export function budgetStats(budget: Pick<Budget, 'key' | 'limit'>, held: number, queue: WaitQueue, counters: BudgetCounters, closed: boolean, fleet: BudgetFleetView): BudgetStats {
   return {
     key: budget.key,
     limit: budget.limit,
@@ -101,6 +116,7 @@ export function budgetStats(budget: Pick<Budget, 'key' | 'limit'>, held: number,
     aborted: queue.aborted,
     unavailable: counters.unavailable,
     closed,
+    fleet,
   };
 }
 
@@ -108,6 +124,7 @@ export function budgetStats(budget: Pick<Budget, 'key' | 'limit'>, held: number,
 export class BudgetPermit implements Permit {
   readonly id: string;
   readonly budgetKey: string;
+  validUntil = Infinity;
   readonly #controller = new AbortController();
   readonly #onRelease: (permit: BudgetPermit) => void;
   #released = false;

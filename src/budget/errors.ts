@@ -34,24 +34,32 @@ export interface BudgetTimeoutState {
   readonly waiting: number;
   /** Permits held by this process. */
   readonly heldHere: number;
+  /** How long ago `held` and `waiting` were read (ms); null when never (the store never answered). */
+  readonly seenAgoMs: number | null;
   readonly waitedMs: number;
 }
 
 /** No permit became free before the acquire deadline: the budget is exhausted. */
 export class BudgetTimeoutError extends BudgetError {
   readonly limit: number;
+  /** Permits held fleet-wide at the last look. */
   readonly held: number;
+  /** Acquires waiting fleet-wide at the last look. */
   readonly waiting: number;
+  /** Permits held by this process. */
+  readonly heldHere: number;
 
-  constructor(budgetKey: string, state: BudgetTimeoutState) {
+  constructor(budgetKey: string, state: BudgetTimeoutState, note?: string) {
+    const seen = state.seenAgoMs === null ? 'fleet figures never read' : state.seenAgoMs === 0 ? 'fleet figures current' : `fleet figures read ${Math.round(state.seenAgoMs)} ms ago`;
     super(
       BudgetErrorCodes.TIMEOUT,
       budgetKey,
-      `budget "${budgetKey}" exhausted: no permit within ${Math.round(state.waitedMs)} ms (limit=${state.limit} held=${state.held} waiting=${state.waiting} heldByThisProcess=${state.heldHere})`,
+      `budget "${budgetKey}" exhausted: no permit within ${Math.round(state.waitedMs)} ms (key="${budgetKey}" limit=${state.limit} heldHere=${state.heldHere} heldInFleet=${state.held} waitingInFleet=${state.waiting}; ${seen})${note === undefined ? '' : `; ${note}`}`,
     );
     this.limit = state.limit;
     this.held = state.held;
     this.waiting = state.waiting;
+    this.heldHere = state.heldHere;
   }
 }
 

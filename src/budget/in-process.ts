@@ -47,6 +47,7 @@ export class InProcessBudget implements Budget {
         held: this.#held.size,
         waiting: this.#queue.length,
         heldHere: this.#held.size,
+        seenAgoMs: 0,
         waitedMs: now - waiter.enqueuedAt,
       }),
       left: () => {
@@ -64,7 +65,7 @@ export class InProcessBudget implements Budget {
   }
 
   stats(): BudgetStats {
-    return budgetStats(this, this.#held.size, this.#queue, this.#counters, this.#closed);
+    return budgetStats(this, this.#held.size, this.#queue, this.#counters, this.#closed, { held: this.#held.size, waiting: this.#queue.length, ageMs: 0 });
   }
 
   usage(): Promise<BudgetUsage> {

@@ -9,9 +9,9 @@
  * const pool = new Pool({ factory, max: 8, budget });
  * ```
  */
-export type { Budget, BudgetAcquireOptions, BudgetStats, BudgetUsage, Permit } from './budget.js';
+export type { Budget, BudgetAcquireOptions, BudgetFleetView, BudgetStats, BudgetUsage, Permit } from './budget.js';
 export { InProcessBudget, createBudget, type InProcessBudgetOptions } from './in-process.js';
-export { RedisBudget, type RedisBudgetOptions, type RedisBudgetStats } from './redis.js';
+export { RedisBudget, type BudgetFallbackEvent, type RedisBudgetOptions, type RedisBudgetStats } from './redis.js';
 export { budgetedFactory } from './pool-factory.js';
 export {
   BudgetErrorCodes,

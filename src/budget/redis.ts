@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
-import type { Redis, RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { systemClock, type Clock, type TimerHandle } from '../internal/clock.js';
 import { socketOf } from '../internal/redis-socket.js';
 import { InvalidOptionError } from '../pool/errors.js';
@@ -11,11 +11,12 @@ import { REFRESH_SCRIPT, RELEASE_SCRIPT, TRY_SCRIPT, USAGE_SCRIPT } from './scri
 
 export interface RedisBudgetOptions {
   /**
-   * Where the budget lives: a `redis://` URL, ioredis options, or an ioredis client. The budget always
-   * opens two connections of its own (commands, and a subscriber for wake-ups), duplicated from a given
-   * client, and closes them in `close()`; a client you pass stays yours. Required.
+   * Where the budget lives: a `redis://` URL, ioredis options (Sentinel options included: `sentinels`
+   * and `name`), or an ioredis client (`Redis` or `Cluster`). The budget always opens two clients of its
+   * own (commands, and a subscriber for wake-ups), duplicated from a given client, and closes them in
+   * `close()`; a client you pass stays yours. Required.
    */
-  readonly redis: string | RedisOptions | Redis;
+  readonly redis: string | RedisOptions | Redis | Cluster;
   /** The budget's name. Every process sharing the budget uses the same key and the same `limit`. Required. */
   readonly key: string;
   /** Most permits held at once by the whole fleet. Set it below the remote's hard cap (see docs/budget.md). Required. */
@@ -40,27 +41,54 @@ export interface RedisBudgetOptions {
    * are not protected. 0 disables this protection. @default permitTtlMs
    */
   readonly recoveryGraceMs?: number;
+  /**
+   * What acquires do while Redis does not answer. `'fail'`: reject at once with `LG_BUDGET_UNAVAILABLE`.
+   * `{ capacity: n }`: once Redis has not answered for one `permitTtlMs` (by then every permit it granted
+   * has expired or been reported lost by its holder), grant up to `n` permits held by this process without
+   * Redis, and register them in Redis as soon as it answers again (those it has no room for are lost).
+   * Choose `n` so that processes x n <= limit (see docs/budget.md, "Fallback"). @default 'fail'
+   */
+  readonly fallback?: 'fail' | { readonly capacity: number };
+  /** Called when this process enters fallback (`active: true`) and when it is back on Redis. A warning (`LIFEGUARD_BUDGET_FALLBACK`) is also emitted on entering. */
+  readonly onFallback?: (event: BudgetFallbackEvent) => void;
   /** Prefix of the Redis keys and channel: `<prefix>{<key>}:permits` and so on. @default "lifeguard:budget:" */
   readonly keyPrefix?: string;
   /** Time source for this process's timers, for tests (permit expiry always uses the Redis server's clock). @default the system's monotonic clock */
   readonly clock?: Clock;
 }
 
+/** A `RedisBudget` entering or leaving fallback (see the `fallback` option). */
+export interface BudgetFallbackEvent {
+  readonly key: string;
+  readonly address: string;
+  /** True on entering fallback, false when back on Redis. */
+  readonly active: boolean;
+  /** How long Redis had not answered (entering), or how long fallback lasted (leaving), ms. */
+  readonly ms: number;
+  /** Permits this process holds at that moment. */
+  readonly held: number;
+  /** The last error Redis or the connection gave. */
+  readonly error: Error | null;
+}
+
 /** This process's view of a Redis budget, with its round trips counted by script. */
 export interface RedisBudgetStats extends BudgetStats {
   /** Redis script calls made since construction: `try` (grant), `refresh`, `release`, `usage`. */
   readonly commands: { readonly try: number; readonly refresh: number; readonly release: number; readonly usage: number };
-  /** Permits held fleet-wide and waiters fleet-wide at the last round trip. */
-  readonly fleet: { readonly held: number; readonly waiting: number };
   /** Wake-up messages received from other holders' releases. */
   readonly wakeups: number;
   /** The last error Redis or the connection gave, if any. */
   readonly lastError: Error | null;
+  /** Fallback state: whether it is active now, its capacity (null: `'fallback: fail'`), times entered, and permits granted without Redis. */
+  readonly fallback: { readonly active: boolean; readonly capacity: number | null; readonly entered: number; readonly granted: number };
 }
 
 interface HeldPermit {
   readonly permit: BudgetPermit;
-  /** Local monotonic time past which the permit is reported lost unless refreshed. */
+  /**
+   * Local monotonic time past which the permit is reported lost unless refreshed: when the last successful
+   * refresh (or the grant) was sent + permitTtlMs - lossMarginMs. Mirrored in `permit.validUntil`.
+   */
   lossAt: number;
 }
 
@@ -81,12 +109,31 @@ const SCRIPTS = {
   usage: script('usage', USAGE_SCRIPT),
 };
 
-const KNOWN = new Set(['redis', 'key', 'limit', 'permitTtlMs', 'refreshIntervalMs', 'lossMarginMs', 'commandTimeoutMs', 'acquireTimeoutMs', 'recheckIntervalMs', 'recoveryGraceMs', 'keyPrefix', 'clock']);
+const KNOWN = new Set(['redis', 'key', 'limit', 'permitTtlMs', 'refreshIntervalMs', 'lossMarginMs', 'commandTimeoutMs', 'acquireTimeoutMs', 'recheckIntervalMs', 'recoveryGraceMs', 'fallback', 'onFallback', 'keyPrefix', 'clock']);
 
 type RedisCtor = new (options: RedisOptions) => Redis;
 
-function isClient(value: unknown): value is Redis {
+function isClient(value: unknown): value is Redis | Cluster {
   return typeof value === 'object' && value !== null && typeof (value as { duplicate?: unknown }).duplicate === 'function';
+}
+
+function isCluster(value: Redis | Cluster): value is Cluster {
+  return (value as { isCluster?: unknown }).isCluster === true;
+}
+
+/** Where the budget's Redis is, for messages: `host:port`, a socket path, the Sentinel set, or the cluster's seed nodes. */
+function addressOf(client: Redis | Cluster): string {
+  if (isCluster(client)) {
+    const nodes = (client as unknown as { startupNodes?: (string | number | { host?: string; port?: number })[] }).startupNodes ?? [];
+    return `cluster ${nodes.map((n) => (typeof n === 'object' ? `${n.host ?? '127.0.0.1'}:${n.port ?? 6379}` : String(n))).join(',')}`;
+  }
+  const o = client.options;
+  // ioredis defaults `sentinels` to null, whatever its type says.
+  const sentinels = (o.sentinels as typeof o.sentinels | null) ?? [];
+  if (sentinels.length > 0) {
+    return `sentinel "${o.name ?? 'mymaster'}" via ${sentinels.map((n) => `${n.host ?? '127.0.0.1'}:${n.port ?? 26379}`).join(',')}`;
+  }
+  return o.path !== undefined && o.path !== '' ? o.path : `${o.host ?? '127.0.0.1'}:${o.port ?? 6379}`;
 }
 
 function toError(error: unknown): Error {
@@ -137,7 +184,16 @@ export class RedisBudget implements Budget {
   #readyWait: Promise<void> | null = null;
   #lastError: Error | null = null;
   #fleet = { held: 0, waiting: 0 };
+  /** When #fleet was read (local clock), or null before the first round trip. */
+  #fleetSeenAt: number | null = null;
   #wakeups = 0;
+  readonly #fallbackCapacity: number | null;
+  readonly #onFallback: ((event: BudgetFallbackEvent) => void) | undefined;
+  /** Send time of the first round trip that failed since the last one that succeeded; null while Redis answers. */
+  #failingSince: number | null = null;
+  /** Fallback active since (local clock), or null. */
+  #fallbackSince: number | null = null;
+  readonly #fallbackStats = { entered: 0, granted: 0 };
   readonly #counters: BudgetCounters = { acquired: 0, released: 0, lost: 0, unavailable: 0 };
   readonly #commands = { try: 0, refresh: 0, release: 0, usage: 0 };
 
@@ -166,12 +222,16 @@ export class RedisBudget implements Budget {
     this.#acquireTimeoutMs = numberOption(source, 'acquireTimeoutMs', 30_000, { min: 1, allowInfinity: true });
     this.#recheckMs = numberOption(source, 'recheckIntervalMs', 5000, { min: 10 });
     this.#graceMs = numberOption(source, 'recoveryGraceMs', this.#ttl, { integer: true, min: 0 });
+    this.#fallbackCapacity = fallbackOption(source['fallback'], this.limit);
+    const onFallback = source['onFallback'];
+    if (onFallback !== undefined && typeof onFallback !== 'function') throw new InvalidOptionError('onFallback', `invalid option "onFallback": expected a function, got ${describe(onFallback)}`);
+    this.#onFallback = onFallback as ((event: BudgetFallbackEvent) => void) | undefined;
     const prefix = source['keyPrefix'] ?? 'lifeguard:budget:';
     if (typeof prefix !== 'string') throw new InvalidOptionError('keyPrefix', `invalid option "keyPrefix": expected a string, got ${describe(prefix)}`);
     this.#clock = clockOption(source) ?? systemClock;
 
     const base = `${prefix}{${this.key}}:`;
-    this.#keys = [`${base}permits`, `${base}queue`, `${base}tickets`, `${base}seq`, `${base}wake`, `${base}fence`];
+    this.#keys = [`${base}permits`, `${base}queue`, `${base}tickets`, `${base}seq`, `${base}wake`, `${base}fence`, `${base}master`];
     this.#channel = `${base}wake`;
     this.#holder = randomBytes(8).toString('hex');
     this.holderId = this.#holder;
@@ -181,8 +241,9 @@ export class RedisBudget implements Budget {
         held: this.#fleet.held,
         waiting: this.#fleet.waiting,
         heldHere: this.#held.size,
+        seenAgoMs: this.#fleetSeenAt === null ? null : now - this.#fleetSeenAt,
         waitedMs: now - waiter.enqueuedAt,
-      }),
+      }, this.#failingSince === null ? undefined : `Redis at ${this.address} has not answered for ${Math.round(now - this.#failingSince)} ms (${this.#lastError?.message ?? 'no answer'})${this.#fallbackCapacity === null ? '' : this.#fallbackSince === null ? `; fallback (capacity ${this.#fallbackCapacity}) starts once it has not answered for permitTtlMs=${this.#ttl}` : `; in fallback, this process's capacity ${this.#fallbackCapacity} is in use`}`),
       left: (waiter) => {
         // Its ticket may be in line, or a grant may be on its way: withdraw both (same id) in Redis.
         this.#release(waiter.id);
@@ -195,6 +256,9 @@ export class RedisBudget implements Budget {
       connectionName: `lifeguard-budget-${this.#holder}`,
       // Reconnect quickly at first, then every second: waiters and refreshes need Redis back soon.
       retryStrategy: (times: number) => Math.min(1000, 25 * 2 ** Math.min(times, 10)) + Math.floor(Math.random() * 50),
+      // A master demoted by a failover answers writes with READONLY: reconnect (through Sentinel, to the
+      // new master) rather than keep failing; the command itself is not resent (the budget retries).
+      reconnectOnError: (error: Error) => (error.message.startsWith('READONLY') ? 1 : false),
     };
     // Commands fail at once while disconnected (no offline queue) and after commandTimeoutMs: the
     // budget decides what a failure means (an acquire fails, a refresh is retried, a permit is lost).
@@ -202,17 +266,25 @@ export class RedisBudget implements Budget {
     // The subscriber resubscribes itself after a reconnect (see below): ioredis's own resubscribe has no
     // handler on its command, and a close() right after a reconnect turned it into an unhandled rejection.
     const subscriberOptions: RedisOptions = { ...common, enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined, autoResubscribe: false };
-    if (isClient(redis)) {
-      this.#cmd = redis.duplicate(commandOptions);
-      this.#sub = redis.duplicate(subscriberOptions);
+    if (isClient(redis) && isCluster(redis)) {
+      // One slot holds every key of the budget (the {key} hash tag), so every script runs on one master.
+      // Typed as Redis: the budget uses only what Redis and Cluster share (scripts, pub/sub, status, events).
+      const cluster = redis as unknown as { duplicate(nodes: readonly unknown[], options: Record<string, unknown>): Redis };
+      // Per-node options without what the cluster decides itself (retries, offline queue).
+      const node = ({ retryStrategy: _retry, enableOfflineQueue: _queue, ...rest }: RedisOptions): Record<string, unknown> => ({ ...rest });
+      const clusterOptions = { keyPrefix: '', lazyConnect: false, clusterRetryStrategy: common.retryStrategy };
+      this.#cmd = cluster.duplicate([], { ...clusterOptions, enableOfflineQueue: false, redisOptions: node(commandOptions) });
+      this.#sub = cluster.duplicate([], { ...clusterOptions, enableOfflineQueue: true, redisOptions: node(subscriberOptions) });
+    } else if (isClient(redis)) {
+      this.#cmd = (redis as Redis).duplicate(commandOptions);
+      this.#sub = (redis as Redis).duplicate(subscriberOptions);
     } else {
       const Ctor = loadIoredis();
       const given: RedisOptions = typeof redis === 'string' ? parseUrl(redis) : redis;
       this.#cmd = new Ctor({ ...given, ...commandOptions });
       this.#sub = new Ctor({ ...given, ...subscriberOptions });
     }
-    const o = this.#cmd.options;
-    this.address = o.path !== undefined && o.path !== '' ? o.path : `${o.host ?? '127.0.0.1'}:${o.port ?? 6379}`;
+    this.address = addressOf(this.#cmd);
     const onError = (error: Error): void => {
       this.#lastError = error;
     };
@@ -223,6 +295,12 @@ export class RedisBudget implements Budget {
         this.#cmd.script('LOAD', s.source).catch((error: unknown) => {
           this.#lastError = toError(error);
         });
+      }
+      // Back after an outage: re-register (refresh) and serve waiters now, not at the next timer.
+      if (this.#failingSince !== null && !this.#closed) {
+        this.#nextRefreshAt = this.#clock.now();
+        this.#refresh();
+        if (this.#queue.length > 0) this.#try();
       }
     });
     this.#sub.on('error', onError);
@@ -259,11 +337,11 @@ export class RedisBudget implements Budget {
 
   stats(): RedisBudgetStats {
     return {
-      ...budgetStats(this, this.#held.size, this.#queue, this.#counters, this.#closed),
+      ...budgetStats(this, this.#held.size, this.#queue, this.#counters, this.#closed, this.#fleetView()),
       commands: { ...this.#commands },
-      fleet: { ...this.#fleet },
       wakeups: this.#wakeups,
       lastError: this.#lastError,
+      fallback: { active: this.#fallbackSince !== null, capacity: this.#fallbackCapacity, entered: this.#fallbackStats.entered, granted: this.#fallbackStats.granted },
     };
   }
 
@@ -276,7 +354,7 @@ export class RedisBudget implements Budget {
       throw this.#unavailable('cannot read usage', error);
     }
     const [, held, waiting] = reply as [number, number, number];
-    this.#fleet = { held, waiting };
+    this.#seeFleet(held, waiting);
     return { key: this.key, limit: this.limit, held, waiting };
   }
 
@@ -317,6 +395,7 @@ export class RedisBudget implements Budget {
   /** Runs a script (EVALSHA, loading it with EVAL the first time), counting the round trip. */
   async #run(s: Script, args: readonly (string | number)[]): Promise<unknown> {
     this.#commands[s.name]++;
+    const sentAt = this.#clock.now();
     const work = (async () => {
       await this.#whenReady();
       try {
@@ -328,9 +407,12 @@ export class RedisBudget implements Budget {
     })();
     this.#inflight.add(work);
     try {
-      return await work;
+      const reply = await work;
+      this.#answered();
+      return reply;
     } catch (error) {
       this.#lastError = toError(error);
+      this.#failingSince ??= sentAt;
       throw error;
     } finally {
       this.#inflight.delete(work);
@@ -344,7 +426,8 @@ export class RedisBudget implements Budget {
   #whenReady(): Promise<void> {
     const client = this.#cmd;
     if (client.status === 'ready') return Promise.resolve();
-    if (client.status === 'end' || client.status === 'close') return Promise.reject(this.#lastError ?? new Error(`the connection is ${client.status}`));
+    // A cluster passes through 'close' between its connection attempts: only 'end' is final there.
+    if (client.status === 'end' || (client.status === 'close' && !isCluster(client))) return Promise.reject(this.#lastError ?? new Error(`the connection is ${client.status}`));
     // One wait shared by every caller, so an outage never piles up listeners.
     this.#readyWait ??= new Promise<void>((resolve, reject) => {
       const finish = (error: Error | null): void => {
@@ -384,6 +467,11 @@ export class RedisBudget implements Budget {
     }
     const batch = this.#queue.list();
     if (batch.length === 0) return;
+    if (this.#fallbackSince !== null && this.#cmd.status !== 'ready') {
+      // In fallback and Redis still away: no round trip to wait for.
+      this.#grantLocally();
+      return;
+    }
     this.#trying = true;
     const sentAt = this.#clock.now();
     this.#nextRecheckAt = sentAt + this.#recheckMs;
@@ -392,6 +480,13 @@ export class RedisBudget implements Budget {
         this.#granted(batch, reply as number[], sentAt);
       },
       (error: unknown) => {
+        if (this.#fallbackCapacity !== null) {
+          // Waiters wait (up to their deadlines) for Redis, or for fallback to start.
+          this.#maybeEnterFallback();
+          if (this.#fallbackSince !== null) this.#grantLocally();
+          else this.#nextRecheckAt = Math.min(this.#nextRecheckAt, this.#clock.now() + Math.max(50, this.#refreshMs / 2));
+          return;
+        }
         // Redis is unreachable: fail fast with a clear error rather than hang until the deadline.
         const failure = this.#unavailable('cannot acquire a permit', error);
         for (const waiter of batch) {
@@ -412,7 +507,7 @@ export class RedisBudget implements Budget {
 
   #granted(batch: readonly Waiter[], reply: readonly number[], sentAt: number): void {
     const [serverNow = 0, held = 0, waiting = 0, nextAt = -1] = reply;
-    this.#fleet = { held, waiting };
+    this.#seeFleet(held, waiting);
     let stillWaiting = false;
     for (const [i, waiter] of batch.entries()) {
       if (reply[4 + i] !== 1) {
@@ -420,17 +515,15 @@ export class RedisBudget implements Budget {
         if (!waiter.settled) stillWaiting = true;
         continue;
       }
-      const permit = new BudgetPermit(waiter.id, this.key, (p) => {
-        if (!this.#held.delete(p.id)) return;
-        this.#counters.released++;
-        this.#release(p.id);
-      });
+      const permit = this.#newPermit(waiter.id);
       if (this.#closed || !this.#queue.grant(waiter, permit)) {
         // The waiter left while the grant was on its way: give the permit straight back.
         this.#release(waiter.id);
         continue;
       }
-      this.#held.set(permit.id, { permit, lossAt: sentAt + this.#ttl - this.#marginMs });
+      const held = { permit, lossAt: 0 };
+      this.#setLossAt(held, sentAt + this.#ttl - this.#marginMs);
+      this.#held.set(permit.id, held);
       this.#counters.acquired++;
     }
     if (stillWaiting && nextAt > 0) {
@@ -455,12 +548,13 @@ export class RedisBudget implements Budget {
     this.#refreshing = true;
     this.#run(SCRIPTS.refresh, [permits.length, ...permits.map((h) => h.permit.id), ...tickets]).then(
       (reply) => {
-        const [, lostPermits, lostTickets] = reply as [number, string[], string[]];
+        const [, lostPermits, lostTickets, held, waiting] = reply as [number, string[], string[], number, number];
+        this.#seeFleet(held, waiting);
         const gone = new Set(lostPermits);
         for (const held of permits) {
           if (this.#held.get(held.permit.id) !== held) continue;
           if (gone.has(held.permit.id)) this.#lose(held, `permit ${held.permit.id} of budget "${this.key}" was gone from Redis when refreshed (expired after a stall longer than permitTtlMs=${this.#ttl}, or lost by Redis) and the budget is full: another process may hold it now`);
-          else held.lossAt = sentAt + this.#ttl - this.#marginMs;
+          else this.#setLossAt(held, sentAt + this.#ttl - this.#marginMs);
         }
         if (lostTickets.length > 0) {
           // Our place in line expired (a stall): join again at the back.
@@ -477,6 +571,84 @@ export class RedisBudget implements Budget {
       this.#refreshing = false;
       this.#arm();
     });
+  }
+
+  /**
+   * The one place a permit's deadline moves. `permit.validUntil` is what a holder checks before each use:
+   * after a stall, I/O callbacks can run before any timer, so the loss timer alone would come too late.
+   */
+  #setLossAt(held: HeldPermit, at: number): void {
+    held.lossAt = at;
+    held.permit.validUntil = at;
+  }
+
+  #seeFleet(held: number, waiting: number): void {
+    this.#fleet = { held, waiting };
+    this.#fleetSeenAt = this.#clock.now();
+  }
+
+  #fleetView(): { held: number; waiting: number; ageMs: number | null } {
+    return { ...this.#fleet, ageMs: this.#fleetSeenAt === null ? null : this.#clock.now() - this.#fleetSeenAt };
+  }
+
+  #newPermit(id: string): BudgetPermit {
+    return new BudgetPermit(id, this.key, (p) => {
+      if (!this.#held.delete(p.id)) return;
+      this.#counters.released++;
+      this.#release(p.id);
+      // In fallback, a release frees local capacity: nobody publishes a wake-up for it.
+      if (this.#fallbackSince !== null && this.#queue.length > 0) this.#try();
+    });
+  }
+
+  /** Enters fallback once Redis has not answered for one permit TTL (every permit it granted has expired by then). */
+  #maybeEnterFallback(): void {
+    if (this.#fallbackCapacity === null || this.#fallbackSince !== null || this.#failingSince === null || this.#closed) return;
+    const now = this.#clock.now();
+    if (now < this.#failingSince + this.#ttl) return;
+    this.#fallbackSince = now;
+    this.#fallbackStats.entered++;
+    const event: BudgetFallbackEvent = { key: this.key, address: this.address, active: true, ms: Math.round(now - this.#failingSince), held: this.#held.size, error: this.#lastError };
+    process.emitWarning(`budget "${this.key}": Redis at ${this.address} has not answered for ${event.ms} ms (${this.#lastError?.message ?? 'no answer'}); in fallback: this process grants itself up to ${this.#fallbackCapacity} permits until Redis answers`, { code: 'LIFEGUARD_BUDGET_FALLBACK' });
+    this.#emitFallback(event);
+  }
+
+  #emitFallback(event: BudgetFallbackEvent): void {
+    try {
+      this.#onFallback?.(event);
+    } catch (error) {
+      process.emitWarning(`budget "${this.key}": the onFallback listener threw: ${toError(error).message}`, { code: 'LIFEGUARD_LISTENER' });
+    }
+  }
+
+  /** A round trip succeeded: Redis answers again. Fallback permits are re-registered by the refresh this starts. */
+  #answered(): void {
+    if (this.#failingSince === null) return;
+    this.#failingSince = null;
+    if (this.#fallbackSince === null) return;
+    const now = this.#clock.now();
+    const event: BudgetFallbackEvent = { key: this.key, address: this.address, active: false, ms: Math.round(now - this.#fallbackSince), held: this.#held.size, error: null };
+    this.#fallbackSince = null;
+    this.#nextRefreshAt = now;
+    queueMicrotask(() => {
+      this.#refresh();
+      this.#arm();
+    });
+    this.#emitFallback(event);
+  }
+
+  /** Fallback: grants waiters, first come first served, while this process holds fewer than its capacity. */
+  #grantLocally(): void {
+    const capacity = this.#fallbackCapacity ?? 0;
+    let waiter;
+    while (!this.#closed && this.#held.size < capacity && (waiter = this.#queue.first()) !== undefined) {
+      const permit = this.#newPermit(waiter.id);
+      if (!this.#queue.grant(waiter, permit)) continue;
+      // Valid for as long as fallback lasts; the refresh after Redis answers registers it (or loses it).
+      this.#held.set(permit.id, { permit, lossAt: Infinity });
+      this.#counters.acquired++;
+      this.#fallbackStats.granted++;
+    }
   }
 
   #lose(held: HeldPermit, message: string): void {
@@ -501,7 +673,10 @@ export class RedisBudget implements Budget {
     const ids = this.#pendingRelease;
     this.#pendingRelease = [];
     // A failed release is harmless: the permit expires in Redis within permitTtlMs.
-    this.#run(SCRIPTS.release, ids).catch(() => undefined);
+    this.#run(SCRIPTS.release, ids).then((reply) => {
+      const [, , held, waiting] = reply as [number, number, number, number];
+      this.#seeFleet(held, waiting);
+    }, () => undefined);
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -516,6 +691,7 @@ export class RedisBudget implements Budget {
     }
     for (const held of this.#held.values()) if (held.lossAt < at) at = held.lossAt;
     if (this.#queue.length > 0 && this.#nextRecheckAt < at) at = this.#nextRecheckAt;
+    if (this.#queue.length > 0 && this.#fallbackCapacity !== null && this.#fallbackSince === null && this.#failingSince !== null) at = Math.min(at, this.#failingSince + this.#ttl);
     if (at === Infinity) {
       this.#disarm();
       return;
@@ -545,9 +721,21 @@ export class RedisBudget implements Budget {
       }
     }
     if (now >= this.#nextRefreshAt) this.#refresh();
-    if (this.#queue.length > 0 && now >= this.#nextRecheckAt) this.#try();
+    const entering = this.#fallbackSince === null;
+    this.#maybeEnterFallback();
+    if (this.#queue.length > 0 && (now >= this.#nextRecheckAt || (entering && this.#fallbackSince !== null))) this.#try();
     this.#arm();
   }
+}
+
+function fallbackOption(value: unknown, limit: number): number | null {
+  if (value === undefined || value === 'fail') return null;
+  const capacity: unknown = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as { capacity?: unknown }).capacity : undefined;
+  const keys = typeof value === 'object' && value !== null ? Object.keys(value) : [];
+  if (typeof capacity !== 'number' || !Number.isInteger(capacity) || capacity < 1 || capacity > limit || keys.some((k) => k !== 'capacity')) {
+    throw new InvalidOptionError('fallback', `invalid option "fallback": expected 'fail' or { capacity: n } with an integer n from 1 to limit (${limit}), got ${describe(value)}`);
+  }
+  return capacity;
 }
 
 function loadIoredis(): RedisCtor {
@@ -583,19 +771,45 @@ function parseUrl(url: string): RedisOptions {
   return options;
 }
 
-/** Closes a connection and waits (bounded) until its socket is gone, so close() leaves no handle. */
+/** The connections under a client: itself, or a cluster's node connections and its subscriber's. */
+function connectionsOf(client: Redis): Redis[] {
+  if (!isCluster(client)) return [client];
+  const cluster = client as unknown as Cluster;
+  // ioredis keeps the cluster subscriber's connection private; its socket must go too.
+  const subscriber = (cluster as unknown as { subscriber?: { subscriber?: Redis | null } }).subscriber?.subscriber;
+  return [...cluster.nodes('all'), ...(subscriber === undefined || subscriber === null ? [] : [subscriber])];
+}
+
+/** Closes a client and waits (bounded) until its sockets are gone, so close() leaves no handle. */
 function disconnect(client: Redis): Promise<void> {
   if (client.status === 'end') return Promise.resolve();
+  const connections = connectionsOf(client);
+  const destroy = (): void => {
+    for (const connection of connections) socketOf(connection)?.destroy();
+  };
   return new Promise<void>((resolve) => {
     // A connection caught in its ready check (reconnecting) outlives the end of its socket: it answers the
     // check, becomes ready and stays open. After a grace its socket is destroyed (see socketOf).
-    const grace = setTimeout(() => { socketOf(client)?.destroy(); }, 100);
+    const grace = setTimeout(destroy, 100);
     const timer = setTimeout(done, 2000);
     function done(): void {
       clearTimeout(grace);
       clearTimeout(timer);
       client.removeListener('end', done);
-      resolve();
+      if (connections.length === 1 && connections[0] === client) {
+        resolve();
+        return;
+      }
+      // A cluster reports its end before its node connections have closed (they only half-close):
+      // destroy them and wait (bounded) for their handles to be released.
+      const open = connections.filter((c) => c.status !== 'end');
+      destroy();
+      const bound = setTimeout(resolve, 500);
+      void Promise.all(open.map((c) => new Promise((ended) => c.once('end', ended)))).then(() => {
+        clearTimeout(bound);
+        // Their sockets' handles are released on the next turn of the loop.
+        setImmediate(resolve);
+      });
     }
     client.once('end', done);
     client.disconnect();

@@ -9,8 +9,12 @@
  *   KEYS[4] seq      arrival counter, deleted whenever the line is empty
  *   KEYS[5] channel  pub/sub channel that wakes waiters when a permit may be free
  *   KEYS[6] fence    end of the recovery grace (server ms); never expires
+ *   KEYS[7] master   replication id of the master that last ran a script (INFO replication master_replid)
  * ARGV[1] limit, ARGV[2] permit TTL ms, ARGV[3] ticket TTL ms, ARGV[4] recovery grace ms, then
  * per-script arguments from ARGV[5].
+ *
+ * Failover: a master whose replication id differs from the one the budget last saw (a replica promoted
+ * by Sentinel or a cluster failover, or a restart) starts a recovery grace of its own, for the same reason.
  *
  * Recovery: a missing fence means the budget's keys are new or were lost (a Redis restart without
  * persistence, a failover to a replica that had not received them, a flush). Redis then cannot know who
@@ -20,7 +24,7 @@
  * that cannot reach Redis loses its permits locally before the grace ends.
  */
 const PRELUDE = `
-local permits, queue, tickets, seq, channel, fence = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local permits, queue, tickets, seq, channel, fence, master = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local limit, ttl, tttl, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -33,6 +37,18 @@ if fenceAt < 0 then
   if remaining < 0 then remaining = 0 end
   fenceAt = now + remaining
   redis.call('SET', fence, fenceAt)
+end
+-- A new master (a failover promoted a replica, or the server restarted): its copy may lack the newest
+-- grants (replication is asynchronous), so nothing new is granted for one grace while live holders
+-- re-register what they hold. The replication id changes exactly then; a key of this budget remembers it.
+local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
+local seenReplid = redis.call('GET', master)
+if seenReplid ~= replid then
+  if seenReplid and now + grace > fenceAt then
+    fenceAt = now + grace
+    redis.call('SET', fence, fenceAt)
+  end
+  redis.call('SET', master, replid)
 end
 local recovering = now < fenceAt
 -- Reclaim what dead holders and dead waiters left behind: expired permits and expired tickets.
@@ -109,16 +125,22 @@ return reply
 /**
  * Extends this holder's permits (ARGV[6 .. 5+n], n = ARGV[5]) and waiting tickets (the rest) in one
  * round trip. A permit missing from Redis although its holder still counts it (Redis lost its data) is
- * re-claimed while there is room; only when there is none is it reported lost.
- * Returns {now, {permits no longer held}, {tickets no longer in line}}.
+ * re-claimed while there is room (so is a permit granted in fallback, without Redis); only when there is
+ * none is it reported lost.
+ * Returns {now, {permits no longer held}, {tickets no longer in line}, held, waiting}.
  */
 export const REFRESH_SCRIPT = `${PRELUDE}
 local n = tonumber(ARGV[5])
 local lostPermits, lostTickets = {}, {}
 for i = 6, 5 + n do
   local id = ARGV[i]
-  if redis.call('ZSCORE', permits, id) or redis.call('ZCARD', permits) < limit then
+  if redis.call('ZSCORE', permits, id) then
     redis.call('ZADD', permits, now + ttl, id)
+  elseif redis.call('ZCARD', permits) < limit then
+    -- Re-claimed (Redis lost it, or it was granted in fallback): a ticket of the same id leaves the line.
+    redis.call('ZADD', permits, now + ttl, id)
+    if redis.call('ZREM', queue, id) == 1 then changed = true end
+    redis.call('ZREM', tickets, id)
   else
     lostPermits[#lostPermits + 1] = id
   end
@@ -133,12 +155,12 @@ for i = 6 + n, #ARGV do
 end
 tidy()
 if changed then wake() end
-return {now, lostPermits, lostTickets}
+return {now, lostPermits, lostTickets, redis.call('ZCARD', permits), redis.call('ZCARD', queue)}
 `;
 
 /**
  * Gives back permits and withdraws tickets (ARGV[5..]; a permit and its ticket share an id), then wakes
- * the line if that freed room. Returns {now, permits removed}.
+ * the line if that freed room. Returns {now, permits removed, held, waiting}.
  */
 export const RELEASE_SCRIPT = `${PRELUDE}
 local removed = 0
@@ -149,7 +171,7 @@ for i = 5, #ARGV do
 end
 tidy()
 if changed or removed > 0 then wake() end
-return {now, removed}
+return {now, removed, redis.call('ZCARD', permits), redis.call('ZCARD', queue)}
 `;
 
 /** The fleet's use of the budget. Returns {now, held, waiting}. */

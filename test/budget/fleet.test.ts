@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { startCappedServer, type CappedServer } from '../support/capped-server.js';
 import type { Progress, WorkerConfig, WorkerMessage } from '../support/budget-worker.js';
 import { requireService, SERVICES } from '../support/services.js';
-import { PrivateRedis, privateRedisCheck } from './private-redis.js';
+import { PrivateCluster, PrivateRedis, PrivateSentinelSet, privateRedisCheck, redisCli } from './private-redis.js';
 
 const redisCheck = await requireService('redis');
 const privateCheck = privateRedisCheck();
@@ -102,7 +102,7 @@ function okTotal(workers: readonly Worker[]): number {
   return workers.reduce((sum, w) => sum + w.progress.ok, 0);
 }
 
-describe('fleet budget: 4 processes, one Redis budget of 10, a server that answers 401 past 10', { skip: redisCheck.skip, timeout: 120_000 }, () => {
+describe('fleet budget: 4 processes, one Redis budget of 10, a server that answers 401 past 10', { skip: redisCheck.skip, timeout: 280_000 }, () => {
   let server: CappedServer | null = null;
   const redis = redisCheck.skip === false ? new Redis({ host: SERVICES.redis.host, port: SERVICES.redis.port, lazyConnect: true }) : null;
   const prefixes: string[] = [];
@@ -223,6 +223,65 @@ describe('fleet budget: 4 processes, one Redis budget of 10, a server that answe
       assert.equal(server.rejected, 0);
     } finally {
       await privateRedis.stop();
+    }
+  });
+
+  it('on a real 3-master Redis Cluster, through an ioredis Cluster client: one slot for every key, no CROSSSLOT, the cap holds', { skip: privateCheck.skip }, async (t) => {
+    server = await startCappedServer(CAP);
+    const cluster = await PrivateCluster.start(3);
+    try {
+      const port = server.port;
+      const base = config('x', { serverPort: port, redis: { cluster: cluster.ports.map((p) => ({ host: '127.0.0.1', port: p })) }, requests: 150, recoveryGraceMs: 0 });
+      const workers = [0, 1, 2, 3].map((i) => startWorker({ ...base, name: `cluster-${i}` }));
+      const finals = await stopAllWhenDone(workers);
+      for (const [i, f] of finals.entries()) {
+        assert.deepEqual({ ok: f.ok, failed: f.failed, errors: f.errors }, { ok: 150, failed: 0, errors: {} }, `worker ${i}: ${f.lastError ?? ''}`);
+        assert.deepEqual(f.leftover, [], `worker ${i} left handles behind after close()`);
+      }
+      assert.ok(server.maxSeen <= CAP, `the server counted ${server.maxSeen} concurrent connections (cap ${CAP})`);
+      assert.ok(server.maxSeen > 8, `only ${server.maxSeen} connections at once: the processes did not share the budget`);
+      assert.equal(server.rejected, 0);
+      const names = ['permits', 'queue', 'tickets', 'seq', 'wake', 'fence', 'master'].map((k) => `${base.keyPrefix}{fleet}:${k}`);
+      const slots = new Set(await Promise.all(names.map(async (name) => (await redisCli(cluster.ports[0] ?? 0, 'cluster', 'keyslot', name)).trim())));
+      assert.equal(slots.size, 1, `the budget's keys span slots ${[...slots].join(', ')}`);
+      t.diagnostic(`cluster of 3 masters: 600 requests, no error, server saw at most ${server.maxSeen} connections; every key in slot ${[...slots][0] ?? '?'}`);
+    } finally {
+      await cluster.stop();
+    }
+  });
+
+  it('Sentinel (1 master, 1 replica, 3 sentinels): 4 processes under load, SENTINEL FAILOVER forced 5 times: the server never counts more than 10, work resumes after each', { skip: privateCheck.skip }, async (t) => {
+    server = await startCappedServer(CAP);
+    const set = await PrivateSentinelSet.start();
+    try {
+      const port = server.port;
+      const base = config('x', { serverPort: port, redis: { sentinels: set.sentinels, name: PrivateSentinelSet.NAME }, acquireTimeoutMs: 3000, maxRunMs: 240_000 });
+      const workers = [0, 1, 2, 3].map((i) => startWorker({ ...base, name: `sentinel-${i}` }));
+      await until(() => workers.every((w) => w.progress.ok >= 20), 30_000, 'every worker has served 20 requests');
+      const resumed: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const { to } = await set.failover();
+        const failedOverAt = Date.now();
+        const mark = okTotal(workers);
+        await until(() => okTotal(workers) >= mark + 100, 30_000, `work resumed after failover ${i + 1}`);
+        resumed.push(Date.now() - failedOverAt);
+        assert.ok(server.maxSeen <= CAP, `after failover ${i + 1}, the server had counted ${server.maxSeen} concurrent connections (cap ${CAP})`);
+        // The new master was recognised as new: the budget's key holds its replication id.
+        const info = await redisCli(to, 'info', 'replication');
+        const replid = /master_replid:(\w+)/.exec(info)?.[1];
+        await until(async () => (await redisCli(to, 'get', `${base.keyPrefix}{fleet}:master`)).trim() === replid, 10_000, `the budget records the new master's replication id after failover ${i + 1} (${info.replace(/\r?\n/g, ' ')}; stored ${(await redisCli(to, 'get', `${base.keyPrefix}{fleet}:master`)).trim()})`);
+      }
+      const finals = await stopAll(workers);
+      const errors: Record<string, number> = {};
+      for (const [i, f] of finals.entries()) {
+        for (const [code, n] of Object.entries(f.errors)) errors[code] = (errors[code] ?? 0) + n;
+        assert.deepEqual(f.leftover, [], `worker ${i} left handles behind after close()`);
+      }
+      assert.ok(server.maxSeen <= CAP, `the server counted ${server.maxSeen} concurrent connections (cap ${CAP})`);
+      assert.equal(server.rejected, 0, 'the server answered 401: the cap was exceeded');
+      t.diagnostic(`5 forced failovers under load: server saw at most ${server.maxSeen} connections (cap ${CAP}), 0 answered 401; work resumed (100 more requests) ${resumed.join(', ')} ms after each failover completed (permitTtlMs ${TTL}); ${finals.reduce((n, f) => n + f.ok, 0)} requests served, failures by code: ${JSON.stringify(errors)}`);
+    } finally {
+      await set.stop();
     }
   });
 });

@@ -70,7 +70,9 @@ describe('InProcessBudget', () => {
     assert.equal(error.code, 'LG_BUDGET_TIMEOUT');
     assert.equal(error.budgetKey, 'registry');
     assert.deepEqual({ limit: error.limit, held: error.held, waiting: error.waiting }, { limit: 1, held: 1, waiting: 2 });
-    assert.match(error.message, /budget "registry" exhausted: no permit within 1000 ms \(limit=1 held=1 waiting=2/);
+    assert.equal(error.heldHere, 1);
+    assert.equal(error.message, 'budget "registry" exhausted: no permit within 1000 ms (key="registry" limit=1 heldHere=1 heldInFleet=1 waitingInFleet=2; fleet figures current)');
+    assert.deepEqual(budget.stats().fleet, { held: 1, waiting: 1, ageMs: 0 }, 'an in-process budget is its own fleet');
     holder.release();
     await flush();
     assert.equal(second.state, 'granted', 'the waiter behind the timed-out one is served');

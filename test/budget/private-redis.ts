@@ -1,10 +1,15 @@
 /**
- * A throwaway redis-server on a free loopback port, for tests that stop and restart Redis (never the
- * shared instance). Nothing is persisted. `stop()` kills it (SIGKILL: the abrupt failure the tests are
+ * Throwaway redis-servers on free loopback ports, for tests that stop, restart or fail over Redis (never
+ * the shared instance): one server, a 3-master cluster, and a Sentinel set (1 master, 1 replica, 3
+ * sentinels). Nothing is persisted. `stop()` kills it (SIGKILL: the abrupt failure the tests are
  * about); `start()` starts it again on the same port, empty.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { servicesRequired, type ServiceCheck } from '../support/services.js';
 
 /**
@@ -82,5 +87,164 @@ export class PrivateRedis {
     child.kill('SIGKILL');
     await exited;
     this.#child = null;
+  }
+}
+
+const execFileAsync = promisify(execFile);
+
+/** Runs redis-cli against a loopback port; resolves with its output. */
+export async function redisCli(port: number, ...args: string[]): Promise<string> {
+  const { stdout } = await execFileAsync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8', timeout: 10_000 });
+  return stdout;
+}
+
+/** A free loopback port whose cluster bus port (port + 10000) is free too. */
+async function freeClusterPort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = await freePort();
+    if (port + 10_000 > 65_535) continue;
+    const bus = net.createServer();
+    const ok = await new Promise<boolean>((resolve) => {
+      bus.once('error', () => { resolve(false); });
+      bus.listen(port + 10_000, '127.0.0.1', () => { resolve(true); });
+    });
+    if (ok) await new Promise<void>((resolve) => bus.close(() => { resolve(); }));
+    if (ok) return port;
+  }
+  throw new Error('no free port pair for a cluster node');
+}
+
+async function waitFor(what: string, timeoutMs: number, cond: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function spawnServer(args: string[]): ChildProcess {
+  return spawn('redis-server', args, { stdio: 'ignore' });
+}
+
+async function killAll(children: readonly ChildProcess[]): Promise<void> {
+  await Promise.all(children.map((child) => child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => {
+    child.once('exit', resolve);
+    child.kill('SIGKILL');
+  })));
+}
+
+/** A throwaway Redis Cluster of `masters` masters (no replicas) on loopback ports, created with redis-cli --cluster create. */
+export class PrivateCluster {
+  readonly ports: readonly number[];
+  readonly #children: ChildProcess[];
+  readonly #dir: string;
+
+  private constructor(ports: number[], children: ChildProcess[], dir: string) {
+    this.ports = ports;
+    this.#children = children;
+    this.#dir = dir;
+  }
+
+  static async start(masters = 3): Promise<PrivateCluster> {
+    const dir = await mkdtemp(path.join(tmpdir(), 'lg-cluster-'));
+    const ports: number[] = [];
+    for (let i = 0; i < masters; i++) ports.push(await freeClusterPort());
+    const children = ports.map((port) => spawnServer(['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000', '--dir', dir, '--save', '', '--appendonly', 'no', '--loglevel', 'warning']));
+    const cluster = new PrivateCluster(ports, children, dir);
+    try {
+      for (const port of ports) await waitFor(`cluster node ${port} answers`, 5000, () => answersPing(port));
+      await execFileAsync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 20_000 });
+      for (const port of ports) await waitFor(`cluster node ${port} is ok`, 15_000, async () => (await redisCli(port, 'cluster', 'info')).includes('cluster_state:ok'));
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
+    return cluster;
+  }
+
+  async stop(): Promise<void> {
+    await killAll(this.#children);
+    await rm(this.#dir, { recursive: true, force: true });
+  }
+}
+
+/** One master, one replica and three sentinels (quorum 2) on loopback ports, monitoring "mymaster". */
+export class PrivateSentinelSet {
+  static readonly NAME = 'mymaster';
+  readonly redisPorts: readonly number[];
+  readonly sentinelPorts: readonly number[];
+  readonly #children: ChildProcess[];
+  readonly #dir: string;
+
+  private constructor(redisPorts: number[], sentinelPorts: number[], children: ChildProcess[], dir: string) {
+    this.redisPorts = redisPorts;
+    this.sentinelPorts = sentinelPorts;
+    this.#children = children;
+    this.#dir = dir;
+  }
+
+  static async start(): Promise<PrivateSentinelSet> {
+    const dir = await mkdtemp(path.join(tmpdir(), 'lg-sentinel-'));
+    const master = await freePort();
+    const replica = await freePort();
+    const sentinels = [await freePort(), await freePort(), await freePort()];
+    const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', '--dir', dir];
+    const children = [spawnServer(['--port', String(master), ...common]), spawnServer(['--port', String(replica), '--replicaof', '127.0.0.1', String(master), ...common])];
+    const set = new PrivateSentinelSet([master, replica], sentinels, children, dir);
+    try {
+      await waitFor('the replica is in sync', 10_000, async () => (await redisCli(replica, 'info', 'replication')).includes('master_link_status:up'));
+      for (const port of sentinels) {
+        const file = path.join(dir, `sentinel-${port}.conf`);
+        await writeFile(file, [
+          `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`,
+          `sentinel monitor ${PrivateSentinelSet.NAME} 127.0.0.1 ${master} 2`,
+          `sentinel down-after-milliseconds ${PrivateSentinelSet.NAME} 2000`,
+          `sentinel failover-timeout ${PrivateSentinelSet.NAME} 6000`,
+          `sentinel parallel-syncs ${PrivateSentinelSet.NAME} 1`, '',
+        ].join('\n'));
+        children.push(spawn('redis-server', [file, '--sentinel', '--loglevel', 'warning'], { stdio: 'ignore' }));
+      }
+      for (const port of sentinels) {
+        await waitFor(`sentinel ${port} sees the replica and the other sentinels`, 20_000, async () => {
+          const info = await redisCli(port, 'sentinel', 'master', PrivateSentinelSet.NAME);
+          return /num-slaves\n1\n/.test(info) && /num-other-sentinels\n2\n/.test(info);
+        });
+      }
+    } catch (error) {
+      await set.stop();
+      throw error;
+    }
+    return set;
+  }
+
+  get sentinels(): { host: string; port: number }[] {
+    return this.sentinelPorts.map((port) => ({ host: '127.0.0.1', port }));
+  }
+
+  /** The master's port, as the first sentinel reports it. */
+  async masterPort(): Promise<number> {
+    const out = (await redisCli(this.sentinelPorts[0] ?? 0, 'sentinel', 'get-master-addr-by-name', PrivateSentinelSet.NAME)).trim().split('\n');
+    return Number(out[1]);
+  }
+
+  /**
+   * Forces a failover (SENTINEL FAILOVER, retried while the sentinel has no suitable replica yet), and
+   * waits until every sentinel names the new master and the old one replicates from it.
+   */
+  async failover(): Promise<{ from: number; to: number }> {
+    const from = await this.masterPort();
+    const to = this.redisPorts.find((p) => p !== from) ?? 0;
+    await waitFor(`the replica on ${to} is in sync`, 20_000, async () => (await redisCli(to, 'info', 'replication')).includes('master_link_status:up'));
+    await waitFor('a sentinel accepts SENTINEL FAILOVER', 30_000, async () => (await redisCli(this.sentinelPorts[0] ?? 0, 'sentinel', 'failover', PrivateSentinelSet.NAME)).startsWith('OK'));
+    for (const port of this.sentinelPorts) {
+      await waitFor(`sentinel ${port} names ${to} as master`, 30_000, async () => (await redisCli(port, 'sentinel', 'get-master-addr-by-name', PrivateSentinelSet.NAME)).includes(String(to)));
+    }
+    await waitFor(`${to} is master`, 20_000, async () => (await redisCli(to, 'info', 'replication')).includes('role:master'));
+    return { from, to };
+  }
+
+  async stop(): Promise<void> {
+    await killAll(this.#children);
+    await rm(this.#dir, { recursive: true, force: true });
   }
 }

@@ -185,12 +185,43 @@ describe('RedisBudget', { skip: redisCheck.skip, timeout: 60_000 }, () => {
     await assert.rejects(other.acquire({ timeoutMs: 200 }), (error: unknown) => {
       assert.ok(error instanceof Error);
       assert.equal((error as { code?: string }).code, 'LG_BUDGET_TIMEOUT');
-      assert.match(error.message, /^budget "remote" exhausted: no permit within 2\d\d ms \(limit=2 held=2 waiting=1 heldByThisProcess=0\)$/);
+      assert.match(error.message, /^budget "remote" exhausted: no permit within 2\d\d ms \(key="remote" limit=2 heldHere=0 heldInFleet=2 waitingInFleet=1; fleet figures read \d+ ms ago\)$/);
       return true;
     });
+    // The figures came with the round trips made anyway: the holder's grant, the waiter's place in line.
+    const seen = other.stats().fleet;
+    assert.equal(seen.held, 2);
+    assert.ok(seen.ageMs !== null && seen.ageMs >= 0);
+    assert.equal(holder.stats().fleet.held, 2);
+    const before = holder.stats().commands;
+    for (const permit of held) permit.release();
+    await sleep(50);
+    assert.deepEqual(holder.stats().fleet.held, 0, 'the release round trip brought the new figures back');
+    assert.equal(holder.stats().commands.usage, before.usage, 'no usage round trip was needed');
     await sleep(50);
     assert.equal(await admin?.zcard(keyOf(p, 'queue')), 0, 'the timed-out ticket left the line');
-    for (const permit of held) permit.release();
+  });
+
+  it('a new master (its replication id differs from the one recorded) grants nothing new for one grace, while a holder keeps and refreshes its permit', async () => {
+    const p = prefix();
+    const grace = 1500;
+    const holder = make(p, { limit: 2, recoveryGraceMs: grace });
+    const other = make(p, { limit: 2, recoveryGraceMs: grace });
+    const held = await holder.acquire();
+    assert.ok(admin !== null);
+    // What a failover looks like to the scripts: the recorded replication id is not the server's.
+    const replid = /master_replid:(\w+)/.exec(await admin.info('replication'))?.[1];
+    assert.equal(await admin.get(keyOf(p, 'master')), replid, 'the scripts record the master they run on');
+    await admin.set(keyOf(p, 'master'), 'a-master-before-the-failover');
+    const started = Date.now();
+    const permit = await other.acquire({ timeoutMs: 10_000 });
+    const waited = Date.now() - started;
+    assert.ok(waited >= grace * 0.8, `a permit was granted ${waited} ms after the new master was seen (grace ${grace})`);
+    assert.ok(waited <= grace + 1500, `granted only after ${waited} ms`);
+    assert.equal(held.lost.aborted, false, 'the live holder lost its permit across the "failover"');
+    assert.equal(await admin.get(keyOf(p, 'master')), replid);
+    permit.release();
+    held.release();
   });
 
   it('fails fast with LG_BUDGET_UNAVAILABLE naming the address when Redis is unreachable, and leaves no handle', async () => {
@@ -335,7 +366,7 @@ describe('RedisBudget', { skip: redisCheck.skip, timeout: 60_000 }, () => {
   it('validates its options, naming the option, what was expected and what was given', () => {
     const base = { redis: ADDRESS, key: 'k', limit: 1 };
     const cases: [Record<string, unknown>, RegExp][] = [
-      [{ ...base, limt: 1 }, /unknown option "limt" for RedisBudget; known options: acquireTimeoutMs, clock, commandTimeoutMs, key, keyPrefix, limit, lossMarginMs, permitTtlMs, recheckIntervalMs, recoveryGraceMs, redis, refreshIntervalMs/],
+      [{ ...base, limt: 1 }, /unknown option "limt" for RedisBudget; known options: acquireTimeoutMs, clock, commandTimeoutMs, fallback, key, keyPrefix, limit, lossMarginMs, onFallback, permitTtlMs, recheckIntervalMs, recoveryGraceMs, redis, refreshIntervalMs/],
       [{ redis: ADDRESS, limit: 1 }, /"key": required/],
       [{ redis: ADDRESS, key: 'k' }, /"limit": required/],
       [{ ...base, limit: 0 }, /"limit": expected an integer >= 1, got number 0/],

@@ -9,14 +9,15 @@
  * Config: JSON in argv[2], see {@link WorkerConfig}. Messages to the parent: {@link WorkerMessage}.
  */
 import net from 'node:net';
+import { Cluster } from 'ioredis';
 import { Pool } from '../../src/index.js';
-import { RedisBudget } from '../../src/budget/index.js';
+import { RedisBudget, type RedisBudgetOptions } from '../../src/budget/index.js';
 
 export interface WorkerConfig {
   readonly name: string;
   readonly serverPort: number;
-  /** null: no budget (the control run). */
-  readonly redis: { readonly host: string; readonly port: number } | null;
+  /** null: no budget (the control run). Else one server, a Sentinel set, or a cluster's seed nodes (an ioredis Cluster client is passed). */
+  readonly redis: WorkerRedis | null;
   readonly budgetKey: string;
   readonly keyPrefix: string;
   readonly limit: number;
@@ -37,6 +38,12 @@ export interface WorkerConfig {
   /** Hard bound on the run. */
   readonly maxRunMs: number;
 }
+
+interface Address {
+  readonly host: string;
+  readonly port: number;
+}
+export type WorkerRedis = Address | { readonly sentinels: readonly Address[]; readonly name: string } | { readonly cluster: readonly Address[] };
 
 export interface Progress {
   readonly ok: number;
@@ -94,8 +101,15 @@ class HttpStatusError extends Error {
   }
 }
 
+const cluster = config.redis !== null && 'cluster' in config.redis ? new Cluster(config.redis.cluster.map((a) => ({ ...a })), { lazyConnect: true }) : null;
+function redisOption(r: WorkerRedis): RedisBudgetOptions['redis'] {
+  if ('cluster' in r) return cluster ?? r.cluster.map((a) => ({ ...a }))[0] ?? {};
+  if ('sentinels' in r) return { sentinels: r.sentinels.map((a) => ({ ...a })), name: r.name };
+  return { host: r.host, port: r.port };
+}
+
 const budget = config.redis === null ? undefined : new RedisBudget({
-  redis: { host: config.redis.host, port: config.redis.port },
+  redis: redisOption(config.redis),
   key: config.budgetKey,
   keyPrefix: config.keyPrefix,
   limit: config.limit,
@@ -198,6 +212,7 @@ clearTimeout(hardStop);
 clearInterval(ticker);
 await pool.close({ timeoutMs: 2000 });
 await budget?.close();
+cluster?.disconnect();
 // What this process still holds besides the IPC channel to the parent: the test asserts it is nothing.
 const leftover = process.getActiveResourcesInfo().filter((type) => type !== 'PipeWrap' && type !== 'TTYWrap');
 send({ type: 'done', leftover, ...progress() });

@@ -26,7 +26,14 @@ export interface CappedServer {
   close(): Promise<void>;
 }
 
-export async function startCappedServer(cap: number): Promise<CappedServer> {
+export interface CappedServerHooks {
+  /** Called as each connection is accepted, before any request on it. */
+  readonly onConnection?: (socket: Socket) => void;
+  /** Called as each request arrives, before it is answered. */
+  readonly onRequest?: (socket: Socket, url: string) => void;
+}
+
+export async function startCappedServer(cap: number, hooks: CappedServerHooks = {}): Promise<CappedServer> {
   let current = 0;
   let maxSeen = 0;
   let connections = 0;
@@ -37,6 +44,7 @@ export async function startCappedServer(cap: number): Promise<CappedServer> {
   const timers = new Set<NodeJS.Timeout>();
 
   const server = http.createServer((req, res) => {
+    hooks.onRequest?.(req.socket, req.url ?? '/');
     if (overCap.has(req.socket)) {
       rejected++;
       res.writeHead(401, { 'content-type': 'text/plain', 'content-length': '21' });
@@ -60,6 +68,7 @@ export async function startCappedServer(cap: number): Promise<CappedServer> {
     sockets.add(socket);
     if (current > maxSeen) maxSeen = current;
     if (current > cap) overCap.add(socket);
+    hooks.onConnection?.(socket);
     let counted = true;
     // Counted down when the peer's FIN arrives ('end'), not later at 'close': a client that waits for
     // its socket's 'close' before giving its permit back has then certainly been counted out here.
