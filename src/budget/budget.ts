@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from '../internal/clock.js';
-import { InvalidOptionError } from '../pool/errors.js';
-import { describe } from '../pool/options.js';
+import { InvalidOptionError } from '../internal/errors.js';
+import { describe } from '../internal/options.js';
 import { BudgetAbortedError, BudgetClosedError, PermitLostError } from './errors.js';
 
 /** Options of one {@link Budget.acquire} call. */
@@ -312,17 +312,5 @@ export function budgetKeyOption(source: Record<string, unknown>, fallback: strin
   return key;
 }
 
-export function clockOption(source: Record<string, unknown>): Clock | undefined {
-  const clock = source['clock'] as Clock | undefined;
-  if (clock !== undefined && (typeof clock !== 'object' || typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function' || typeof clock.clearTimeout !== 'function')) {
-    throw new InvalidOptionError('clock', `invalid option "clock": expected an object with now(), setTimeout() and clearTimeout(), got ${describe(clock)}`);
-  }
-  return clock;
-}
-
-export function objectOption(options: unknown, what: string): Record<string, unknown> {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new InvalidOptionError('options', `invalid ${what} options: expected an object, got ${describe(options)}`);
-  }
-  return options as Record<string, unknown>;
-}
+// The shared validators, re-exported for the budgets' modules.
+export { clockOption, objectOption } from '../internal/options.js';

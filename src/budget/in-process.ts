@@ -1,6 +1,6 @@
 import { systemClock, type Clock } from '../internal/clock.js';
-import { InvalidOptionError } from '../pool/errors.js';
-import { numberOption, rejectUnknownKeys } from '../pool/options.js';
+import { InvalidOptionError } from '../internal/errors.js';
+import { numberOption, rejectUnknownKeys } from '../internal/options.js';
 import { BudgetPermit, WaitQueue, budgetKeyOption, budgetStats, type BudgetCounters, clockOption, objectOption, type Budget, type BudgetAcquireOptions, type BudgetStats, type BudgetUsage, type Permit } from './budget.js';
 import { BudgetClosedError, BudgetTimeoutError } from './errors.js';
 

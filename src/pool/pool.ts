@@ -5,7 +5,6 @@ import { TypedEmitter, type Listener } from '../internal/emitter.js';
 import { MinHeap } from '../internal/heap.js';
 import { settle } from '../internal/call.js';
 import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
-import { keepTickObjectShape } from '../internal/tick-shape.js';
 import { LeakDetector, NO_LEAK_DETECTION, type LeakTracking } from '../leak/leak-detector.js';
 import type { AcquireSite } from '../leak/site.js';
 import {
@@ -25,7 +24,7 @@ import { Lease, kEntry, kOwner } from './lease.js';
 import { resolvePoolOptions, describe, numberOption, rejectUnknownKeys, type AcquireOptions, type CreateContext, type PoolOptions, type ResolvedPoolOptions } from './options.js';
 import { DESTROY_REASONS, EntryState, PoolEntry, type DestroyReason, type EntryOwner } from './pool-entry.js';
 import type { PoolStats } from './stats.js';
-import { withBudget } from '../budget/pool-factory.js';
+import { withBudget } from './budget-option.js';
 import { channels, type PoolInspection, type ResourceInfo } from './diagnostics.js';
 import { registerPool, unregisterPool } from './registry.js';
 
@@ -208,9 +207,6 @@ export class Pool<T> {
   constructor(options: PoolOptions<T>) {
     // The budget option wraps the factory: a permit before each create, given back after each destroy.
     this.#o = withBudget(resolvePoolOptions(options));
-    // Once per process: a pool's clients (sockets, streams, node's HTTP client) lean on process.nextTick,
-    // which loses its fast path in a process that idles (see tick-shape.ts).
-    keepTickObjectShape();
     this.#clock = this.#o.clock ?? systemClock;
     this.#lifo = this.#o.idleOrder === 'lifo';
     this.#coarseNow = this.#clock.now();

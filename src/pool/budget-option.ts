@@ -1,5 +1,6 @@
-import type { Factory, ResolvedPoolOptions } from '../pool/options.js';
-import type { Budget, Permit } from './budget.js';
+/** The pool's `budget` option: a factory wrapper that takes a permit before each create and gives it back after each destroy. */
+import type { Factory, ResolvedPoolOptions } from './options.js';
+import type { Budget, Permit } from '../budget/budget.js';
 
 interface Paid {
   readonly permit: Permit;
