@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Clock } from '../internal/clock.js';
 import type { Budget } from '../budget/budget.js';
 import { InvalidOptionError } from '../internal/errors.js';
-import { clockOption, fail, numberOption, oneOf, rejectUnknownKeys } from '../internal/options.js';
+import { clockOption, describe, fail, numberOption, oneOf, rejectUnknownKeys } from '../internal/options.js';
 
 // Re-exported for the folders that still import the validators from here.
 export { describe, numberOption, rejectUnknownKeys, type NumberRule } from '../internal/options.js';
@@ -258,4 +258,39 @@ export interface AcquireOptions {
   readonly timeoutMs?: number;
   /** Free-form label shown in leak reports and `pool.leases()` (a request id, a job name). */
   readonly label?: string;
+}
+
+const ACQUIRE_KEYS = 'label, signal, timeoutMs';
+
+/**
+ * Checks one `acquire()` call's options, as the constructor checks its own (a misspelt `timeout` must not
+ * be ignored): null when valid, else the error to reject with. No allocation when valid.
+ */
+export function checkAcquireOptions(options: AcquireOptions): InvalidOptionError | null {
+  const given: unknown = options.timeoutMs;
+  if (given !== undefined && (typeof given !== 'number' || Number.isNaN(given) || given <= 0)) {
+    return new InvalidOptionError('timeoutMs', `invalid acquire() option "timeoutMs": expected a number > 0 (or Infinity), got ${describe(given)}`);
+  }
+  for (const key in options) {
+    if (key !== 'timeoutMs' && key !== 'label' && key !== 'signal') {
+      return new InvalidOptionError(key, `unknown acquire() option "${key}"; known options: ${ACQUIRE_KEYS}`);
+    }
+  }
+  const label: unknown = options.label;
+  if (label !== undefined && typeof label !== 'string') {
+    return new InvalidOptionError('label', `invalid acquire() option "label": expected a string or undefined, got ${describe(label)}`);
+  }
+  const signal: unknown = options.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    return new InvalidOptionError('signal', `invalid acquire() option "signal": expected an AbortSignal or undefined, got ${describe(signal)}`);
+  }
+  return null;
+}
+
+const CLOSE_KEYS = new Set(['timeoutMs']);
+
+/** `close()`'s grace period, from its options. */
+export function closeTimeout(options: object): number {
+  rejectUnknownKeys(options, CLOSE_KEYS, 'close()');
+  return numberOption(options as Record<string, unknown>, 'timeoutMs', 30_000, { allowInfinity: true });
 }
