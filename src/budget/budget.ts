@@ -25,6 +25,12 @@ export interface Permit {
   readonly lost: AbortSignal;
   /** True once released (or lost). */
   readonly released: boolean;
+  /**
+   * Until when (milliseconds of the budget's clock, which must be the pool's) this process can prove it
+   * holds the permit; Infinity when nothing can take it away. The pool compares it before lending the
+   * connection the permit paid for (`CreateContext.guard`), so a permit about to expire never backs a new lease.
+   */
+  readonly validUntil: number;
   /** Gives the permit back. Idempotent: a second call, or a call after the permit was lost, does nothing. */
   release(): void;
 }
@@ -108,6 +114,8 @@ export function budgetStats(budget: Pick<Budget, 'key' | 'limit'>, held: number,
 export class BudgetPermit implements Permit {
   readonly id: string;
   readonly budgetKey: string;
+  /** See {@link Permit.validUntil}; a store-backed budget moves it with each refresh. */
+  validUntil = Infinity;
   readonly #controller = new AbortController();
   readonly #onRelease: (permit: BudgetPermit) => void;
   #released = false;

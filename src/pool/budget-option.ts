@@ -21,6 +21,8 @@ export function budgetedFactory<T>(factory: Factory<T>, budget: Budget): Factory
       // In line for a permit only while a waiter needs this connection: a place in a fleet-wide line that
       // nobody here needs any more would delay other processes.
       const permit = await budget.acquire({ signal: AbortSignal.any([context.signal, context.unwanted]) });
+      // Never lent past the time the permit is known to be held (RedisBudget moves it on each refresh).
+      context.guard(permit);
       const onLost = (): void => {
         context.revoke(permit.lost.reason);
       };

@@ -2,9 +2,10 @@
 import { settle } from '../internal/call.js';
 import type { TimerHandle } from '../internal/clock.js';
 import type { PoolCore } from './core.js';
-import { CreateTimeoutError, CreateUnwantedError } from './errors.js';
+import { describe } from '../internal/options.js';
+import { CreateTimeoutError, CreateUnwantedError, InvalidOptionError } from './errors.js';
 import type { CreateContext } from './options.js';
-import { EntryState, PoolEntry } from './pool-entry.js';
+import { EntryState, NO_GUARD, PoolEntry, type LendGuard } from './pool-entry.js';
 
 interface CreateAttempt<T> {
   readonly controller: AbortController;
@@ -16,6 +17,8 @@ interface CreateAttempt<T> {
   abandoned: boolean;
   /** The resource was reported broken (invalidate or revoke) before its creation finished. */
   invalidated: { reason: unknown } | null;
+  /** Registered by the factory (CreateContext.guard) before its resource exists. */
+  guard: LendGuard;
   entry: PoolEntry<T> | null;
 }
 
@@ -87,6 +90,7 @@ export class Creation<T> {
       timer: null,
       abandoned: false,
       invalidated: null,
+      guard: NO_GUARD,
       entry: null,
     };
     this.#attempts.add(attempt);
@@ -108,6 +112,16 @@ export class Creation<T> {
       revoke: (reason?: unknown) => {
         if (attempt.entry !== null) this.#revoke(attempt.entry, reason);
         else attempt.invalidated ??= { reason };
+      },
+      guard: (guard: LendGuard) => {
+        if (typeof guard !== 'object' || (guard as unknown) === null || typeof guard.validUntil !== 'number') {
+          throw new InvalidOptionError('guard', `invalid CreateContext.guard() argument: expected an object with a numeric validUntil, got ${describe(guard)}`);
+        }
+        // Several guards (the budget's permit and the factory's own): the resource is lendable while all are.
+        const previous = attempt.entry === null ? attempt.guard : attempt.entry.guard;
+        const combined = previous === NO_GUARD ? guard : { get validUntil() { return Math.min(previous.validUntil, guard.validUntil); } };
+        if (attempt.entry !== null) attempt.entry.guard = combined;
+        else attempt.guard = combined;
       },
     };
     settle(() => o.factory.create(context)).then(
@@ -213,6 +227,7 @@ export class Creation<T> {
     const jitter = o.maxLifetimeJitterMs > 0 ? Math.random() * o.maxLifetimeJitterMs : 0;
     const expiresAt = o.maxLifetimeMs > 0 ? now + o.maxLifetimeMs - jitter : Infinity;
     const entry = new PoolEntry(++this.#entrySeq, core, resource, now, expiresAt);
+    entry.guard = attempt.guard;
     attempt.entry = entry;
     // A late arrival (after its create timeout) is adopted if there is room, never silently lost.
     const room = core.all.size + this.#attempts.size < o.max;

@@ -2,6 +2,7 @@
 import type { Socket } from 'node:net';
 import type { Clock } from '../internal/clock.js';
 import type { Budget } from '../budget/budget.js';
+import type { LendGuard } from './pool-entry.js';
 import { InvalidOptionError } from '../internal/errors.js';
 import { clockOption, describe, fail, numberOption, oneOf, rejectUnknownKeys } from '../internal/options.js';
 
@@ -34,6 +35,15 @@ export interface CreateContext {
    * right to exist, e.g. a connection whose fleet-wide budget permit was lost.
    */
   readonly revoke: (reason?: unknown) => void;
+  /**
+   * Registers a lend guard: an object whose `validUntil` (milliseconds of the pool's clock) says until
+   * when the resource may still be lent. Before lending it, and before handing it from one lease to the
+   * next, the pool compares `guard.validUntil <= now`; once true the resource is destroyed (reason
+   * `'revoked'`) instead, and a waiter keeps its place for the next resource. The `budget` option
+   * registers each resource's permit; guards registered together all apply (the earliest `validUntil`
+   * wins). Without a guard: `validUntil` is Infinity.
+   */
+  readonly guard: (guard: LendGuard) => void;
 }
 
 /** Passed to {@link Factory.validate}. */

@@ -654,13 +654,14 @@ export class Pool<T> {
   /**
    * The one check before a free resource goes anywhere, written once: a resource that is doomed (broken
    * while out), belongs to a closing pool, is past its lifetime, or whose guard ran out is destroyed
-   * (true), never lent.
+   * (true), never lent. A finite guard is compared with a precise reading, not the hot path's coarse
+   * stamp: a permit must not back a lease even one housekeeping period after it lapsed.
    */
   #unfit(entry: PoolEntry<T>, now: number): boolean {
     if (entry.doomed !== null) this.#destroyEntry(entry, entry.doomed, entry.doomedCause);
     else if (this.#state !== OPEN) this.#destroyEntry(entry, 'closed', undefined);
     else if (entry.expiresAt <= now) this.#destroyEntry(entry, 'lifetime', undefined);
-    else if (entry.guard.validUntil <= now) this.#destroyEntry(entry, 'revoked', undefined);
+    else if (entry.guard.validUntil !== Infinity && entry.guard.validUntil <= this.#clock.now()) this.#destroyEntry(entry, 'revoked', undefined);
     else return false;
     return true;
   }

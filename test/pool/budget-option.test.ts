@@ -162,7 +162,7 @@ describe('Pool option "budget"', () => {
         lostOnce = false;
         const controller = new AbortController();
         controller.abort(new PermitLostError(real.key, permit.id, 'lost during the grant'));
-        return { id: permit.id, budgetKey: permit.budgetKey, lost: controller.signal, get released() { return permit.released; }, release: () => { permit.release(); } };
+        return { id: permit.id, budgetKey: permit.budgetKey, validUntil: Infinity, lost: controller.signal, get released() { return permit.released; }, release: () => { permit.release(); } };
       },
       stats: () => real.stats(),
       usage: () => real.usage(),
