@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from '../internal/clock.js';
 import { InvalidOptionError } from '../internal/errors.js';
-import { describe } from '../internal/options.js';
+import { describe, timeoutProblem } from '../internal/options.js';
 import { BudgetAbortedError, BudgetClosedError, PermitLostError } from './errors.js';
 
 /** Options of one {@link Budget.acquire} call. */
@@ -305,10 +305,9 @@ function acquireTimeout(options: BudgetAcquireOptions | undefined, fallback: num
   }
   const given: unknown = options.timeoutMs;
   if (given === undefined) return fallback;
-  if (typeof given !== 'number' || Number.isNaN(given) || given <= 0) {
-    throw new InvalidOptionError('timeoutMs', `invalid budget acquire() option "timeoutMs": expected a number > 0 (or Infinity), got ${describe(given)}`);
-  }
-  return given;
+  const problem = timeoutProblem('budget acquire()', given);
+  if (problem !== null) throw new InvalidOptionError('timeoutMs', problem);
+  return given as number;
 }
 
 /** Validates the options every budget shares. */

@@ -17,6 +17,8 @@ export const ErrorCodes = Object.freeze({
   CREATE_UNWANTED: 'LG_CREATE_UNWANTED',
   VALIDATION_TIMEOUT: 'LG_VALIDATION_TIMEOUT',
   DESTROY_TIMEOUT: 'LG_DESTROY_TIMEOUT',
+  INVALID_ARGUMENT: 'LG_INVALID_ARGUMENT',
+  CREATE_FAILED: 'LG_CREATE_FAILED',
 } as const);
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -48,3 +50,13 @@ export class InvalidOptionError extends LifeguardError {
   }
 }
 
+
+/** A call got an argument of the wrong kind (not an option: e.g. `use()` without a function). Nothing was acquired. */
+export class InvalidArgumentError extends LifeguardError {
+  readonly argument: string;
+
+  constructor(argument: string, message: string) {
+    super(ErrorCodes.INVALID_ARGUMENT, message);
+    this.argument = argument;
+  }
+}

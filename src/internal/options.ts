@@ -46,8 +46,7 @@ export function numberOption(source: Record<string, unknown>, key: string, fallb
   const value = source[key];
   if (value === undefined) return fallback;
   const min = rule.min ?? 0;
-  const upTo = rule.max === undefined ? '' : ` and <= ${rule.max}`;
-  const kind = `${rule.integer === true ? 'an integer' : 'a number'} >= ${min}${upTo}${rule.allowInfinity === true ? ' (or Infinity)' : ''}`;
+  const kind = `${rule.integer === true ? 'an integer' : 'a number'} >= ${min}${rule.allowInfinity === true ? ' (or Infinity)' : ''}`;
   if (typeof value !== 'number' || Number.isNaN(value)) fail(key, kind, value);
   if (value === Infinity) {
     if (rule.allowInfinity === true) return value;
@@ -55,7 +54,7 @@ export function numberOption(source: Record<string, unknown>, key: string, fallb
   }
   if (!Number.isFinite(value) || value < min || (rule.integer === true && !Number.isInteger(value))) fail(key, kind, value);
   if (rule.max !== undefined && value > rule.max) {
-    throw new InvalidOptionError(key, `invalid option "${key}": expected ${kind}, got number ${value}; the longest timer node can keep is ${rule.max} ms (about 24.8 days)`);
+    throw new InvalidOptionError(key, `invalid option "${key}": expected at most ${rule.max}, got number ${value}: the longest timer node can keep is ${rule.max} ms (about 24.8 days); a longer one would fire after 1 ms`);
   }
   return value;
 }
@@ -70,8 +69,8 @@ export function durationOption(source: Record<string, unknown>, key: string, fal
 
 /** A per-call deadline (`acquire({ timeoutMs })`): > 0, at most {@link MAX_DURATION_MS}, or Infinity. Returns the error message, or null when valid. */
 export function timeoutProblem(what: string, given: unknown): string | null {
-  if (typeof given !== 'number' || Number.isNaN(given) || given <= 0) return `invalid ${what} option "timeoutMs": expected a number > 0 and <= ${MAX_DURATION_MS} (or Infinity), got ${describe(given)}`;
-  if (given !== Infinity && given > MAX_DURATION_MS) return `invalid ${what} option "timeoutMs": expected a number > 0 and <= ${MAX_DURATION_MS} (or Infinity), got number ${given}; the longest timer node can keep is ${MAX_DURATION_MS} ms (about 24.8 days)`;
+  if (typeof given !== 'number' || Number.isNaN(given) || given <= 0) return `invalid ${what} option "timeoutMs": expected a number > 0 (or Infinity), got ${describe(given)}`;
+  if (given !== Infinity && given > MAX_DURATION_MS) return `invalid ${what} option "timeoutMs": expected at most ${MAX_DURATION_MS} (or Infinity), got number ${given}: the longest timer node can keep is ${MAX_DURATION_MS} ms (about 24.8 days); a longer one would fire after 1 ms`;
   return null;
 }
 

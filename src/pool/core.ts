@@ -81,4 +81,6 @@ export interface PoolCore<T> extends EntryOwner<T> {
   /** Pressure or a leak: capture every call site from the next acquire on, for a while. */
   escalate(now: number): void;
   leaseInfo(entry: PoolEntry<T>, now: number): LeaseInfo;
+  /** Creation failed for good (CreateContext.permanent): every waiter fails now, with `cause`. */
+  failWaiters(cause: unknown): void;
 }

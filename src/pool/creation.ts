@@ -7,6 +7,14 @@ import { CreateTimeoutError, CreateUnwantedError, InvalidOptionError } from './e
 import type { CreateContext } from './options.js';
 import { EntryState, NO_GUARD, PoolEntry, type LendGuard } from './pool-entry.js';
 
+/** Errors a factory marked permanent (CreateContext.permanent). */
+const permanentErrors = new WeakSet<object>();
+
+function markPermanent<E>(error: E): E {
+  if ((typeof error === 'object' && error !== null) || typeof error === 'function') permanentErrors.add(error);
+  return error;
+}
+
 interface CreateAttempt<T> {
   readonly controller: AbortController;
   /** Aborted when no waiter needs this creation any more (CreateContext.unwanted). */
@@ -29,6 +37,8 @@ export class Creation<T> {
   #entrySeq = 0;
   consecutiveFailures = 0;
   lastError: unknown = undefined;
+  /** The last creation failed with an error marked permanent; cleared by the next success. */
+  permanentError: unknown = undefined;
   #backoffUntil = -Infinity;
   #backoffTimer: TimerHandle | null = null;
   /** Whether the backoff timer keeps the process alive (someone awaits the retry). */
@@ -48,8 +58,8 @@ export class Creation<T> {
 
   /** Resolves once `min` resources exist; rejects with the creation error if the first attempt to get there fails. */
   ready(closedError: () => Error): Promise<void> {
-    if (this.#minReached) return Promise.resolve();
     if (!this.#core.isOpen()) return Promise.reject(closedError());
+    if (this.#minReached) return Promise.resolve();
     if (this.#ready === null) {
       let resolve!: () => void;
       let reject!: (e: unknown) => void;
@@ -72,7 +82,9 @@ export class Creation<T> {
     const supply = creating + core.validatingForQueue + core.resetting;
     // HikariCP's elision: create only for waiters not already covered by creations in flight or
     // validations about to finish, and for `min`.
-    let wanted = Math.max(core.queue.pending - supply, o.min - core.all.size - creating);
+    // After a permanent failure one creation keeps retrying (with backoff) even with nobody waiting,
+    // so the pool heals once the cause is fixed.
+    let wanted = Math.max(core.queue.pending - supply, o.min - core.all.size - creating, this.permanentError === undefined ? 0 : 1 - creating);
     if (wanted <= 0 || core.all.size + creating >= o.max || creating >= o.maxConcurrentCreates) return;
     if (core.now() < this.#backoffUntil) return; // the backoff timer pumps again when it ends
     while (wanted-- > 0 && core.all.size + this.#attempts.size < o.max && this.#attempts.size < o.maxConcurrentCreates) {
@@ -113,6 +125,7 @@ export class Creation<T> {
         if (attempt.entry !== null) this.#revoke(attempt.entry, reason);
         else attempt.invalidated ??= { reason };
       },
+      permanent: markPermanent,
       guard: (guard: LendGuard) => {
         if (typeof guard !== 'object' || (guard as unknown) === null || typeof guard.validUntil !== 'number') {
           throw new InvalidOptionError('guard', `invalid CreateContext.guard() argument: expected an object with a numeric validUntil, got ${describe(guard)}`);
@@ -188,6 +201,12 @@ export class Creation<T> {
     this.#backoffUntil = core.now() + delay;
     this.#armBackoff(delay);
     core.signals.createError(error, this.consecutiveFailures, delay);
+    if ((typeof error === 'object' && error !== null) || typeof error === 'function' ? permanentErrors.has(error) : false) {
+      this.permanentError = error;
+      core.failWaiters(error);
+    } else {
+      this.permanentError = undefined;
+    }
     if (this.#ready !== null && !this.#minReached) {
       this.#ready.reject(error);
       this.#ready = null;
@@ -235,6 +254,7 @@ export class Creation<T> {
     core.counters.created++;
     if (!late) {
       this.consecutiveFailures = 0;
+      this.permanentError = undefined;
       this.#backoffUntil = -Infinity;
     }
     core.signals.create(entry, now - attempt.startedAt);
@@ -294,8 +314,20 @@ export class Creation<T> {
     for (const attempt of this.#attempts) attempt.controller.abort(error);
   }
 
-  /** Shutdown, last step: creations that did not notice the abort are given up (destroyed if they ever arrive). */
-  abandonAll(error: Error): void {
+  /** Shutdown, last step: creations that did not notice the abort are given up (destroyed if they ever arrive); returns how long each ran. */
+  abandonAll(error: Error): { runningMs: number }[] {
+    const now = this.#core.now();
+    const abandoned = [...this.#attempts].map((attempt) => ({ runningMs: now - attempt.startedAt }));
     for (const attempt of [...this.#attempts]) this.#abandon(attempt, error);
+    return abandoned;
+  }
+
+  /** For the acquire-timeout message: creations in flight and how long the oldest has run (a hung factory). */
+  describe(now: number): string[] {
+    if (this.#attempts.size === 0) return [];
+    let oldest = now;
+    for (const attempt of this.#attempts) if (attempt.startedAt < oldest) oldest = attempt.startedAt;
+    const n = this.#attempts.size;
+    return [`${n} creation${n === 1 ? '' : 's'} running for ${Math.round(now - oldest)} ms${n === 1 ? '' : ' (the oldest)'} (createTimeoutMs=${this.#core.o.createTimeoutMs})`];
   }
 }

@@ -1,7 +1,7 @@
 /** The pool's error classes, each with a stable `code` (the base class and codes live in src/internal/errors.ts). */
 import { ErrorCodes, LifeguardError } from '../internal/errors.js';
 
-export { ErrorCodes, LifeguardError, InvalidOptionError, type ErrorCode } from '../internal/errors.js';
+export { ErrorCodes, LifeguardError, InvalidOptionError, InvalidArgumentError, type ErrorCode } from '../internal/errors.js';
 
 /** The acquire deadline passed. `cause` is the last creation error when creation was failing. */
 export class AcquireTimeoutError extends LifeguardError {
@@ -84,5 +84,16 @@ export class ValidationTimeoutError extends LifeguardError {
 export class DestroyTimeoutError extends LifeguardError {
   constructor(message: string) {
     super(ErrorCodes.DESTROY_TIMEOUT, message);
+  }
+}
+
+/**
+ * Creation failed with an error the factory marked permanent (`CreateContext.permanent`: a wrong password,
+ * an unknown database): waiting acquires fail at once instead of at their deadline. `cause` is the error.
+ * The pool keeps retrying in the background, with backoff, and lends again once a creation succeeds.
+ */
+export class CreateFailedError extends LifeguardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCodes.CREATE_FAILED, message, options);
   }
 }

@@ -30,6 +30,12 @@ export class Maintenance<T> {
   readonly #core: PoolCore<T>;
   /** `factory.destroy` calls in flight. */
   readonly destroys = new Map<Promise<void>, Disposal>();
+  /**
+   * Entries destroyed while another live entry holds the very same resource (a factory that returned one
+   * object twice): their `factory.destroy` waits until no live entry holds it, so a resource still lent
+   * under another lease is never destroyed.
+   */
+  readonly #deferred = new Map<unknown, PoolEntry<T>[]>();
   destroyTimeouts = 0;
 
   constructor(core: PoolCore<T>) {
@@ -68,9 +74,14 @@ export class Maintenance<T> {
     const core = this.#core;
     core.idle.remove(entry);
     entry.state = EntryState.VALIDATING;
+    entry.probing = true;
     core.probing++;
     this.#validate(entry, (ok, error) => {
-      core.probing--;
+      // Destroyed meanwhile (revoked, closed): its destroy already stopped counting it.
+      if (entry.probing) {
+        entry.probing = false;
+        core.probing--;
+      }
       if (entry.state === EntryState.DESTROYED) {
         core.wakeClose();
         core.pump();
@@ -154,8 +165,27 @@ export class Maintenance<T> {
     }).then((ok) => { done(ok, ok ? undefined : new Error('factory.validate returned false')); }, (error: unknown) => { done(false, error); });
   }
 
+  /** Disposes of a destroyed entry's resource, unless a live entry still holds the same one (then later). */
+  retire(entry: PoolEntry<T>): void {
+    const core = this.#core;
+    const resource = entry.resource;
+    for (const other of core.all) {
+      if (other.resource === resource) {
+        const waiting = this.#deferred.get(resource);
+        if (waiting === undefined) this.#deferred.set(resource, [entry]);
+        else waiting.push(entry);
+        return;
+      }
+    }
+    this.#dispose(entry);
+    const waiting = this.#deferred.get(resource);
+    if (waiting === undefined) return;
+    this.#deferred.delete(resource);
+    for (const earlier of waiting) this.#dispose(earlier);
+  }
+
   /** Calls factory.destroy under destroyTimeoutMs; errors and timeouts are reported, never thrown. */
-  dispose(entry: PoolEntry<T>): void {
+  #dispose(entry: PoolEntry<T>): void {
     const core = this.#core;
     const o = core.o;
     const work = bounded(core.clock, settle(() => o.factory.destroy(entry.resource)), o.destroyTimeoutMs, () => {

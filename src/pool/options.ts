@@ -4,7 +4,7 @@ import type { Clock } from '../internal/clock.js';
 import type { Budget } from '../budget/budget.js';
 import type { LendGuard } from './pool-entry.js';
 import { InvalidOptionError } from '../internal/errors.js';
-import { clockOption, describe, fail, numberOption, oneOf, rejectUnknownKeys } from '../internal/options.js';
+import { clockOption, describe, durationOption, fail, numberOption, oneOf, rejectUnknownKeys, timeoutProblem } from '../internal/options.js';
 
 // Re-exported for the folders that still import the validators from here.
 export { describe, numberOption, rejectUnknownKeys, type NumberRule } from '../internal/options.js';
@@ -44,6 +44,13 @@ export interface CreateContext {
    * wins). Without a guard: `validUntil` is Infinity.
    */
   readonly guard: (guard: LendGuard) => void;
+  /**
+   * Marks a creation error as permanent (a wrong password, an unknown database or role) and returns it:
+   * `throw context.permanent(error)`. Waiting acquires then fail at once with `LG_CREATE_FAILED` (cause:
+   * the error), as do new acquires that would have to wait for a creation, instead of waiting out their
+   * deadline; the pool keeps retrying in the background with backoff and lends again once one succeeds.
+   */
+  readonly permanent: <E>(error: E) => E;
 }
 
 /** Passed to {@link Factory.validate}. */
@@ -195,8 +202,8 @@ export function resolvePoolOptions<T>(options: PoolOptions<T>): ResolvedPoolOpti
   if (maxConcurrentCreates > max) {
     throw new InvalidOptionError('maxConcurrentCreates', `invalid option "maxConcurrentCreates": must be <= max (${max}), got number ${maxConcurrentCreates}`);
   }
-  const createRetryInitialDelayMs = numberOption(source, 'createRetryInitialDelayMs', 100, { min: 1 });
-  const createRetryMaxDelayMs = numberOption(source, 'createRetryMaxDelayMs', Math.max(5000, createRetryInitialDelayMs), { min: 1 });
+  const createRetryInitialDelayMs = durationOption(source, 'createRetryInitialDelayMs', 100, { min: 1 });
+  const createRetryMaxDelayMs = durationOption(source, 'createRetryMaxDelayMs', Math.max(5000, createRetryInitialDelayMs), { min: 1 });
   if (createRetryMaxDelayMs < createRetryInitialDelayMs) {
     throw new InvalidOptionError('createRetryMaxDelayMs', `invalid option "createRetryMaxDelayMs": must be >= createRetryInitialDelayMs (${createRetryInitialDelayMs}), got number ${createRetryMaxDelayMs}`);
   }
@@ -222,7 +229,7 @@ export function resolvePoolOptions<T>(options: PoolOptions<T>): ResolvedPoolOpti
 
   const timings = [idleTimeoutMs, maxLifetimeMs, keepAliveIntervalMs, leakDetection === 'off' ? 0 : leakWarnAfterMs, reclaimAfterMs].filter((t) => t > 0);
   const derivedPeriod = Math.max(10, Math.min(1000, Math.floor(Math.min(Infinity, ...timings) / 4)));
-  const housekeepingIntervalMs = numberOption(source, 'housekeepingIntervalMs', derivedPeriod, { min: 1 });
+  const housekeepingIntervalMs = durationOption(source, 'housekeepingIntervalMs', derivedPeriod, { min: 1 });
 
   const clock = clockOption(source);
 
@@ -236,15 +243,15 @@ export function resolvePoolOptions<T>(options: PoolOptions<T>): ResolvedPoolOpti
     name,
     max,
     min,
-    acquireTimeoutMs: numberOption(source, 'acquireTimeoutMs', 30_000, { min: 1, allowInfinity: true }),
+    acquireTimeoutMs: durationOption(source, 'acquireTimeoutMs', 30_000, { min: 1, allowInfinity: true }),
     maxWaiting: numberOption(source, 'maxWaiting', Infinity, { integer: true, min: 0, allowInfinity: true }),
-    createTimeoutMs: numberOption(source, 'createTimeoutMs', 30_000, { min: 1, allowInfinity: true }),
+    createTimeoutMs: durationOption(source, 'createTimeoutMs', 30_000, { min: 1, allowInfinity: true }),
     maxConcurrentCreates,
     createRetryInitialDelayMs,
     createRetryMaxDelayMs,
-    destroyTimeoutMs: numberOption(source, 'destroyTimeoutMs', 5000, { min: 1, allowInfinity: true }),
+    destroyTimeoutMs: durationOption(source, 'destroyTimeoutMs', 5000, { min: 1, allowInfinity: true }),
     validateAfterIdleMs: numberOption(source, 'validateAfterIdleMs', 500),
-    validateTimeoutMs: numberOption(source, 'validateTimeoutMs', 5000, { min: 1, allowInfinity: true }),
+    validateTimeoutMs: durationOption(source, 'validateTimeoutMs', 5000, { min: 1, allowInfinity: true }),
     idleTimeoutMs,
     maxLifetimeMs,
     maxLifetimeJitterMs,
@@ -277,10 +284,12 @@ const ACQUIRE_KEYS = 'label, signal, timeoutMs';
  * be ignored): null when valid, else the error to reject with. No allocation when valid.
  */
 export function checkAcquireOptions(options: AcquireOptions): InvalidOptionError | null {
-  const given: unknown = options.timeoutMs;
-  if (given !== undefined && (typeof given !== 'number' || Number.isNaN(given) || given <= 0)) {
-    return new InvalidOptionError('timeoutMs', `invalid acquire() option "timeoutMs": expected a number > 0 (or Infinity), got ${describe(given)}`);
+  if (typeof options !== 'object' || (options as unknown) === null || Array.isArray(options)) {
+    return new InvalidOptionError('options', `invalid acquire() options: expected an object or undefined, got ${describe(options)}`);
   }
+  const given: unknown = options.timeoutMs;
+  const problem = given === undefined ? null : timeoutProblem('acquire()', given);
+  if (problem !== null) return new InvalidOptionError('timeoutMs', problem);
   for (const key in options) {
     if (key !== 'timeoutMs' && key !== 'label' && key !== 'signal') {
       return new InvalidOptionError(key, `unknown acquire() option "${key}"; known options: ${ACQUIRE_KEYS}`);
@@ -300,7 +309,10 @@ export function checkAcquireOptions(options: AcquireOptions): InvalidOptionError
 const CLOSE_KEYS = new Set(['timeoutMs']);
 
 /** `close()`'s grace period, from its options. */
-export function closeTimeout(options: object): number {
+export function closeTimeout(options: unknown): number {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidOptionError('options', `invalid close() options: expected an object or undefined, got ${describe(options)}`);
+  }
   rejectUnknownKeys(options, CLOSE_KEYS, 'close()');
-  return numberOption(options as Record<string, unknown>, 'timeoutMs', 30_000, { allowInfinity: true });
+  return durationOption(options as Record<string, unknown>, 'timeoutMs', 30_000, { allowInfinity: true });
 }

@@ -73,6 +73,8 @@ export class PoolEntry<T> {
    * the resource is revoked, never lent or handed over again. A null object by default.
    */
   guard: LendGuard = NO_GUARD;
+  /** Out for a keep-alive probe: still counted as idle until the probe ends or the resource is destroyed. */
+  probing = false;
 
   constructor(id: number, owner: EntryOwner<T>, resource: T, createdAt: number, expiresAt: number) {
     this.id = id;

@@ -10,12 +10,13 @@ import { withBudget } from './budget-option.js';
 import type { AcquireReceiver, PoolCore, PoolCounters, Waiter } from './core.js';
 import { Creation } from './creation.js';
 import { channels, inspectResources, type PoolInspection } from './diagnostics.js';
-import { AcquireAbortedError, AcquireTimeoutError, ForeignLeaseError, PoolClosedError, QueueFullError } from './errors.js';
+import { describe } from '../internal/options.js';
+import { AcquireAbortedError, AcquireTimeoutError, CreateFailedError, ForeignLeaseError, InvalidArgumentError, PoolClosedError, QueueFullError } from './errors.js';
 import type { LeaseInfo, PoolEvents } from './events.js';
 import { LeakWatch, leaseInfo } from './leak-watch.js';
 import { Lease, kEntry, kOwner } from './lease.js';
 import { Maintenance } from './maintenance.js';
-import { timeoutMessage } from './messages.js';
+import { errorText, timeoutMessage } from './messages.js';
 import { checkAcquireOptions, closeTimeout, resolvePoolOptions, type AcquireOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
 import { DESTROY_REASONS, EntryState, type DestroyReason, type PoolEntry } from './pool-entry.js';
 import { registerPool, unregisterPool } from './registry.js';
@@ -189,6 +190,13 @@ export class Pool<T> {
         this.#escalate(now);
       },
       leaseInfo: (entry, now) => leaseInfo(core, entry, now),
+      failWaiters: (cause) => {
+        let waiter: Waiter<T> | undefined;
+        while ((waiter = this.#queue.next()) !== undefined) {
+          this.#unqueue(waiter);
+          refuse(waiter.receiver, this.#createFailed(cause));
+        }
+      },
     };
     this.#core = core;
     this.#creation = new Creation(core);
@@ -341,6 +349,7 @@ export class Pool<T> {
 
   /** Runs `fn` with a resource: released when `fn` settles successfully, destroyed when it throws. */
   async use<R>(fn: (resource: T, lease: Lease<T>) => R | PromiseLike<R>, options?: AcquireOptions): Promise<R> {
+    if (typeof fn !== 'function') throw new InvalidArgumentError('fn', `pool.use(fn) needs a function, got ${describe(fn)}; nothing was acquired (pool "${this.#o.name}")`);
     // eslint-disable-next-line @typescript-eslint/unbound-method -- only a marker: stack frames above it are dropped
     const lease = await (this.#acquire(options, this.use, null) as Promise<Lease<T>>);
     let result: R;
@@ -421,7 +430,14 @@ export class Pool<T> {
    * timer, socket or listener.
    */
   close(options: CloseOptions = {}): Promise<CloseReport> {
-    return this.#shutdown.close(closeTimeout(options));
+    let timeoutMs: number;
+    try {
+      timeoutMs = closeTimeout(options);
+    } catch (error) {
+      // A bad argument to an async method is a rejection, never a synchronous throw.
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    return this.#shutdown.close(timeoutMs);
   }
 
   /**
@@ -488,6 +504,11 @@ export class Pool<T> {
       }
     }
 
+    const permanent = this.#creation.permanentError;
+    if (permanent !== undefined && this.#all.size + this.#creation.size < this.#o.max) {
+      // It would wait for a creation that fails for good until someone fixes the cause.
+      return this.#refuse(receiver, this.#createFailed(permanent));
+    }
     if (this.#queue.pending >= this.#o.maxWaiting) {
       this.#counters.rejectedQueueFull++;
       return this.#refuse(receiver, new QueueFullError(`acquire rejected: the wait queue is full (maxWaiting=${this.#o.maxWaiting}; ${this.#describeState()})`));
@@ -590,6 +611,10 @@ export class Pool<T> {
     refuse(waiter.receiver, new AcquireAbortedError(`acquire aborted after ${waited} ms (${this.#describeState()})`, { cause: waiter.signal?.reason }));
   }
 
+  #createFailed(cause: unknown): CreateFailedError {
+    return new CreateFailedError(`cannot lend from pool "${this.#o.name}": creation failed with an error marked permanent (${errorText(cause)}); retrying in the background (${this.#describeState()})`, { cause });
+  }
+
   #timeOut(waiter: Waiter<T>, now: number): void {
     const creation = this.#creation;
     const message = timeoutMessage({
@@ -598,7 +623,7 @@ export class Pool<T> {
       leases: this.leases(),
       consecutiveCreateFailures: creation.consecutiveFailures,
       lastCreateError: creation.lastError,
-      extra: [],
+      extra: creation.describe(now),
     });
     this.#unqueue(waiter);
     this.#counters.timeouts++;
@@ -736,10 +761,14 @@ export class Pool<T> {
       entry.tracked = false;
       this.#leak.untrack(entry);
     }
+    if (entry.probing) {
+      entry.probing = false;
+      this.#core.probing--;
+    }
     this.#all.delete(entry);
     this.#counters.destroyed[reason]++;
     this.#signals.destroy(entry, reason, cause, !wasLent && reason !== 'closed' && reason !== 'leak' && reason !== 'revoked');
-    this.#maintenance.dispose(entry);
+    this.#maintenance.retire(entry);
   }
 
   // ---------------------------------------------------------------------------------------------------

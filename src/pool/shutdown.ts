@@ -13,6 +13,10 @@ export interface CloseReport {
   readonly outstanding: readonly LeaseInfo[];
   /** Resources whose `factory.destroy` did not settle within `destroyTimeoutMs`. */
   readonly destroyTimeouts: number;
+  /** Creations still running when the pool stopped waiting for them (destroyed if they ever arrive). */
+  readonly abandonedCreates: readonly { readonly runningMs: number }[];
+  /** `factory.destroy` calls still running when the pool stopped waiting for them. */
+  readonly abandonedDestroys: readonly { readonly resourceId: number; readonly runningMs: number }[];
 }
 
 /** What shutdown asks of the pool itself. */
@@ -89,13 +93,19 @@ export class Shutdown<T> {
     // 4. Creations still in flight get at most destroyTimeoutMs to notice the abort; stragglers that
     //    arrive later are destroyed on arrival.
     await this.#waitUntil(() => this.#creation.size === 0, o.destroyTimeoutMs);
-    this.#creation.abandonAll(waiterError);
+    const abandonedCreates = this.#creation.abandonAll(waiterError);
     // Each destroy is bounded by its own (unref'd) timer; this ref'd wait keeps the process alive until
     // they settle or time out, so the caller of close() always gets its report.
     await this.#waitUntil(() => this.#maintenance.destroys.size === 0, o.destroyTimeoutMs);
 
     this.#done = true;
-    const report: CloseReport = { outstanding, destroyTimeouts: this.#maintenance.destroyTimeouts };
+    const end = core.now();
+    const abandonedDestroys = [...this.#maintenance.destroys.values()].map((d) => ({ resourceId: d.resourceId, runningMs: end - d.startedAt }));
+    if (abandonedCreates.length > 0 || abandonedDestroys.length > 0) {
+      // Never a silent wait: say what was given up on, and for how long it had run.
+      process.emitWarning(`pool "${o.name}" closed without waiting further for ${abandonedCreates.length} factory.create and ${abandonedDestroys.length} factory.destroy call(s) still running (longest ${Math.round(Math.max(0, ...abandonedCreates.map((c) => c.runningMs), ...abandonedDestroys.map((d) => d.runningMs)))} ms)`, { code: 'LIFEGUARD_ABANDONED' });
+    }
+    const report: CloseReport = { outstanding, destroyTimeouts: this.#maintenance.destroyTimeouts, abandonedCreates, abandonedDestroys };
     this.#hooks.closed(report);
     return report;
   }
