@@ -37,6 +37,7 @@ export class LeakWatch<T> {
     const o = core.o;
     // Oldest lease first, so reports read in the order the leaks happened.
     const leased = [...core.all].filter((e) => e.state === EntryState.LEASED).sort((a, b) => a.leaseId - b.leaseId);
+    const unheard: Unheard[] = [];
     for (const entry of leased) {
       if (entry.lease !== null) {
         core.leak.track(entry.lease, { entry, leaseId: entry.leaseId } satisfies DroppedToken<T>);
@@ -46,13 +47,14 @@ export class LeakWatch<T> {
       const held = now - entry.acquiredAt;
       if (o.reclaimAfterMs > 0 && held >= o.reclaimAfterMs) {
         core.counters.revoked++;
-        this.#report('reclaimed', entry, now);
+        this.#report('reclaimed', entry, now, unheard);
         core.destroyEntry(entry, 'revoked', undefined);
       } else if (o.leakWarnAfterMs > 0 && held >= o.leakWarnAfterMs && entry.leakReportedAt === 0) {
         entry.leakReportedAt = now;
-        this.#report('held', entry, now);
+        this.#report('held', entry, now, unheard);
       }
     }
+    this.#writeGrouped(unheard);
     // A waiter past half its deadline is pressure: capture every site until it passes.
     const head = core.queue.next();
     if (head !== undefined && now - head.enqueuedAt > head.timeoutMs / 2) core.escalate(now);
@@ -60,10 +62,42 @@ export class LeakWatch<T> {
 
   /** A lease reported as held too long came back: say so, with how long it was out. */
   returned(entry: PoolEntry<T>, now: number): void {
-    this.#core.signals.unleaked(entry, now - entry.acquiredAt);
+    const core = this.#core;
+    const heldMs = now - entry.acquiredAt;
+    core.signals.unleaked(entry, heldMs);
+    if (core.signals.heard('unleaked') || core.signals.heard('leak')) return;
+    // Its report went to stderr: so does the follow-up, or the report would read as a leak for good.
+    const site = entry.site?.frame ?? null;
+    const msg = `lease #${entry.leaseId} of pool "${core.o.name}" returned after ${Math.round(heldMs)} ms (reported held too long after ${Math.round(entry.leakReportedAt - entry.acquiredAt)} ms)${entry.label === undefined ? '' : ` (label "${entry.label}")`}, acquired at ${site ?? '(site not sampled)'}`;
+    process.stderr.write(`${JSON.stringify({ level: 'info', code: 'LG_LEAK_RETURNED', msg, pool: core.o.name, leaseId: entry.leaseId, heldMs: Math.round(heldMs), label: entry.label, site })}\n`);
   }
 
-  #report(kind: LeakReport['kind'], entry: PoolEntry<T>, now: number): void {
+  /** Reports nobody listened for, one line per kind and acquire site instead of one per lease. */
+  #writeGrouped(unheard: readonly Unheard[]): void {
+    const groups = new Map<string, Unheard[]>();
+    for (const u of unheard) {
+      const key = `${u.report.kind}\u0000${u.report.site ?? ''}`;
+      const group = groups.get(key);
+      if (group === undefined) groups.set(key, [u]);
+      else group.push(u);
+    }
+    const o = this.#core.o;
+    for (const group of groups.values()) {
+      const first = group[0] as Unheard;
+      const r = first.report;
+      if (group.length === 1) {
+        writeLine(r, first.message);
+        continue;
+      }
+      const held = group.map((u) => Math.round(u.report.heldMs));
+      const what = r.kind === 'held' ? `held for ${Math.min(...held)}-${Math.max(...held)} ms (leakWarnAfterMs=${o.leakWarnAfterMs})` : `revoked after ${Math.min(...held)}-${Math.max(...held)} ms (reclaimAfterMs=${o.reclaimAfterMs}); their resources were destroyed`;
+      const ids = group.map((u) => u.report.id);
+      const msg = `${group.length} leases of pool "${r.pool}" ${what}, all acquired at ${r.site ?? '(site not sampled)'} (leases #${ids.join(', #')})`;
+      process.stderr.write(`${JSON.stringify({ level: 'warn', code: LEAK_CODES[r.kind], msg, pool: r.pool, count: group.length, leaseIds: ids, heldMs: held, site: r.site, stack: r.stack })}\n`);
+    }
+  }
+
+  #report(kind: LeakReport['kind'], entry: PoolEntry<T>, now: number, unheard?: Unheard[]): void {
     const core = this.#core;
     core.counters.leaks++;
     core.escalate(now);
@@ -71,10 +105,20 @@ export class LeakWatch<T> {
     const report: LeakReport = { kind, ...info };
     const message = leakMessage(kind, info, core.o.leakWarnAfterMs, core.o.reclaimAfterMs);
     if (!core.signals.leak(report, message)) {
-      // One structured line when nobody listens, so a leak is never silent.
-      process.stderr.write(`${JSON.stringify({ level: 'warn', code: LEAK_CODES[kind], msg: message, pool: info.pool, leaseId: info.id, heldMs: Math.round(info.heldMs), label: info.label, site: info.site, stack: info.stack })}\n`);
+      // A structured line when nobody listens, so a leak is never silent (grouped by site in a sweep).
+      if (unheard === undefined) writeLine(report, message);
+      else unheard.push({ report, message });
     }
   }
+}
+
+interface Unheard {
+  readonly report: LeakReport;
+  readonly message: string;
+}
+
+function writeLine(report: LeakReport, message: string): void {
+  process.stderr.write(`${JSON.stringify({ level: 'warn', code: LEAK_CODES[report.kind], msg: message, pool: report.pool, leaseId: report.id, heldMs: Math.round(report.heldMs), label: report.label, site: report.site, stack: report.stack })}\n`);
 }
 
 /** The public record of an outstanding lease. */

@@ -107,6 +107,8 @@ export class Pool<T> {
   readonly #preciseIdle: boolean;
   /** Acquires until the next call-site capture (leak detection's sampling, counted here: no call per acquire). */
   #captureIn: number;
+  /** Sampled mode: also capture while the pool is partly in use (see #acquire). */
+  readonly #captureUnderLoad: boolean;
   /** True while a lease is being handed to a receiver; grants made meanwhile wait in #deliveries. */
   #delivering = false;
   /** Triples of (receiver, lease, now) granted during a delivery, handed out by the outermost one. */
@@ -223,6 +225,7 @@ export class Pool<T> {
       },
     });
     this.#captureIn = this.#leak.nextCapture(this.#coarseNow);
+    this.#captureUnderLoad = o.leakDetection === 'sampled';
     this.#housekeeper = Housekeeper.for(clock);
     this.#task = {
       periodMs: o.housekeepingIntervalMs,
@@ -467,6 +470,12 @@ export class Pool<T> {
     if (--this.#captureIn <= 0) {
       site = this.#leak.capture(callee);
       this.#captureIn = this.#leak.nextCapture(this.#coarseNow);
+    } else if (this.#captureUnderLoad) {
+      // Leaks come in bursts, and a burst is what exhausts a pool: while other leases are out (or
+      // waiting) and the pool is not yet saturated, every acquire captures its site. An idle pool's
+      // acquires (the uncontended hot path) and a saturated queue's (escalation covers it) do not.
+      const busy = this.#all.size - this.#idle.length + this.#queue.pending;
+      if (busy > 0 && busy < this.#o.max) site = this.#leak.capture(callee);
     }
     let timeoutMs = this.#o.acquireTimeoutMs;
     let label: string | undefined;

@@ -34,6 +34,11 @@ export class Signals<T> {
     });
   }
 
+  /** Whether someone listens for `event` (leak reports fall back to stderr otherwise). */
+  heard(event: keyof PoolEvents<T>): boolean {
+    return this.#wants(event);
+  }
+
   #wants(event: keyof PoolEvents<T>): boolean {
     return this.listening && this.events.hasListeners(event);
   }
