@@ -6,7 +6,7 @@ import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
 import { WaitQueue } from '../internal/wait-queue.js';
 import { LeakDetector, NO_LEAK_DETECTION, type LeakTracking } from '../leak/leak-detector.js';
 import type { AcquireSite } from '../leak/site.js';
-import { withBudget } from './budget-option.js';
+import { budgetStatsOf, describeBudget, withBudget, type PermitWaits } from './budget-option.js';
 import type { AcquireReceiver, PoolCore, PoolCounters, Waiter } from './core.js';
 import { Creation } from './creation.js';
 import { channels, inspectResources, type PoolInspection } from './diagnostics.js';
@@ -92,6 +92,8 @@ export class Pool<T> {
   readonly #maintenance: Maintenance<T>;
   readonly #leakWatch: LeakWatch<T>;
   readonly #shutdown: Shutdown<T>;
+  /** With a budget: this pool's creations waiting for a permit. */
+  readonly #permitWaits: PermitWaits = { creates: 0 };
 
   #state = OPEN;
   #leaseSeq = 0;
@@ -133,7 +135,7 @@ export class Pool<T> {
 
   constructor(options: PoolOptions<T>) {
     // The budget option wraps the factory: a permit before each create, given back after each destroy.
-    const o = withBudget(resolvePoolOptions(options));
+    const o = withBudget(resolvePoolOptions(options), this.#permitWaits);
     this.#o = o;
     const clock = o.clock ?? systemClock;
     this.#clock = clock;
@@ -423,6 +425,7 @@ export class Pool<T> {
       dropped: c.dropped,
       revoked: c.revoked,
       destroyed: { ...c.destroyed },
+      ...(this.#o.budget === undefined ? {} : { budget: budgetStatsOf(this.#o.budget, this.#permitWaits) }),
     };
   }
 
@@ -632,7 +635,7 @@ export class Pool<T> {
       leases: this.leases(),
       consecutiveCreateFailures: creation.consecutiveFailures,
       lastCreateError: creation.lastError,
-      extra: creation.describe(now),
+      extra: this.#o.budget === undefined ? creation.describe(now) : [...creation.describe(now), describeBudget(budgetStatsOf(this.#o.budget, this.#permitWaits))],
     });
     this.#unqueue(waiter);
     this.#counters.timeouts++;

@@ -210,3 +210,27 @@ describe('Pool option "budget"', () => {
     assert.throws(() => new Pool({ factory: factory.basic(), budget: {} as never }), { message: /invalid option "budget".*got an object/ });
   });
 });
+
+describe('budget clarity (issue 15 §2, pool side)', () => {
+  it('stats() and the acquire-timeout message say how many creations wait for the budget, with its key, limit, held and waiting here', async () => {
+    const clock = new FakeClock();
+    const budget = createBudget({ limit: 1, key: 'registry', clock });
+    const a = new Pool<TestResource>({ factory: new TestFactory().basic(), clock, max: 2, budget, name: 'a' });
+    const b = new Pool<TestResource>({ factory: new TestFactory().basic(), clock, max: 2, budget, name: 'b', acquireTimeoutMs: 1000 });
+    const held = await a.acquire();
+    const waiting = b.acquire().then(() => new Error('lent'), (e: unknown) => e as Error);
+    await flush();
+    assert.deepEqual(b.stats().budget, { key: 'registry', limit: 1, heldHere: 1, waitingHere: 1, createsWaiting: 1 });
+    assert.equal(a.stats().budget?.createsWaiting, 0);
+    await clock.advance(1000);
+    const error = await waiting;
+    assert.match(error.message, /budget "registry": 1 creation of this pool waiting for a permit; limit=1 held here=1 waiting here=1/);
+    held.release();
+    await a.close();
+    await b.close();
+    await budget.close();
+    const plain = new Pool<TestResource>({ factory: new TestFactory().basic(), clock });
+    assert.equal(plain.stats().budget, undefined, 'no budget, no budget field');
+    await plain.close();
+  });
+});
