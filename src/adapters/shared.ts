@@ -273,3 +273,16 @@ export class ConnectionWatch {
     socket.once('close', () => { this.report('lost its socket'); });
   }
 }
+
+/**
+ * True for a driver error no retry can fix soon: wrong credentials, an unknown database or role
+ * (PostgreSQL 28P01, 28000, 3D000; MySQL 1045, 1044, 1049; Redis NOAUTH, WRONGPASS). An adapter's create
+ * passes such an error through `CreateContext.permanent`, so waiting acquires fail at once.
+ */
+export function isPermanentDriverError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, errno, message } = error as { code?: unknown; errno?: unknown; message?: unknown };
+  if (code === '28P01' || code === '28000' || code === '3D000') return true;
+  if (errno === 1045 || errno === 1044 || errno === 1049) return true;
+  return typeof message === 'string' && /^(NOAUTH|WRONGPASS)\b/.test(message);
+}

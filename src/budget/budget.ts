@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from '../internal/clock.js';
-import { InvalidOptionError } from '../pool/errors.js';
-import { describe } from '../pool/options.js';
+import { InvalidOptionError } from '../internal/errors.js';
+import { describe, timeoutProblem } from '../internal/options.js';
 import { BudgetAbortedError, BudgetClosedError, PermitLostError } from './errors.js';
 
 /** Options of one {@link Budget.acquire} call. */
@@ -25,6 +25,12 @@ export interface Permit {
   readonly lost: AbortSignal;
   /** True once released (or lost). */
   readonly released: boolean;
+  /**
+   * Until when (milliseconds of the budget's clock, which must be the pool's) this process can prove it
+   * holds the permit; Infinity when nothing can take it away. The pool compares it before lending the
+   * connection the permit paid for (`CreateContext.guard`), so a permit about to expire never backs a new lease.
+   */
+  readonly validUntil: number;
   /** Gives the permit back. Idempotent: a second call, or a call after the permit was lost, does nothing. */
   release(): void;
 }
@@ -124,6 +130,7 @@ export function budgetStats(budget: Pick<Budget, 'key' | 'limit'>, held: number,
 export class BudgetPermit implements Permit {
   readonly id: string;
   readonly budgetKey: string;
+  /** See {@link Permit.validUntil}; a store-backed budget moves it with each refresh. */
   validUntil = Infinity;
   readonly #controller = new AbortController();
   readonly #onRelease: (permit: BudgetPermit) => void;
@@ -314,10 +321,9 @@ function acquireTimeout(options: BudgetAcquireOptions | undefined, fallback: num
   }
   const given: unknown = options.timeoutMs;
   if (given === undefined) return fallback;
-  if (typeof given !== 'number' || Number.isNaN(given) || given <= 0) {
-    throw new InvalidOptionError('timeoutMs', `invalid budget acquire() option "timeoutMs": expected a number > 0 (or Infinity), got ${describe(given)}`);
-  }
-  return given;
+  const problem = timeoutProblem('budget acquire()', given);
+  if (problem !== null) throw new InvalidOptionError('timeoutMs', problem);
+  return given as number;
 }
 
 /** Validates the options every budget shares. */
@@ -329,17 +335,5 @@ export function budgetKeyOption(source: Record<string, unknown>, fallback: strin
   return key;
 }
 
-export function clockOption(source: Record<string, unknown>): Clock | undefined {
-  const clock = source['clock'] as Clock | undefined;
-  if (clock !== undefined && (typeof clock !== 'object' || typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function' || typeof clock.clearTimeout !== 'function')) {
-    throw new InvalidOptionError('clock', `invalid option "clock": expected an object with now(), setTimeout() and clearTimeout(), got ${describe(clock)}`);
-  }
-  return clock;
-}
-
-export function objectOption(options: unknown, what: string): Record<string, unknown> {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new InvalidOptionError('options', `invalid ${what} options: expected an object, got ${describe(options)}`);
-  }
-  return options as Record<string, unknown>;
-}
+// The shared validators, re-exported for the budgets' modules.
+export { clockOption, objectOption } from '../internal/options.js';

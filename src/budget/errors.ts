@@ -2,7 +2,7 @@
  * Errors of the fleet budget. Like every Lifeguard error they carry a stable `code` (`LG_BUDGET_...`)
  * that never changes meaning; messages say what failed, why, and the budget's state at that moment.
  */
-import { LifeguardError } from '../pool/errors.js';
+import { LifeguardError } from '../internal/errors.js';
 
 export const BudgetErrorCodes = Object.freeze({
   TIMEOUT: 'LG_BUDGET_TIMEOUT',

@@ -1,6 +1,6 @@
 import { systemClock, type Clock } from '../internal/clock.js';
-import { InvalidOptionError } from '../pool/errors.js';
-import { numberOption, rejectUnknownKeys } from '../pool/options.js';
+import { InvalidOptionError } from '../internal/errors.js';
+import { durationOption, numberOption, rejectUnknownKeys } from '../internal/options.js';
 import { BudgetPermit, WaitQueue, budgetKeyOption, budgetStats, type BudgetCounters, clockOption, objectOption, type Budget, type BudgetAcquireOptions, type BudgetStats, type BudgetUsage, type Permit } from './budget.js';
 import { BudgetClosedError, BudgetTimeoutError } from './errors.js';
 
@@ -39,7 +39,7 @@ export class InProcessBudget implements Budget {
     if (source['limit'] === undefined) throw new InvalidOptionError('limit', 'invalid option "limit": required (the most permits held at once), got undefined');
     this.limit = numberOption(source, 'limit', 0, { integer: true, min: 1 });
     this.key = budgetKeyOption(source, `budget-${++budgetCounter}`);
-    this.#acquireTimeoutMs = numberOption(source, 'acquireTimeoutMs', 30_000, { min: 1, allowInfinity: true });
+    this.#acquireTimeoutMs = durationOption(source, 'acquireTimeoutMs', 30_000, { min: 1, allowInfinity: true });
     this.#clock = clockOption(source) ?? systemClock;
     this.#queue = new WaitQueue(this.key, this.#clock, {
       timeoutError: (waiter, now) => new BudgetTimeoutError(this.key, {

@@ -12,7 +12,8 @@
 export type { Budget, BudgetAcquireOptions, BudgetFleetView, BudgetStats, BudgetUsage, Permit } from './budget.js';
 export { InProcessBudget, createBudget, type InProcessBudgetOptions } from './in-process.js';
 export { RedisBudget, type BudgetFallbackEvent, type RedisBudgetOptions, type RedisBudgetStats } from './redis.js';
-export { budgetedFactory } from './pool-factory.js';
+// Lives with the pool (the option is the pool's); kept here too, where users of the budget look for it.
+export { budgetedFactory } from '../pool/budget-option.js';
 export {
   BudgetErrorCodes,
   BudgetError,

@@ -1,5 +1,6 @@
 import { systemClock, type Clock } from '../internal/clock.js';
 import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
+import { keepTickObjectShape } from '../internal/tick-shape.js';
 import { Pool, kWaiting } from '../pool/pool.js';
 import type { PoolStats } from '../pool/stats.js';
 import { connectionFactory, originParts, type HttpConnection, type OriginParts } from './connection.js';
@@ -159,6 +160,7 @@ export class HttpCore {
   #destroyCause: unknown = undefined;
 
   constructor(o: ResolvedHttpPoolOptions, given: HttpPoolOptions, parent: HttpCore | null, onLeak: (report: BodyLeakReport) => void) {
+    keepTickObjectShape(); // once per process: where it was measured (HTTP clients idle; see tick-shape.ts)
     this.o = o;
     this.given = given;
     this.clock = o.clock ?? systemClock;

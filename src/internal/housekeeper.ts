@@ -1,4 +1,6 @@
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+/** The process-wide, unref'd housekeeping timer that runs every pool's background work. */
+import { Alarm } from './alarm.js';
+import { systemClock, type Clock } from './clock.js';
 
 /**
  * Background work of every pool (idle eviction, lifetimes, keep-alive probes, leak checks, refill) runs
@@ -21,12 +23,14 @@ const byClock = new WeakMap<Clock, Housekeeper>();
 export class Housekeeper {
   readonly #clock: Clock;
   readonly #slots = new Map<HousekeepingTask, Slot>();
-  #timer: TimerHandle | null = null;
-  #timerDueAt = Infinity;
+  readonly #alarm: Alarm;
   #running = false;
 
   private constructor(clock: Clock) {
     this.#clock = clock;
+    this.#alarm = new Alarm(clock, () => {
+      this.#tick();
+    }, true);
   }
 
   /** The process-wide housekeeper of `clock` (the system clock unless a test injects one). */
@@ -45,7 +49,7 @@ export class Housekeeper {
 
   /** True while the shared timer is armed. */
   get active(): boolean {
-    return this.#timer !== null;
+    return this.#alarm.armed;
   }
 
   register(task: HousekeepingTask): void {
@@ -67,23 +71,14 @@ export class Housekeeper {
       this.#disarm();
       return;
     }
-    if (this.#timer !== null && this.#timerDueAt <= dueAt) return;
-    this.#disarm();
-    this.#timerDueAt = dueAt;
-    this.#timer = this.#clock.setTimeout(() => {
-      this.#tick();
-    }, Math.max(0, dueAt - this.#clock.now()), true);
+    this.#alarm.at(dueAt);
   }
 
   #disarm(): void {
-    if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
-    this.#timer = null;
-    this.#timerDueAt = Infinity;
+    this.#alarm.clear();
   }
 
   #tick(): void {
-    this.#timer = null;
-    this.#timerDueAt = Infinity;
     this.#running = true;
     try {
       const now = this.#clock.now();

@@ -1,5 +1,10 @@
+/** The pool's `diagnostics_channel` channels, their message types, and `inspect()`'s snapshot types. */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
+import { Socket as NetSocket } from 'node:net';
+import { wallTime } from '../internal/clock.js';
+import type { PoolCore } from './core.js';
+import { EntryState } from './pool-entry.js';
 import type { CloseReport, Pool } from './pool.js';
 import type { LeakReport, LeaseInfo } from './events.js';
 import type { DestroyReason } from './pool-entry.js';
@@ -17,6 +22,8 @@ export const CHANNELS = Object.freeze({
   createError: 'lifeguard:pool:createError',
   destroy: 'lifeguard:pool:destroy',
   evict: 'lifeguard:pool:evict',
+  destroyError: 'lifeguard:pool:destroyError',
+  validationFailed: 'lifeguard:pool:validationFailed',
   acquire: 'lifeguard:pool:acquire',
   release: 'lifeguard:pool:release',
   queue: 'lifeguard:pool:queue',
@@ -41,6 +48,10 @@ export interface ChannelMessages {
   destroy: Base & { readonly resourceId: number; readonly reason: DestroyReason; readonly cause: unknown };
   /** The pool itself removed an idle resource (idle timeout, lifetime, failed validation or keep-alive, invalidation). */
   evict: Base & { readonly resourceId: number; readonly reason: DestroyReason };
+  /** `factory.destroy` rejected or timed out. */
+  destroyError: Base & { readonly resourceId: number; readonly error: unknown };
+  /** A validation on borrow or a keep-alive probe failed (the resource is destroyed, reason `validation`). */
+  validationFailed: Base & { readonly resourceId: number; readonly error: unknown };
   /** Every acquire, the fast path included (`waitedMs` is 0 there). */
   acquire: Base & { readonly leaseId: number; readonly resourceId: number; readonly waitedMs: number };
   release: Base & { readonly leaseId: number; readonly resourceId: number; readonly heldMs: number };
@@ -87,4 +98,32 @@ export interface PoolInspection {
   readonly name: string;
   readonly stats: PoolStats;
   readonly resources: readonly ResourceInfo[];
+}
+
+/** Every live resource of a pool with its state, age, lease and socket (what `pool.inspect()` lists). */
+export function inspectResources<T>(core: PoolCore<T>, now: number): ResourceInfo[] {
+  const factory = core.o.factory;
+  const resources: ResourceInfo[] = [];
+  for (const entry of core.all) {
+    const lent = entry.state === EntryState.LEASED;
+    let socket: Socket | null = null;
+    if (factory.socket !== undefined) {
+      try {
+        socket = factory.socket(entry.resource) ?? null;
+      } catch {
+        // A hook that throws must not break a diagnosis; the resource is reported without its socket.
+        socket = null;
+      }
+    } else if (entry.resource instanceof NetSocket) socket = entry.resource;
+    resources.push({
+      id: entry.id,
+      state: lent ? 'used' : entry.state === EntryState.IDLE ? 'idle' : entry.state === EntryState.VALIDATING ? 'validating' : 'resetting',
+      createdAt: new Date(wallTime(core.clock, entry.createdAt)),
+      ageMs: now - entry.createdAt,
+      idleMs: entry.state === EntryState.IDLE ? now - entry.idleSince : 0,
+      lease: lent ? core.leaseInfo(entry, now) : null,
+      socket,
+    });
+  }
+  return resources;
 }

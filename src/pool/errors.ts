@@ -1,41 +1,7 @@
-/**
- * Every error Lifeguard throws is a {@link LifeguardError} with a stable `code`. Codes never change
- * meaning; messages say what failed, why, and the pool's state at that moment.
- */
-export const ErrorCodes = Object.freeze({
-  ACQUIRE_TIMEOUT: 'LG_ACQUIRE_TIMEOUT',
-  QUEUE_FULL: 'LG_QUEUE_FULL',
-  POOL_CLOSED: 'LG_POOL_CLOSED',
-  ACQUIRE_ABORTED: 'LG_ACQUIRE_ABORTED',
-  INVALID_OPTION: 'LG_INVALID_OPTION',
-  DOUBLE_RELEASE: 'LG_DOUBLE_RELEASE',
-  FOREIGN_LEASE: 'LG_FOREIGN_LEASE',
-  LEASE_RELEASED: 'LG_LEASE_RELEASED',
-  LEASE_REVOKED: 'LG_LEASE_REVOKED',
-  CREATE_TIMEOUT: 'LG_CREATE_TIMEOUT',
-  CREATE_UNWANTED: 'LG_CREATE_UNWANTED',
-  VALIDATION_TIMEOUT: 'LG_VALIDATION_TIMEOUT',
-  DESTROY_TIMEOUT: 'LG_DESTROY_TIMEOUT',
-} as const);
+/** The pool's error classes, each with a stable `code` (the base class and codes live in src/internal/errors.ts). */
+import { ErrorCodes, LifeguardError } from '../internal/errors.js';
 
-export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
-
-/**
- * Base of every Lifeguard error. Each part (pool, HTTP, budget, doctor) has its own code set, so `C`
- * narrows `code` to the codes a subclass can carry while `instanceof LifeguardError` covers them all.
- */
-export class LifeguardError<C extends string = ErrorCode> extends Error {
-  readonly code: C;
-
-  constructor(code: C, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = code;
-  }
-
-  override get name(): string {
-    return this.constructor.name;
-  }
-}
+export { ErrorCodes, LifeguardError, InvalidOptionError, InvalidArgumentError, type ErrorCode } from '../internal/errors.js';
 
 /** The acquire deadline passed. `cause` is the last creation error when creation was failing. */
 export class AcquireTimeoutError extends LifeguardError {
@@ -62,16 +28,6 @@ export class PoolClosedError extends LifeguardError {
 export class AcquireAbortedError extends LifeguardError {
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCodes.ACQUIRE_ABORTED, message, options);
-  }
-}
-
-/** An option was unknown, of the wrong type, out of range, or impossible together with another. */
-export class InvalidOptionError extends LifeguardError {
-  readonly option: string;
-
-  constructor(option: string, message: string) {
-    super(ErrorCodes.INVALID_OPTION, message);
-    this.option = option;
   }
 }
 
@@ -128,5 +84,16 @@ export class ValidationTimeoutError extends LifeguardError {
 export class DestroyTimeoutError extends LifeguardError {
   constructor(message: string) {
     super(ErrorCodes.DESTROY_TIMEOUT, message);
+  }
+}
+
+/**
+ * Creation failed with an error the factory marked permanent (`CreateContext.permanent`: a wrong password,
+ * an unknown database): waiting acquires fail at once instead of at their deadline. `cause` is the error.
+ * The pool keeps retrying in the background, with backoff, and lends again once a creation succeeds.
+ */
+export class CreateFailedError extends LifeguardError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCodes.CREATE_FAILED, message, options);
   }
 }

@@ -1,3 +1,4 @@
+/** The pool's typed events and the records they carry (leases, leak reports). */
 import type { CloseReport } from './pool.js';
 import type { Lease } from './lease.js';
 import type { DestroyReason } from './pool-entry.js';
@@ -27,13 +28,19 @@ export interface LeakReport extends LeaseInfo {
   readonly kind: 'held' | 'dropped' | 'reclaimed';
 }
 
-/** Payloads of the pool's events, by event name. */
+/**
+ * Payloads of the pool's events, by event name. Each event is also published on the `diagnostics_channel`
+ * of the same name (src/pool/signals.ts builds both from one call; a type check there keeps the two
+ * lists equal).
+ */
 export interface PoolEvents<T> {
   create: { readonly pool: string; readonly resource: T; readonly durationMs: number };
   createError: { readonly pool: string; readonly error: unknown; readonly consecutiveFailures: number; readonly retryInMs: number };
   destroy: { readonly pool: string; readonly resource: T; readonly reason: DestroyReason; readonly cause: unknown };
+  /** The pool itself removed an idle resource (idle timeout, lifetime, failed validation or keep-alive, invalidation); follows its `destroy`. */
+  evict: { readonly pool: string; readonly resource: T; readonly reason: DestroyReason };
   destroyError: { readonly pool: string; readonly resource: T; readonly error: unknown };
-  /** Emitted for acquires that waited in the queue (the fast path stays silent, for speed). */
+  /** Every acquire, the fast path included (`waitedMs` is 0 there). */
   acquire: { readonly pool: string; readonly lease: Lease<T>; readonly waitedMs: number };
   release: { readonly pool: string; readonly leaseId: number; readonly heldMs: number };
   queue: { readonly pool: string; readonly pending: number };

@@ -7,3 +7,5 @@ export type { PoolEvents, LeaseInfo, LeakReport } from './events.js';
 export * from './errors.js';
 export { CHANNELS, channels, subscribe, type ChannelName, type ChannelMessages, type PoolInspection, type ResourceInfo } from './diagnostics.js';
 export { pools } from './registry.js';
+export type { PoolBudgetStats } from './budget-option.js';
+export type { LendGuard } from './pool-entry.js';

@@ -1,7 +1,13 @@
+/** The pool's options: their types, documentation, defaults and validation. */
 import type { Socket } from 'node:net';
 import type { Clock } from '../internal/clock.js';
 import type { Budget } from '../budget/budget.js';
-import { InvalidOptionError } from './errors.js';
+import type { LendGuard } from './pool-entry.js';
+import { InvalidOptionError } from '../internal/errors.js';
+import { clockOption, describe, durationOption, fail, numberOption, oneOf, rejectUnknownKeys, timeoutProblem } from '../internal/options.js';
+
+// Re-exported for the folders that still import the validators from here.
+export { describe, numberOption, rejectUnknownKeys, type NumberRule } from '../internal/options.js';
 
 /** Passed to {@link Factory.create}. */
 export interface CreateContext {
@@ -29,6 +35,22 @@ export interface CreateContext {
    * right to exist, e.g. a connection whose fleet-wide budget permit was lost.
    */
   readonly revoke: (reason?: unknown) => void;
+  /**
+   * Registers a lend guard: an object whose `validUntil` (milliseconds of the pool's clock) says until
+   * when the resource may still be lent. Before lending it, and before handing it from one lease to the
+   * next, the pool compares `guard.validUntil <= now`; once true the resource is destroyed (reason
+   * `'revoked'`) instead, and a waiter keeps its place for the next resource. The `budget` option
+   * registers each resource's permit; guards registered together all apply (the earliest `validUntil`
+   * wins). Without a guard: `validUntil` is Infinity.
+   */
+  readonly guard: (guard: LendGuard) => void;
+  /**
+   * Marks a creation error as permanent (a wrong password, an unknown database or role) and returns it:
+   * `throw context.permanent(error)`. Waiting acquires then fail at once with `LG_CREATE_FAILED` (cause:
+   * the error), as do new acquires that would have to wait for a creation, instead of waiting out their
+   * deadline; the pool keeps retrying in the background with backoff and lends again once one succeeds.
+   */
+  readonly permanent: <E>(error: E) => E;
 }
 
 /** Passed to {@link Factory.validate}. */
@@ -153,69 +175,6 @@ const KNOWN_KEYS = new Set([
   'clock', 'budget',
 ]);
 
-/** Describes a value for an error message: its type and, for primitives, the value itself. */
-export function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  switch (typeof value) {
-    case 'string':
-      return `the string ${JSON.stringify(value)}`;
-    case 'number':
-    case 'bigint':
-    case 'boolean':
-      return `${typeof value} ${String(value)}`;
-    case 'undefined':
-      return 'undefined';
-    case 'function':
-      return 'a function';
-    default:
-      return `an object`;
-  }
-}
-
-function fail(option: string, expected: string, given: unknown): never {
-  throw new InvalidOptionError(option, `invalid option "${option}": expected ${expected}, got ${describe(given)}`);
-}
-
-export interface NumberRule {
-  readonly integer?: boolean;
-  readonly min?: number;
-  readonly allowInfinity?: boolean;
-}
-
-/** Reads an optional numeric option: `undefined` gives the default; anything else must satisfy the rule. */
-export function numberOption(source: Record<string, unknown>, key: string, fallback: number, rule: NumberRule = {}): number {
-  const value = source[key];
-  if (value === undefined) return fallback;
-  const min = rule.min ?? 0;
-  const kind = `${rule.integer === true ? 'an integer' : 'a number'} >= ${min}${rule.allowInfinity === true ? ' (or Infinity)' : ''}`;
-  if (typeof value !== 'number' || Number.isNaN(value)) fail(key, kind, value);
-  if (value === Infinity) {
-    if (rule.allowInfinity === true) return value;
-    fail(key, kind, value);
-  }
-  if (!Number.isFinite(value) || value < min || (rule.integer === true && !Number.isInteger(value))) fail(key, kind, value);
-  return value;
-}
-
-function oneOf<V extends string>(source: Record<string, unknown>, key: string, values: readonly V[], fallback: V): V {
-  const value = source[key];
-  if (value === undefined) return fallback;
-  if (typeof value !== 'string' || !(values as readonly string[]).includes(value)) {
-    fail(key, `one of ${values.map((v) => JSON.stringify(v)).join(', ')}`, value);
-  }
-  return value as V;
-}
-
-/** Rejects keys not in `known`, naming the first unknown one. */
-export function rejectUnknownKeys(source: object, known: ReadonlySet<string>, what: string): void {
-  for (const key of Object.keys(source)) {
-    if (!known.has(key)) {
-      throw new InvalidOptionError(key, `unknown option "${key}" for ${what}; known options: ${[...known].sort().join(', ')}`);
-    }
-  }
-}
-
 let poolCounter = 0;
 
 export function resolvePoolOptions<T>(options: PoolOptions<T>): ResolvedPoolOptions<T> {
@@ -243,8 +202,8 @@ export function resolvePoolOptions<T>(options: PoolOptions<T>): ResolvedPoolOpti
   if (maxConcurrentCreates > max) {
     throw new InvalidOptionError('maxConcurrentCreates', `invalid option "maxConcurrentCreates": must be <= max (${max}), got number ${maxConcurrentCreates}`);
   }
-  const createRetryInitialDelayMs = numberOption(source, 'createRetryInitialDelayMs', 100, { min: 1 });
-  const createRetryMaxDelayMs = numberOption(source, 'createRetryMaxDelayMs', Math.max(5000, createRetryInitialDelayMs), { min: 1 });
+  const createRetryInitialDelayMs = durationOption(source, 'createRetryInitialDelayMs', 100, { min: 1 });
+  const createRetryMaxDelayMs = durationOption(source, 'createRetryMaxDelayMs', Math.max(5000, createRetryInitialDelayMs), { min: 1 });
   if (createRetryMaxDelayMs < createRetryInitialDelayMs) {
     throw new InvalidOptionError('createRetryMaxDelayMs', `invalid option "createRetryMaxDelayMs": must be >= createRetryInitialDelayMs (${createRetryInitialDelayMs}), got number ${createRetryMaxDelayMs}`);
   }
@@ -270,12 +229,9 @@ export function resolvePoolOptions<T>(options: PoolOptions<T>): ResolvedPoolOpti
 
   const timings = [idleTimeoutMs, maxLifetimeMs, keepAliveIntervalMs, leakDetection === 'off' ? 0 : leakWarnAfterMs, reclaimAfterMs].filter((t) => t > 0);
   const derivedPeriod = Math.max(10, Math.min(1000, Math.floor(Math.min(Infinity, ...timings) / 4)));
-  const housekeepingIntervalMs = numberOption(source, 'housekeepingIntervalMs', derivedPeriod, { min: 1 });
+  const housekeepingIntervalMs = durationOption(source, 'housekeepingIntervalMs', derivedPeriod, { min: 1 });
 
-  const clock = source['clock'] as Clock | undefined;
-  if (clock !== undefined && (typeof clock !== 'object' || typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function' || typeof clock.clearTimeout !== 'function')) {
-    fail('clock', 'an object with now(), setTimeout() and clearTimeout()', clock);
-  }
+  const clock = clockOption(source);
 
   const budget = source['budget'] as Budget | undefined;
   if (budget !== undefined && (typeof budget !== 'object' || (budget as unknown) === null || typeof budget.acquire !== 'function' || typeof budget.stats !== 'function' || typeof budget.close !== 'function')) {
@@ -287,15 +243,15 @@ export function resolvePoolOptions<T>(options: PoolOptions<T>): ResolvedPoolOpti
     name,
     max,
     min,
-    acquireTimeoutMs: numberOption(source, 'acquireTimeoutMs', 30_000, { min: 1, allowInfinity: true }),
+    acquireTimeoutMs: durationOption(source, 'acquireTimeoutMs', 30_000, { min: 1, allowInfinity: true }),
     maxWaiting: numberOption(source, 'maxWaiting', Infinity, { integer: true, min: 0, allowInfinity: true }),
-    createTimeoutMs: numberOption(source, 'createTimeoutMs', 30_000, { min: 1, allowInfinity: true }),
+    createTimeoutMs: durationOption(source, 'createTimeoutMs', 30_000, { min: 1, allowInfinity: true }),
     maxConcurrentCreates,
     createRetryInitialDelayMs,
     createRetryMaxDelayMs,
-    destroyTimeoutMs: numberOption(source, 'destroyTimeoutMs', 5000, { min: 1, allowInfinity: true }),
+    destroyTimeoutMs: durationOption(source, 'destroyTimeoutMs', 5000, { min: 1, allowInfinity: true }),
     validateAfterIdleMs: numberOption(source, 'validateAfterIdleMs', 500),
-    validateTimeoutMs: numberOption(source, 'validateTimeoutMs', 5000, { min: 1, allowInfinity: true }),
+    validateTimeoutMs: durationOption(source, 'validateTimeoutMs', 5000, { min: 1, allowInfinity: true }),
     idleTimeoutMs,
     maxLifetimeMs,
     maxLifetimeJitterMs,
@@ -319,4 +275,44 @@ export interface AcquireOptions {
   readonly timeoutMs?: number;
   /** Free-form label shown in leak reports and `pool.leases()` (a request id, a job name). */
   readonly label?: string;
+}
+
+const ACQUIRE_KEYS = 'label, signal, timeoutMs';
+
+/**
+ * Checks one `acquire()` call's options, as the constructor checks its own (a misspelt `timeout` must not
+ * be ignored): null when valid, else the error to reject with. No allocation when valid.
+ */
+export function checkAcquireOptions(options: AcquireOptions): InvalidOptionError | null {
+  if (typeof options !== 'object' || (options as unknown) === null || Array.isArray(options)) {
+    return new InvalidOptionError('options', `invalid acquire() options: expected an object or undefined, got ${describe(options)}`);
+  }
+  const given: unknown = options.timeoutMs;
+  const problem = given === undefined ? null : timeoutProblem('acquire()', given);
+  if (problem !== null) return new InvalidOptionError('timeoutMs', problem);
+  for (const key in options) {
+    if (key !== 'timeoutMs' && key !== 'label' && key !== 'signal') {
+      return new InvalidOptionError(key, `unknown acquire() option "${key}"; known options: ${ACQUIRE_KEYS}`);
+    }
+  }
+  const label: unknown = options.label;
+  if (label !== undefined && typeof label !== 'string') {
+    return new InvalidOptionError('label', `invalid acquire() option "label": expected a string or undefined, got ${describe(label)}`);
+  }
+  const signal: unknown = options.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    return new InvalidOptionError('signal', `invalid acquire() option "signal": expected an AbortSignal or undefined, got ${describe(signal)}`);
+  }
+  return null;
+}
+
+const CLOSE_KEYS = new Set(['timeoutMs']);
+
+/** `close()`'s grace period, from its options. */
+export function closeTimeout(options: unknown): number {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidOptionError('options', `invalid close() options: expected an object or undefined, got ${describe(options)}`);
+  }
+  rejectUnknownKeys(options, CLOSE_KEYS, 'close()');
+  return durationOption(options as Record<string, unknown>, 'timeoutMs', 30_000, { allowInfinity: true });
 }

@@ -1,3 +1,4 @@
+/** One pooled resource and what the pool knows of it (state, times, current lease's forensics, guard). */
 import type { AcquireSite } from '../leak/site.js';
 import type { Lease } from './lease.js';
 
@@ -11,6 +12,14 @@ export const EntryState = Object.freeze({ IDLE: 0, LEASED: 1, VALIDATING: 2, RES
 export type EntryState = (typeof EntryState)[keyof typeof EntryState];
 
 const STATE_NAMES = ['idle', 'leased', 'validating', 'resetting', 'destroyed'] as const;
+
+/** An object whose `validUntil` (the pool's clock) bounds when a resource may still be lent: a budget permit. */
+export interface LendGuard {
+  readonly validUntil: number;
+}
+
+/** The guard of every resource whose factory registered none. */
+export const NO_GUARD: LendGuard = Object.freeze({ validUntil: Infinity });
 
 /** What a lease needs from the pool that lent it; implemented privately by the pool. */
 export interface EntryOwner<T> {
@@ -59,6 +68,13 @@ export class PoolEntry<T> {
   endReason: DestroyReason | null = null;
   /** Set when the factory revoked it (CreateContext.revoke), possibly from under a lease. */
   revoked: { readonly reason: unknown } | null = null;
+  /**
+   * Registered by the factory (`CreateContext.guard`): once `guard.validUntil <= now` (the pool's clock)
+   * the resource is revoked, never lent or handed over again. A null object by default.
+   */
+  guard: LendGuard = NO_GUARD;
+  /** Out for a keep-alive probe: still counted as idle until the probe ends or the resource is destroyed. */
+  probing = false;
 
   constructor(id: number, owner: EntryOwner<T>, resource: T, createdAt: number, expiresAt: number) {
     this.id = id;

@@ -1,3 +1,5 @@
+/** The type of `pool.stats()`. */
+import type { PoolBudgetStats } from './budget-option.js';
 import type { DestroyReason } from './pool-entry.js';
 
 /** A point-in-time snapshot of a pool: sizes, then counters since the pool was made. */
@@ -32,4 +34,6 @@ export interface PoolStats {
   /** Leases revoked after `reclaimAfterMs`. */
   readonly revoked: number;
   readonly destroyed: Readonly<Record<DestroyReason, number>>;
+  /** With the `budget` option: the budget's key and limit, permits held and waited for here, and this pool's creations waiting for one. */
+  readonly budget?: PoolBudgetStats;
 }

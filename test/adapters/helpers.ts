@@ -56,7 +56,7 @@ export class SilentServer {
 export function createContext(signal: AbortSignal = new AbortController().signal): CreateContext & { invalidated: unknown[] } {
   const invalidated: unknown[] = [];
   const fail = (): never => assert.fail('the adapters never revoke');
-  return { signal, unwanted: new AbortController().signal, invalidate: (reason?: unknown) => { invalidated.push(reason); }, revoke: fail, invalidated };
+  return { signal, unwanted: new AbortController().signal, invalidate: (reason?: unknown) => { invalidated.push(reason); }, revoke: fail, guard: fail, permanent: (error) => error, invalidated };
 }
 
 /** Resolves once every handle started since `before` is gone (sockets close asynchronously); fails otherwise. */

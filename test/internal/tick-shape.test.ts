@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { keepTickObjectShape, tickShapeHolder } from '../../src/internal/tick-shape.js';
+import { LifeguardDispatcher } from '../../src/http/dispatcher.js';
 import { Pool } from '../../src/pool/pool.js';
 import { TestFactory } from '../support/factory.js';
 
@@ -89,14 +90,17 @@ describe('keepTickObjectShape', () => {
     assert.deepEqual(outcome.literalFeedback.slice(1), ['MEGAMORPHIC', 'MEGAMORPHIC', 'MEGAMORPHIC']);
   });
 
-  it('is built by the first pool of the process, once', async () => {
+  it('is built by the first HTTP pool of the process, once, and not by a generic pool', async () => {
     const pool = new Pool({ factory: new TestFactory().basic(), max: 1 });
+    assert.equal(tickShapeHolder(), null, 'a generic pool leaves nextTick alone');
+    await pool.close();
+    const dispatcher = new LifeguardDispatcher();
     const holder = tickShapeHolder();
     assert.notEqual(holder, null);
     keepTickObjectShape();
     assert.equal(tickShapeHolder(), holder, 'built once');
     assert.deepEqual(Object.getOwnPropertySymbols(holder).map((s) => s.description), ['async_id_symbol', 'trigger_async_id_symbol']);
-    await pool.close();
+    await dispatcher.close();
   });
 
   it('leaves async_hooks listeners no resource without its destroy', () => {

@@ -73,7 +73,9 @@ describe('incident 4: connections leaked on an error path', () => {
     // The busiest captured site comes first, and it is the forgetful line.
     const bySite = /outstanding leases by acquire site: ([^,]+)/.exec(error.message)?.[1] ?? '';
     assert.ok(pointsAt(bySite, FORGETFUL_LINE.value), `${error.message}\n--- should name ${FORGETFUL_LINE.value}`);
-    assert.match(error.message, /oldest with a captured site: lease #\d+ held \d+ ms \(label "GET k\d+"\), acquired at getObject/);
+    // Default detection captures while the pool is partly in use: nearly every holder names the line.
+    assert.match(error.message, /lease #\d+ held \d+ ms \(label "GET k\d+"\), acquired at getObject/);
+    assert.ok(Number(/getObject \([^)]*\) x(\d+)/.exec(error.message)?.[1] ?? 0) >= 45, error.message);
     await clock.advance(61_000);
     const named = leaks.filter((l) => pointsAt(l.site, FORGETFUL_LINE.value));
     assert.ok(named.length > 0, 'leak events name the forgetful line');

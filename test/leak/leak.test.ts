@@ -62,7 +62,8 @@ describe('layer 1: held too long', () => {
     } finally {
       process.stderr.write = write;
     }
-    assert.equal(lines.length, 1);
+    assert.equal(lines.length, 2, 'the report, then the follow-up when the lease came back');
+    assert.equal((JSON.parse(lines[1]!) as Record<string, unknown>)['code'], 'LG_LEAK_RETURNED');
     const record = JSON.parse(lines[0]!) as Record<string, unknown>;
     assert.equal(record['level'], 'warn');
     assert.equal(record['code'], 'LG_LEAK_HELD');

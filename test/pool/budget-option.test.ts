@@ -162,7 +162,7 @@ describe('Pool option "budget"', () => {
         lostOnce = false;
         const controller = new AbortController();
         controller.abort(new PermitLostError(real.key, permit.id, 'lost during the grant'));
-        return { id: permit.id, budgetKey: permit.budgetKey, lost: controller.signal, get released() { return permit.released; }, release: () => { permit.release(); } };
+        return { id: permit.id, budgetKey: permit.budgetKey, validUntil: Infinity, lost: controller.signal, get released() { return permit.released; }, release: () => { permit.release(); } };
       },
       stats: () => real.stats(),
       usage: () => real.usage(),
@@ -208,5 +208,29 @@ describe('Pool option "budget"', () => {
     const factory = new TestFactory();
     assert.throws(() => new Pool({ factory: factory.basic(), budget: 3 as never }), { code: 'LG_INVALID_OPTION', message: /invalid option "budget": expected a budget \(an object with acquire\(\), stats\(\) and close\(\).*got number 3/ });
     assert.throws(() => new Pool({ factory: factory.basic(), budget: {} as never }), { message: /invalid option "budget".*got an object/ });
+  });
+});
+
+describe('budget clarity (issue 15 §2, pool side)', () => {
+  it('stats() and the acquire-timeout message say how many creations wait for the budget, with its key, limit, held and waiting here', async () => {
+    const clock = new FakeClock();
+    const budget = createBudget({ limit: 1, key: 'registry', clock });
+    const a = new Pool<TestResource>({ factory: new TestFactory().basic(), clock, max: 2, budget, name: 'a' });
+    const b = new Pool<TestResource>({ factory: new TestFactory().basic(), clock, max: 2, budget, name: 'b', acquireTimeoutMs: 1000 });
+    const held = await a.acquire();
+    const waiting = b.acquire().then(() => new Error('lent'), (e: unknown) => e as Error);
+    await flush();
+    assert.deepEqual(b.stats().budget, { key: 'registry', limit: 1, heldHere: 1, waitingHere: 1, createsWaiting: 1 });
+    assert.equal(a.stats().budget?.createsWaiting, 0);
+    await clock.advance(1000);
+    const error = await waiting;
+    assert.match(error.message, /budget "registry": 1 creation of this pool waiting for a permit; limit=1 held here=1 waiting here=1/);
+    held.release();
+    await a.close();
+    await b.close();
+    await budget.close();
+    const plain = new Pool<TestResource>({ factory: new TestFactory().basic(), clock });
+    assert.equal(plain.stats().budget, undefined, 'no budget, no budget field');
+    await plain.close();
   });
 });

@@ -88,6 +88,43 @@ describe('diagnostics_channel', () => {
   });
 });
 
+describe('events and channels', () => {
+  it('agree: every event is published on its channel and every channel (but open) is an event, the fast path included', async () => {
+    const factory = new TestFactory();
+    const clock = new FakeClock();
+    const base = factory.basic();
+    let failDestroy = false;
+    const pool = new Pool<TestResource>({
+      name: 'twins',
+      clock,
+      max: 1,
+      idleTimeoutMs: 1000,
+      factory: { ...base, destroy: (r) => { if (failDestroy) throw new Error('destroy broke'); return base.destroy(r); } },
+    });
+    const seenEvents: string[] = [];
+    const { events: published, stop } = record('twins');
+    try {
+      for (const name of ['create', 'createError', 'destroy', 'evict', 'destroyError', 'acquire', 'release', 'queue', 'timeout', 'validationFailed', 'leak', 'unleaked', 'close'] as const) {
+        pool.on(name, () => { seenEvents.push(name); });
+      }
+      const a = await pool.acquire(); // queued
+      a.release();
+      const b = await pool.acquire(); // fast path: an acquire event too
+      b.release();
+      failDestroy = true;
+      await clock.advance(2000); // idle eviction whose destroy fails
+      await flush();
+      await pool.close();
+      const channelNames = published.map((e) => e.channel).filter((c) => c !== 'open');
+      assert.deepEqual(seenEvents, channelNames);
+      assert.deepEqual(seenEvents.filter((e) => e === 'acquire').length, 2, 'the fast-path acquire is an event too');
+      assert.ok(seenEvents.includes('evict') && seenEvents.includes('destroyError'));
+    } finally {
+      stop();
+    }
+  });
+});
+
 describe('pools()', () => {
   it('lists open pools and forgets them once closed', async () => {
     const { pool } = setup({ name: 'registry-a' });

@@ -1,5 +1,6 @@
-import type { Factory, ResolvedPoolOptions } from '../pool/options.js';
-import type { Budget, Permit } from './budget.js';
+/** The pool's `budget` option: a factory wrapper that takes a permit before each create and gives it back after each destroy. */
+import type { Factory, ResolvedPoolOptions } from './options.js';
+import type { Budget, Permit } from '../budget/budget.js';
 
 interface Paid {
   readonly permit: Permit;
@@ -12,14 +13,27 @@ interface Paid {
  * destroyed, or at once when creation fails. A permit reported lost revokes its resource at once, lent
  * or not: without the permit the connection has no right to exist, and another process may take it.
  */
-export function budgetedFactory<T>(factory: Factory<T>, budget: Budget): Factory<T> {
+/** How many of a pool's creations wait for a permit right now (for stats() and the timeout message). */
+export interface PermitWaits {
+  creates: number;
+}
+
+export function budgetedFactory<T>(factory: Factory<T>, budget: Budget, waits: PermitWaits = { creates: 0 }): Factory<T> {
   // A stack per resource value: a factory may hand out equal primitives, each paid for separately.
   const paid = new Map<T, Paid[]>();
   const wrapped: Factory<T> = {
     async create(context) {
       // In line for a permit only while a waiter needs this connection: a place in a fleet-wide line that
       // nobody here needs any more would delay other processes.
-      const permit = await budget.acquire({ signal: AbortSignal.any([context.signal, context.unwanted]) });
+      waits.creates++;
+      let permit: Permit;
+      try {
+        permit = await budget.acquire({ signal: AbortSignal.any([context.signal, context.unwanted]) });
+      } finally {
+        waits.creates--;
+      }
+      // Never lent past the time the permit is known to be held (RedisBudget moves it on each refresh).
+      context.guard(permit);
       const onLost = (): void => {
         context.revoke(permit.lost.reason);
       };
@@ -63,7 +77,29 @@ export function budgetedFactory<T>(factory: Factory<T>, budget: Budget): Factory
 }
 
 /** Applies the `budget` option to resolved pool options (the Pool constructor's single hook). */
-export function withBudget<T>(options: ResolvedPoolOptions<T>): ResolvedPoolOptions<T> {
+export function withBudget<T>(options: ResolvedPoolOptions<T>, waits: PermitWaits): ResolvedPoolOptions<T> {
   if (options.budget === undefined) return options;
-  return Object.freeze({ ...options, factory: budgetedFactory(options.factory, options.budget) });
+  return Object.freeze({ ...options, factory: budgetedFactory(options.factory, options.budget, waits) });
+}
+
+/** What a pool with a budget says about it: the budget's own view, and this pool's creations in its line. */
+export interface PoolBudgetStats {
+  readonly key: string;
+  readonly limit: number;
+  /** Permits this process holds (every pool sharing the budget object). */
+  readonly heldHere: number;
+  /** Acquires of this process waiting for a permit. */
+  readonly waitingHere: number;
+  /** This pool's creations waiting for a permit now. */
+  readonly createsWaiting: number;
+}
+
+export function budgetStatsOf(budget: Budget, waits: PermitWaits): PoolBudgetStats {
+  const s = budget.stats();
+  return { key: s.key, limit: s.limit, heldHere: s.held, waitingHere: s.waiting, createsWaiting: waits.creates };
+}
+
+/** The budget line of the acquire-timeout message. */
+export function describeBudget(b: PoolBudgetStats): string {
+  return `budget "${b.key}": ${b.createsWaiting} creation${b.createsWaiting === 1 ? '' : 's'} of this pool waiting for a permit; limit=${b.limit} held here=${b.heldHere} waiting here=${b.waitingHere}`;
 }
