@@ -4,6 +4,7 @@ import { DoctorError } from '../doctor/errors.js';
 import { SEVERITIES, severityRank, type DoctorThresholds, type Severity } from '../doctor/findings.js';
 import { renderLine, renderText, type DiagnosisReport } from '../doctor/report.js';
 import { InvalidOptionError } from '../pool/errors.js';
+import { joinNegativeValues, MAX_TIMER_MS, UsageError } from './args.js';
 
 /** Exit codes of `lifeguard doctor` (documented in docs/doctor.md). */
 export const DoctorExit = Object.freeze({
@@ -47,13 +48,28 @@ interface Io {
   readonly outputClosed: AbortSignal;
 }
 
-class UsageError extends Error {}
-
 function positiveInteger(flag: string, text: string | undefined, fallback: number, min: number): number {
   if (text === undefined) return fallback;
   if (!/^\d+$/.test(text) || Number(text) < min) throw new UsageError(`option --${flag} expects an integer >= ${min}, got "${text}"`);
   return Number(text);
 }
+
+function timerMs(flag: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text) || Number(text) > MAX_TIMER_MS) {
+    throw new UsageError(`option --${flag} expects an integer from 0 to ${MAX_TIMER_MS} (about 24.8 days, the longest timer Node can set), got "${text}"`);
+  }
+  return Number(text);
+}
+
+/** Options that take a value, and what the value is (for "expects a value (...)"). */
+const VALUE_OPTIONS = {
+  pid: 'the pid of the process to examine',
+  samples: 'how many samples',
+  'interval-ms': 'milliseconds between samples',
+  'fail-on': 'info, warning or critical',
+  threshold: 'key=number',
+};
 
 function thresholdsFrom(pairs: readonly string[]): DoctorThresholds {
   const out: Record<string, number> = {};
@@ -89,7 +105,7 @@ function parse(argv: readonly string[]) {
 export async function doctorCommand(argv: readonly string[], io: Io): Promise<number> {
   let values: ReturnType<typeof parse>;
   try {
-    values = parse(argv);
+    values = parse(joinNegativeValues(argv, VALUE_OPTIONS));
   } catch (error) {
     io.err(`lifeguard doctor: ${(error as Error).message}\nRun "lifeguard doctor --help" for usage.`);
     return DoctorExit.USAGE;
@@ -107,7 +123,7 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
     if (values.pid === undefined) throw new UsageError('option --pid <pid> is required: which process to examine');
     pid = positiveInteger('pid', values.pid, 0, 1);
     samples = positiveInteger('samples', values.samples, 3, 1);
-    intervalMs = positiveInteger('interval-ms', values['interval-ms'], 1000, 0);
+    intervalMs = timerMs('interval-ms', values['interval-ms'], 1000);
     const severity = values['fail-on'] ?? 'critical';
     if (!(SEVERITIES as readonly string[]).includes(severity)) throw new UsageError(`option --fail-on expects one of ${SEVERITIES.join(', ')}, got "${severity}"`);
     failOn = severity as Severity;

@@ -71,12 +71,23 @@ function resolveOptions(options: DiagnoseOptions | DiagnoseSelfOptions | undefin
   return {
     pid,
     samples: numberOption(source, 'samples', 3, { integer: true, min: 1 }),
-    intervalMs: numberOption(source, 'intervalMs', 1000),
+    intervalMs: timerOption(source),
     thresholds: resolveThresholds(source['thresholds'] as DoctorThresholds | undefined),
     signal,
     proc: procRoot === undefined ? {} : { procRoot },
     pools: !self ? null : chosen === undefined ? openPools : () => chosen as readonly Pool<unknown>[],
   };
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+// Node turns a longer delay into 1 ms (with a TimeoutOverflowWarning): a sampler that meant "rarely" would sample constantly.
+function timerOption(source: Record<string, unknown>): number {
+  const value = numberOption(source, 'intervalMs', 1000);
+  if (value > MAX_TIMER_MS) {
+    throw new InvalidOptionError('intervalMs', `invalid option "intervalMs": expected a number from 0 to ${MAX_TIMER_MS} (about 24.8 days, the longest timer Node can set), got ${describe(value)}`);
+  }
+  return value;
 }
 
 // timers/promises rejects an aborted sleep with a generic AbortError; callers expect the signal's own reason.

@@ -138,6 +138,17 @@ async function procError(error: unknown, pid: number, file: string, resolved: Re
   return new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
 }
 
+/**
+ * Listing `/proc/PID/fd` needs read access to the folder; reading where an entry points needs ptrace
+ * access (the same user, or CAP_SYS_PTRACE): root in a container without that capability can list
+ * another user's descriptors but not read them.
+ */
+function linkError(error: unknown, pid: number, file: string): unknown {
+  const code = errno(error);
+  if (code !== 'EACCES' && code !== 'EPERM') return error;
+  return new DoctorError(DoctorErrorCodes.PERMISSION, `cannot read ${file}: permission denied; the descriptors of process ${pid} can be listed but not read, which needs ptrace access to it (run the doctor as its user, or with CAP_SYS_PTRACE)`, { cause: error });
+}
+
 function parseError(file: string, line: number, why: string, text: string): DoctorError {
   return new DoctorError(DoctorErrorCodes.PARSE, `${file}:${line}: ${why}: ${JSON.stringify(text.slice(0, 200))}`);
 }
@@ -312,7 +323,7 @@ export async function readSocketInodes(pid: number, options?: ProcOptions): Prom
   const links = await Promise.all(names.map((name) => readlink(path.join(dir, name)).catch((error: unknown) => {
     // A descriptor closed between the listing and the readlink: it is gone, not an error.
     if (errno(error) === 'ENOENT') return '';
-    throw error;
+    throw linkError(error, pid, path.join(dir, name));
   })));
   for (const link of links) {
     const match = /^socket:\[(\d+)\]$/.exec(link);

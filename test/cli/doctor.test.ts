@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { doctorCommand } from '../../src/cli/doctor.js';
 import type { DiagnosisReport } from '../../src/doctor/index.js';
@@ -182,6 +183,10 @@ describe('lifeguard doctor (CLI): arguments', () => {
       [['--pid', '1', '--threshold', 'closeWaitWarning'], /option --threshold expects key=number/],
       [['--pid', '1', '--threshold', 'nope=3'], /unknown option "nope" for doctor thresholds/],
       [['--pid', '1', 'extra'], /Unexpected argument 'extra'/],
+      [['--pid'], /option --pid expects a value \(the pid of the process to examine\), got none/],
+      [['--pid', '-5'], /option --pid expects an integer >= 1, got "-5"/],
+      [['--pid', '1', '--interval-ms', '100000000000'], /option --interval-ms expects an integer from 0 to 2147483647 \(about 24\.8 days, the longest timer Node can set\), got "100000000000"/],
+      [['--pid', '1', '--interval-ms'], /option --interval-ms expects a value/],
     ];
     for (const [args, message] of cases) {
       const run = doctor(...args);
@@ -192,9 +197,42 @@ describe('lifeguard doctor (CLI): arguments', () => {
     }
   });
 
+  it('--pid -5 or a missing value never reaches node\'s "argument is ambiguous"', () => {
+    for (const args of [['--pid', '-5'], ['--pid'], ['--samples', '-1', '--pid', '1']]) {
+      const run = doctor(...args);
+      assert.equal(run.status, 2, run.stderr);
+      assert.doesNotMatch(run.stderr, /ambiguous|argument missing/);
+    }
+  });
+
   it('exits 3 with the error code when the process cannot be examined', () => {
     const run = doctor('--pid', String(2 ** 30));
     assert.equal(run.status, 3);
     assert.match(run.stderr, /^lifeguard doctor: LG_DOCTOR_NO_PROCESS: no process 1073741824/);
+  });
+});
+
+// Reading where /proc/PID/fd/N points needs ptrace access, listing the folder does not: root without
+// CAP_SYS_PTRACE looking at another user's process may list its descriptors but not read one of them.
+const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((file) => existsSync(file));
+const canDropPtrace = process.platform === 'linux' && process.getuid?.() === 0 && setpriv !== undefined;
+describe('lifeguard doctor (CLI): descriptors listed but not readable', { skip: canDropPtrace ? false : 'needs Linux, root and setpriv to run a process as another user and the doctor without CAP_SYS_PTRACE' }, () => {
+  it('gives LG_DOCTOR_PERMISSION and exit 3, not an EACCES stack', async () => {
+    const target = spawn(setpriv!, ['--reuid=65534', '--regid=65534', '--clear-groups', '/bin/sleep', '60'], { stdio: 'ignore' });
+    try {
+      // The fd folder exists once setpriv has exec'd sleep (before that it is root's setpriv).
+      const deadline = Date.now() + 10_000;
+      while (!readFileSync(`/proc/${target.pid!}/status`, 'utf8').includes('\nUid:\t65534')) {
+        if (Date.now() > deadline) throw new Error('the target process never became uid 65534');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const run = spawnSync(setpriv!, ['--inh-caps=-sys_ptrace', '--bounding-set=-sys_ptrace', process.execPath, bin, 'doctor', '--pid', String(target.pid), '--samples', '1'], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(run.status, 3, run.stderr);
+      assert.match(run.stderr, new RegExp(`^lifeguard doctor: LG_DOCTOR_PERMISSION: cannot read /proc/${target.pid!}/fd/\\d+: permission denied`));
+      assert.match(run.stderr, /CAP_SYS_PTRACE/);
+      assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
+    } finally {
+      target.kill('SIGKILL');
+    }
   });
 });
