@@ -1,8 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { doctorCommand } from './doctor.js';
-import { runDashboardCommand } from '../dashboard/cli.js';
 
 /** The `lifeguard` command: help, version, and subcommands (`doctor`). */
 const HELP = `Usage: lifeguard <command> [options]
@@ -40,7 +38,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     console.error(`lifeguard: unknown command "${first}" (commands: ${COMMANDS.join(', ')})\n\n${HELP}`);
     return 2;
   }
-  if (argv[0] === 'dashboard') return runDashboardCommand(argv.slice(1));
+  // Each command loads only its own modules: the doctor's start-up is part of what a sample costs.
+  if (argv[0] === 'dashboard') return (await import('../dashboard/cli.js')).runDashboardCommand(argv.slice(1));
   if (argv[0] === 'doctor') {
     // `lifeguard doctor --watch | head` : when the reader exits, writes fail with EPIPE; stop quietly then.
     const output = new AbortController();
@@ -50,6 +49,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     };
     // Left attached: an EPIPE can still arrive after the last write, just before the process exits.
     process.stdout.on('error', onError);
+    const { doctorCommand } = await import('./doctor.js');
     return doctorCommand(argv.slice(1), {
       out: (text) => { if (!output.signal.aborted) process.stdout.write(`${text}\n`); },
       err: (text) => { process.stderr.write(`${text}\n`); },
