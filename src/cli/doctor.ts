@@ -1,5 +1,9 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { diagnose, watch } from '../doctor/diagnose.js';
+import { diagnose, Doctor, watch } from '../doctor/diagnose.js';
+import { renderPrometheus } from '../doctor/prometheus.js';
 import { DoctorError } from '../doctor/errors.js';
 import { SEVERITIES, severityRank, type DoctorThresholds, type Severity } from '../doctor/findings.js';
 import { renderLine, renderText, type DiagnosisReport } from '../doctor/report.js';
@@ -32,6 +36,9 @@ Options:
   --watch                  sample until Ctrl-C or SIGTERM: redraws on a terminal, one line per sample otherwise
   --fail-on <severity>     exit 1 when a finding is at least this severe: info, warning, critical  (default critical)
   --threshold <key=value>  change a finding threshold, e.g. --threshold closeWaitWarning=20 (repeatable)
+  --serve <host:port>      sample every --interval-ms and serve the figures as Prometheus metrics on
+                           http://host:port/metrics until Ctrl-C or SIGTERM (port 0: a free one, printed)
+  --allow-remote           let --serve listen on an address other than loopback (127.0.0.0/8, ::1)
   -h, --help               show this help
   -v, --version            print the version
 
@@ -69,7 +76,21 @@ const VALUE_OPTIONS = {
   'interval-ms': 'milliseconds between samples',
   'fail-on': 'info, warning or critical',
   threshold: 'key=number',
+  serve: 'host:port',
 };
+
+/** `host:port` or `[v6]:port`, loopback unless allowed otherwise. */
+function serveAddress(text: string, allowRemote: boolean): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);
+  const host = match?.[1] ?? match?.[2];
+  const port = Number(match?.[3]);
+  if (host === undefined || !Number.isInteger(port) || port > 65535) throw new UsageError(`option --serve expects host:port (e.g. 127.0.0.1:9464), got "${text}"`);
+  const loopback = host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  if (!loopback && !allowRemote) {
+    throw new UsageError(`option --serve: ${host} is not a loopback address; the metrics name the process's peers, so serving them beyond this host needs --allow-remote`);
+  }
+  return { host, port };
+}
 
 function thresholdsFrom(pairs: readonly string[]): DoctorThresholds {
   const out: Record<string, number> = {};
@@ -93,6 +114,8 @@ const OPTIONS = {
   watch: { type: 'boolean' },
   'fail-on': { type: 'string' },
   threshold: { type: 'string', multiple: true },
+  serve: { type: 'string' },
+  'allow-remote': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -119,6 +142,7 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
     return DoctorExit.OK;
   }
   let pid: number, samples: number, intervalMs: number, failOn: Severity, thresholds: DoctorThresholds;
+  let serve: { host: string; port: number } | undefined;
   try {
     if (values.pid === undefined) throw new UsageError('option --pid <pid> is required: which process to examine');
     pid = positiveInteger('pid', values.pid, 0, 1);
@@ -128,6 +152,8 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
     if (!(SEVERITIES as readonly string[]).includes(severity)) throw new UsageError(`option --fail-on expects one of ${SEVERITIES.join(', ')}, got "${severity}"`);
     failOn = severity as Severity;
     thresholds = thresholdsFrom(values.threshold ?? []);
+    if (values.serve !== undefined) serve = serveAddress(values.serve, values['allow-remote'] === true);
+    else if (values['allow-remote'] === true) throw new UsageError('option --allow-remote only applies to --serve');
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     io.err(`lifeguard doctor: ${error.message}\nRun "lifeguard doctor --help" for usage.`);
@@ -135,6 +161,7 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
   }
   const options = { pid, samples, intervalMs, thresholds };
   try {
+    if (serve !== undefined) return await serveLoop(options, serve, io);
     if (values.watch !== true) {
       const report = await diagnose(options);
       io.out(values.json === true ? JSON.stringify(report, null, 2) : renderText(report));
@@ -174,4 +201,68 @@ async function watchLoop(options: { pid: number; samples: number; intervalMs: nu
     process.off('SIGTERM', stop);
   }
   return code;
+}
+
+// The sidecar: one Doctor sampling on its own schedule, the latest report rendered at each scrape. A failed
+// sample (the process exited) is served as <prefix>doctor_up 0 rather than ending the server.
+async function serveLoop(options: { pid: number; samples: number; intervalMs: number; thresholds: DoctorThresholds }, address: { host: string; port: number }, io: Io): Promise<number> {
+  const doctor = new Doctor(options);
+  let report: DiagnosisReport | null = null;
+  let failure: string | null = null;
+  const take = async (): Promise<void> => {
+    try {
+      await doctor.sample();
+      report = doctor.report();
+      failure = null;
+    } catch (error) {
+      if (!(error instanceof DoctorError)) throw error;
+      report = null;
+      failure = `${error.code}: ${error.message}`;
+    }
+  };
+  // The first sample fails like the doctor does (exit 3) when the process cannot be examined at all.
+  await doctor.sample();
+  report = doctor.report();
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: the metrics are at /metrics\n');
+      return;
+    }
+    const body = renderPrometheus(report, { up: failure === null }) + (failure === null ? '' : `# last sample failed: ${failure.replace(/\n/g, ' ')}\n`);
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(address.port, address.host, () => { server.off('error', reject); resolve(); });
+  });
+  const bound = server.address() as AddressInfo;
+  const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+  io.err(`lifeguard doctor: serving the metrics of process ${options.pid} on http://${host}:${bound.port}/metrics every ${options.intervalMs} ms (Ctrl-C to stop)`);
+  const controller = new AbortController();
+  const stop = (): void => { controller.abort(); };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const signal = AbortSignal.any([controller.signal, io.outputClosed]);
+  try {
+    while (!signal.aborted) {
+      try {
+        await sleep(options.intervalMs, undefined, { signal });
+      } catch {
+        break;
+      }
+      await take();
+    }
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+  return DoctorExit.OK;
 }

@@ -8,6 +8,7 @@ import { collectOwners } from './join.js';
 import { snapshotProcess, type ProcOptions } from './proc.js';
 import { buildReport, type DiagnosisReport } from './report.js';
 import { Sampler, type Sample } from './sampler.js';
+import { ALL_TIMERS, countTimers, liveTimers } from './timers.js';
 
 /** Options of {@link diagnose} and {@link watch}. */
 export interface DiagnoseOptions {
@@ -103,6 +104,8 @@ async function pause(ms: number, signal: AbortSignal | undefined): Promise<void>
 function countHandles(): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const type of process.getActiveResourcesInfo()) counts[type] = (counts[type] ?? 0) + 1;
+  const timers = liveTimers();
+  if (timers !== null) counts[ALL_TIMERS] = timers;
   return counts;
 }
 
@@ -114,6 +117,8 @@ function countHandles(): Record<string, number> {
 export class Doctor {
   readonly #o: Resolved;
   readonly #sampler: Sampler;
+  // In-process: stops counting timers (see timers.ts); null when not counting.
+  #stopCounting: (() => void) | null = null;
 
   /** `self: true` joins sockets to this process's pools and counts its handles (`pid` is then this process). */
   constructor(options?: DoctorOptions) {
@@ -128,10 +133,21 @@ export class Doctor {
 
   /** Reads the kernel's tables (and, in-process, the handles) once and adds the result to the window. */
   async sample(): Promise<Sample> {
+    // In-process, timers are counted from the first sample on (unref'd ones included), until close().
+    if (this.#o.pools !== null && this.#stopCounting === null) this.#stopCounting = countTimers();
     const snapshot = await snapshotProcess(this.#o.pid, this.#o.proc);
     const sample: Sample = { ...snapshot, handles: this.#o.pools === null ? null : countHandles() };
     this.#sampler.add(sample);
     return sample;
+  }
+
+  /**
+   * Stops what an in-process Doctor started on its first sample: the count of timers (an async hook, which
+   * costs every promise a little). `diagnoseSelf()` and `watch()` call it when they end. Idempotent.
+   */
+  close(): void {
+    this.#stopCounting?.();
+    this.#stopCounting = null;
   }
 
   /** The report on the samples so far (in-process: joined to the pools as they are now). */
@@ -143,12 +159,16 @@ export class Doctor {
   async run(): Promise<DiagnosisReport> {
     const { samples, intervalMs, signal } = this.#o;
     signal?.throwIfAborted();
-    for (let i = 0; i < samples; i++) {
-      if (i > 0) await pause(intervalMs, signal);
-      await this.sample();
-      signal?.throwIfAborted();
+    try {
+      for (let i = 0; i < samples; i++) {
+        if (i > 0) await pause(intervalMs, signal);
+        await this.sample();
+        signal?.throwIfAborted();
+      }
+      return this.report();
+    } finally {
+      this.close();
     }
-    return this.report();
   }
 
   /** Samples every `intervalMs`, yielding a report after each sample (the first at once), until the signal aborts. */
@@ -156,16 +176,20 @@ export class Doctor {
     const { intervalMs, signal } = this.#o;
     // A function, not `signal.aborted` inline: the type checker assumes a property read before an await is still false after it.
     const stopped = (): boolean => signal?.aborted === true;
-    while (!stopped()) {
-      await this.sample();
-      if (stopped()) return;
-      yield this.report();
-      try {
-        await pause(intervalMs, signal);
-      } catch (error) {
+    try {
+      while (!stopped()) {
+        await this.sample();
         if (stopped()) return;
-        throw error;
+        yield this.report();
+        try {
+          await pause(intervalMs, signal);
+        } catch (error) {
+          if (stopped()) return;
+          throw error;
+        }
       }
+    } finally {
+      this.close();
     }
   }
 }

@@ -236,3 +236,60 @@ describe('lifeguard doctor (CLI): descriptors listed but not readable', { skip: 
     }
   });
 });
+
+describe('lifeguard doctor --serve (Prometheus sidecar)', { skip: process.platform === 'linux' ? false : 'the doctor reads Linux /proc' }, () => {
+  it('serves the figures of the process as Prometheus metrics on loopback, and stops on SIGTERM', async () => {
+    const target = spawn(process.execPath, [childScript, '4']);
+    const server = spawn(process.execPath, [bin, 'doctor', '--pid', String(target.pid), '--serve', '127.0.0.1:0', '--interval-ms', '50']);
+    try {
+      const [line] = (await once(target.stdout, 'data')) as [Buffer];
+      const port = /^ready (\d+)/.exec(line.toString())?.[1];
+      assert.ok(port !== undefined);
+      server.stderr.setEncoding('utf8');
+      let said = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        server.stderr.on('data', (chunk: string) => {
+          said += chunk;
+          const match = /on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(said);
+          if (match?.[1] !== undefined) resolve(match[1]);
+        });
+        server.once('exit', () => { reject(new Error(`exited: ${said}`)); });
+      });
+      // Wait (bounded) for a sample that sees all 4 in CLOSE_WAIT.
+      let body = '';
+      const deadline = Date.now() + 10_000;
+      while (!/^lifeguard_doctor_sockets\{state="CLOSE_WAIT"\} 4$/m.test(body)) {
+        if (Date.now() > deadline) assert.fail(`no CLOSE_WAIT count of 4 in:\n${body}`);
+        const res = await fetch(url);
+        assert.equal(res.status, 200);
+        assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+        body = await res.text();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.match(body, /^lifeguard_doctor_up 1$/m);
+      assert.match(body, new RegExp(`^lifeguard_doctor_peer_sockets\\{peer="127\\.0\\.0\\.1:${port}",state="CLOSE_WAIT"\\} 4$`, 'm'));
+      assert.match(body, /^process_open_fds \d+$/m);
+      assert.match(body, /^process_max_fds \d+$/m);
+      assert.match(body, /^lifeguard_doctor_threads \d+$/m);
+      assert.match(body, /^lifeguard_doctor_close_wait_oldest_seconds \d+(\.\d+)?$/m);
+      assert.match(body, /^# TYPE lifeguard_doctor_findings gauge$/m);
+      assert.equal((await fetch(url.replace('/metrics', '/'))).status, 404);
+      const exited = once(server, 'exit');
+      server.kill('SIGTERM');
+      assert.deepEqual(await exited, [0, null]);
+    } finally {
+      server.kill('SIGKILL');
+      target.stdin.end();
+    }
+  });
+
+  it('refuses a non-loopback address unless --allow-remote, and exits 3 for a process that cannot be examined', () => {
+    const remote = doctor('--pid', '1', '--serve', '0.0.0.0:9464');
+    assert.equal(remote.status, 2);
+    assert.match(remote.stderr, /option --serve: 0\.0\.0\.0 is not a loopback address; .* needs --allow-remote/);
+    assert.match(doctor('--pid', '1', '--serve', 'nope').stderr, /option --serve expects host:port/);
+    const gone = doctor('--pid', String(2 ** 30), '--serve', '127.0.0.1:0');
+    assert.equal(gone.status, 3);
+    assert.match(gone.stderr, /LG_DOCTOR_NO_PROCESS/);
+  });
+});
