@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { diagnose, Doctor, watch } from '../doctor/diagnose.js';
+import { renderHost, surveyHost } from '../doctor/host.js';
 import { renderPrometheus } from '../doctor/prometheus.js';
 import { DoctorError } from '../doctor/errors.js';
 import { SEVERITIES, severityRank, type DoctorThresholds, type Severity } from '../doctor/findings.js';
@@ -23,6 +24,7 @@ export const DoctorExit = Object.freeze({
 });
 
 export const DOCTOR_HELP = `Usage: lifeguard doctor --pid <pid> [options]
+       lifeguard doctor --all [--samples <n>] [--interval-ms <ms>] [--json]
 
 Examines a process's TCP sockets, file descriptors and threads from the kernel's tables (Linux /proc):
 sockets by state and peer, CLOSE_WAIT sockets and how long they stay, how counts trend across samples,
@@ -36,6 +38,8 @@ Options:
   --watch                  sample until Ctrl-C or SIGTERM: redraws on a terminal, one line per sample otherwise
   --fail-on <severity>     exit 1 when a finding is at least this severe: info, warning, critical  (default critical)
   --threshold <key=value>  change a finding threshold, e.g. --threshold closeWaitWarning=20 (repeatable)
+  --all                    rank every process of the host (that this user may examine) by CLOSE_WAIT
+                           sockets, descriptors against the limit and growth across --samples; names the worst
   --serve <host:port>      sample every --interval-ms and serve the figures as Prometheus metrics on
                            http://host:port/metrics until Ctrl-C or SIGTERM (port 0: a free one, printed)
   --allow-remote           let --serve listen on an address other than loopback (127.0.0.0/8, ::1)
@@ -115,6 +119,7 @@ const OPTIONS = {
   'fail-on': { type: 'string' },
   threshold: { type: 'string', multiple: true },
   serve: { type: 'string' },
+  all: { type: 'boolean' },
   'allow-remote': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -144,9 +149,10 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
   let pid: number, samples: number, intervalMs: number, failOn: Severity, thresholds: DoctorThresholds;
   let serve: { host: string; port: number } | undefined;
   try {
-    if (values.pid === undefined) throw new UsageError('option --pid <pid> is required: which process to examine');
-    pid = positiveInteger('pid', values.pid, 0, 1);
-    samples = positiveInteger('samples', values.samples, 3, 1);
+    if (values.all === true && (values.pid !== undefined || values.serve !== undefined || values.watch === true)) throw new UsageError('option --all examines every process: it takes no --pid, --serve or --watch');
+    if (values.pid === undefined && values.all !== true) throw new UsageError('option --pid <pid> is required: which process to examine (or --all for every process)');
+    pid = positiveInteger('pid', values.pid, 1, 1);
+    samples = positiveInteger('samples', values.samples, values.all === true ? 2 : 3, 1);
     intervalMs = timerMs('interval-ms', values['interval-ms'], 1000);
     const severity = values['fail-on'] ?? 'critical';
     if (!(SEVERITIES as readonly string[]).includes(severity)) throw new UsageError(`option --fail-on expects one of ${SEVERITIES.join(', ')}, got "${severity}"`);
@@ -161,6 +167,11 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
   }
   const options = { pid, samples, intervalMs, thresholds };
   try {
+    if (values.all === true) {
+      const host = await surveyHost({ samples, intervalMs });
+      io.out(values.json === true ? JSON.stringify(host, null, 2) : renderHost(host));
+      return DoctorExit.OK;
+    }
     if (serve !== undefined) return await serveLoop(options, serve, io);
     if (values.watch !== true) {
       const report = await diagnose(options);

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { doctorCommand } from '../../src/cli/doctor.js';
-import type { DiagnosisReport } from '../../src/doctor/index.js';
+import { rank, type DiagnosisReport, type HostProcess, type HostReport } from '../../src/doctor/index.js';
 import { activeResources, grown } from '../support/handles.js';
 
 // The compiled CLI and child, next to this compiled test (dist-<name>/test/cli -> dist-<name>/src/cli).
@@ -291,5 +291,48 @@ describe('lifeguard doctor --serve (Prometheus sidecar)', { skip: process.platfo
     const gone = doctor('--pid', String(2 ** 30), '--serve', '127.0.0.1:0');
     assert.equal(gone.status, 3);
     assert.match(gone.stderr, /LG_DOCTOR_NO_PROCESS/);
+  });
+});
+
+describe('lifeguard doctor --all (host-wide ranking)', { skip: process.platform === 'linux' ? false : 'the doctor reads Linux /proc' }, () => {
+  it('ranks the host\'s processes worst first and names a CLOSE_WAIT pile with its pid, command line and remote', async () => {
+    const target = spawn(process.execPath, [childScript, '7']);
+    try {
+      const [line] = (await once(target.stdout, 'data')) as [Buffer];
+      const port = /^ready (\d+)/.exec(line.toString())?.[1];
+      assert.ok(port !== undefined);
+      const run = doctor('--all', '--samples', '2', '--interval-ms', '50', '--json');
+      assert.equal(run.status, 0, run.stderr);
+      const host = JSON.parse(run.stdout) as HostReport;
+      assert.equal(host.samples, 2);
+      const mine = host.processes.find((p) => p.pid === target.pid);
+      assert.ok(mine, `pid ${target.pid!} not listed`);
+      assert.equal(mine.closeWait, 7);
+      assert.deepEqual(mine.closeWaitRemotes, [{ remote: `127.0.0.1:${port}`, count: 7 }]);
+      assert.match(mine.command, /close-wait-child\.js 7$/);
+      assert.equal(mine.fdTrend.length, 2);
+      // Worst first, by the documented order.
+      for (let i = 1; i < host.processes.length; i++) assert.ok(rank(host.processes[i - 1]!, host.processes[i]!) <= 0, `not ranked at ${i}`);
+      const text = doctor('--all', '--samples', '1');
+      assert.equal(text.status, 0, text.stderr);
+      assert.match(text.stdout, /^lifeguard doctor --all: \d+ processes at /);
+      assert.match(text.stdout, /^Worst: pid \d+ \(.+\): \d+ CLOSE_WAIT/m);
+      assert.match(text.stdout, new RegExp(`^ +${target.pid!} +7 .*close-wait-child.* \\(7x 127\\.0\\.0\\.1:${port}\\)$`, 'm'));
+    } finally {
+      target.stdin.end();
+    }
+  });
+
+  it('ranks CLOSE_WAIT first, then descriptor use against the limit, then growth', () => {
+    const base = { command: 'x', sockets: 0, byState: {}, closeWaitRemotes: [], fdLimit: 1024, fdTrend: [], socketTrend: [], socketGrowth: 0 };
+    const p = (pid: number, closeWait: number, fdRatio: number, fdGrowth: number): HostProcess => ({ ...base, pid, closeWait, fds: Math.round(fdRatio * 1024), fdRatio, fdGrowth });
+    const sorted = [p(1, 0, 0.1, 500), p(2, 3, 0.01, 0), p(3, 0, 0.9, 0), p(4, 0, 0.1, 0)].sort(rank).map((x) => x.pid);
+    assert.deepEqual(sorted, [2, 3, 1, 4]);
+  });
+
+  it('rejects --all with --pid', () => {
+    const run = doctor('--all', '--pid', '1');
+    assert.equal(run.status, 2);
+    assert.match(run.stderr, /option --all examines every process: it takes no --pid/);
   });
 });
