@@ -4,17 +4,20 @@ import { formatOps, table } from './harness.js';
 import { PAIRS, benchHttp, httpReport } from './http.js';
 import { benchInstructions } from './instructions.js';
 import { benchServer, SERVER_SCENARIO } from './server.js';
+import { benchDoctor } from './doctor.js';
 
 /**
- * `npm run bench` (about 6 minutes), `npm run bench -- --quick` (about a minute), and `-- --only=pool` or
+ * `npm run bench` (about 6 minutes), `npm run bench -- --quick` (about a minute), and `-- --only=pool`,
  * `-- --only=http` or `-- --only=server` for one part. `-- --only=instructions` counts the HTTP clients' instructions per
- * request under valgrind (about 7 minutes whether or not `--quick` is given; not part of the default run). Speed is only ever reported as ratios between libraries measured in the
+ * request under valgrind (about 7 minutes whether or not `--quick` is given; not part of the default run).
+ * `-- --only=doctor` times one doctor sample against `ss -tanp` on 20,000 to 100,000 sockets (about a minute). Speed is only ever reported as ratios between libraries measured in the
  * same run, never asserted in tests.
  */
 const quick = process.argv.includes('--quick');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
-if (only !== undefined && only !== 'pool' && only !== 'http' && only !== 'instructions' && only !== 'server') {
-  console.error(`--only: expected "pool", "http", "instructions" or "server", got ${JSON.stringify(only)}`);
+const PARTS = ['pool', 'http', 'instructions', 'server', 'doctor'];
+if (only !== undefined && !PARTS.includes(only)) {
+  console.error(`--only: expected one of ${PARTS.map((p) => JSON.stringify(p)).join(', ')}, got ${JSON.stringify(only)}`);
   process.exit(2);
 }
 const rounds = quick ? 3 : 5;
@@ -71,4 +74,14 @@ if (only === 'instructions') {
   console.log(table(['library', 'instructions/request', 'ratio'], bench.cases.map((c) => [c.library, c.instructionsPerRequest.toLocaleString('en-US'), ratio.get(c.library) ?? ''])));
   writeFileSync(new URL('instructions.json', dir), `${JSON.stringify({ node: process.version, valgrind: bench.valgrind, requests: bench.requests, cases: bench.cases }, null, 2)}\n`);
   console.log(`\nwrote bench/results/instructions.json`);
+}
+
+if (only === undefined || only === 'doctor') {
+  const cases = await benchDoctor(quick ? [20_000, 40_000] : [20_000, 40_000, 60_000, 100_000], quick ? 3 : 5);
+  console.log(`doctor benchmark (node ${process.version}; one sample of a process with ${cases[0]?.processSockets ?? '?'} sockets by \`lifeguard doctor --pid N --samples 1\`, process start included, against \`ss -tanp\`; median wall time, peak RSS)`);
+  console.log(table(['sockets in namespace', 'in process', 'ss ms', 'ss peak MB', 'doctor ms', 'doctor peak MB', 'doctor/ss', 'doctor source'], cases.map((c) => [
+    String(c.namespaceSockets), String(c.processSockets), c.ssMs.toFixed(0), (c.ssPeakKb / 1024).toFixed(1), c.doctorMs.toFixed(0), (c.doctorPeakKb / 1024).toFixed(1), `${c.ratio.toFixed(2)}x`, c.source,
+  ])));
+  writeFileSync(new URL('doctor.json', dir), `${JSON.stringify({ node: process.version, cases }, null, 2)}\n`);
+  console.log(`\nwrote bench/results/doctor.json`);
 }

@@ -1,9 +1,15 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { diagnose, watch } from '../doctor/diagnose.js';
+import { diagnose, Doctor, watch } from '../doctor/diagnose.js';
+import { renderHost, surveyHost } from '../doctor/host.js';
+import { renderPrometheus } from '../doctor/prometheus.js';
 import { DoctorError } from '../doctor/errors.js';
 import { SEVERITIES, severityRank, type DoctorThresholds, type Severity } from '../doctor/findings.js';
 import { renderLine, renderText, type DiagnosisReport } from '../doctor/report.js';
 import { InvalidOptionError } from '../pool/errors.js';
+import { joinNegativeValues, MAX_TIMER_MS, UsageError } from './args.js';
 
 /** Exit codes of `lifeguard doctor` (documented in docs/doctor.md). */
 export const DoctorExit = Object.freeze({
@@ -18,6 +24,7 @@ export const DoctorExit = Object.freeze({
 });
 
 export const DOCTOR_HELP = `Usage: lifeguard doctor --pid <pid> [options]
+       lifeguard doctor --all [--samples <n>] [--interval-ms <ms>] [--json]
 
 Examines a process's TCP sockets, file descriptors and threads from the kernel's tables (Linux /proc):
 sockets by state and peer, CLOSE_WAIT sockets and how long they stay, how counts trend across samples,
@@ -31,6 +38,11 @@ Options:
   --watch                  sample until Ctrl-C or SIGTERM: redraws on a terminal, one line per sample otherwise
   --fail-on <severity>     exit 1 when a finding is at least this severe: info, warning, critical  (default critical)
   --threshold <key=value>  change a finding threshold, e.g. --threshold closeWaitWarning=20 (repeatable)
+  --all                    rank every process of the host (that this user may examine) by CLOSE_WAIT
+                           sockets, descriptors against the limit and growth across --samples; names the worst
+  --serve <host:port>      sample every --interval-ms and serve the figures as Prometheus metrics on
+                           http://host:port/metrics until Ctrl-C or SIGTERM (port 0: a free one, printed)
+  --allow-remote           let --serve listen on an address other than loopback (127.0.0.0/8, ::1)
   -h, --help               show this help
   -v, --version            print the version
 
@@ -47,12 +59,41 @@ interface Io {
   readonly outputClosed: AbortSignal;
 }
 
-class UsageError extends Error {}
-
 function positiveInteger(flag: string, text: string | undefined, fallback: number, min: number): number {
   if (text === undefined) return fallback;
   if (!/^\d+$/.test(text) || Number(text) < min) throw new UsageError(`option --${flag} expects an integer >= ${min}, got "${text}"`);
   return Number(text);
+}
+
+function timerMs(flag: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text) || Number(text) > MAX_TIMER_MS) {
+    throw new UsageError(`option --${flag} expects an integer from 0 to ${MAX_TIMER_MS} (about 24.8 days, the longest timer Node can set), got "${text}"`);
+  }
+  return Number(text);
+}
+
+/** Options that take a value, and what the value is (for "expects a value (...)"). */
+const VALUE_OPTIONS = {
+  pid: 'the pid of the process to examine',
+  samples: 'how many samples',
+  'interval-ms': 'milliseconds between samples',
+  'fail-on': 'info, warning or critical',
+  threshold: 'key=number',
+  serve: 'host:port',
+};
+
+/** `host:port` or `[v6]:port`, loopback unless allowed otherwise. */
+function serveAddress(text: string, allowRemote: boolean): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);
+  const host = match?.[1] ?? match?.[2];
+  const port = Number(match?.[3]);
+  if (host === undefined || !Number.isInteger(port) || port > 65535) throw new UsageError(`option --serve expects host:port (e.g. 127.0.0.1:9464), got "${text}"`);
+  const loopback = host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  if (!loopback && !allowRemote) {
+    throw new UsageError(`option --serve: ${host} is not a loopback address; the metrics name the process's peers, so serving them beyond this host needs --allow-remote`);
+  }
+  return { host, port };
 }
 
 function thresholdsFrom(pairs: readonly string[]): DoctorThresholds {
@@ -77,6 +118,9 @@ const OPTIONS = {
   watch: { type: 'boolean' },
   'fail-on': { type: 'string' },
   threshold: { type: 'string', multiple: true },
+  serve: { type: 'string' },
+  all: { type: 'boolean' },
+  'allow-remote': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -89,7 +133,7 @@ function parse(argv: readonly string[]) {
 export async function doctorCommand(argv: readonly string[], io: Io): Promise<number> {
   let values: ReturnType<typeof parse>;
   try {
-    values = parse(argv);
+    values = parse(joinNegativeValues(argv, VALUE_OPTIONS));
   } catch (error) {
     io.err(`lifeguard doctor: ${(error as Error).message}\nRun "lifeguard doctor --help" for usage.`);
     return DoctorExit.USAGE;
@@ -103,15 +147,19 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
     return DoctorExit.OK;
   }
   let pid: number, samples: number, intervalMs: number, failOn: Severity, thresholds: DoctorThresholds;
+  let serve: { host: string; port: number } | undefined;
   try {
-    if (values.pid === undefined) throw new UsageError('option --pid <pid> is required: which process to examine');
-    pid = positiveInteger('pid', values.pid, 0, 1);
-    samples = positiveInteger('samples', values.samples, 3, 1);
-    intervalMs = positiveInteger('interval-ms', values['interval-ms'], 1000, 0);
+    if (values.all === true && (values.pid !== undefined || values.serve !== undefined || values.watch === true)) throw new UsageError('option --all examines every process: it takes no --pid, --serve or --watch');
+    if (values.pid === undefined && values.all !== true) throw new UsageError('option --pid <pid> is required: which process to examine (or --all for every process)');
+    pid = positiveInteger('pid', values.pid, 1, 1);
+    samples = positiveInteger('samples', values.samples, values.all === true ? 2 : 3, 1);
+    intervalMs = timerMs('interval-ms', values['interval-ms'], 1000);
     const severity = values['fail-on'] ?? 'critical';
     if (!(SEVERITIES as readonly string[]).includes(severity)) throw new UsageError(`option --fail-on expects one of ${SEVERITIES.join(', ')}, got "${severity}"`);
     failOn = severity as Severity;
     thresholds = thresholdsFrom(values.threshold ?? []);
+    if (values.serve !== undefined) serve = serveAddress(values.serve, values['allow-remote'] === true);
+    else if (values['allow-remote'] === true) throw new UsageError('option --allow-remote only applies to --serve');
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     io.err(`lifeguard doctor: ${error.message}\nRun "lifeguard doctor --help" for usage.`);
@@ -119,6 +167,12 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
   }
   const options = { pid, samples, intervalMs, thresholds };
   try {
+    if (values.all === true) {
+      const host = await surveyHost({ samples, intervalMs });
+      io.out(values.json === true ? JSON.stringify(host, null, 2) : renderHost(host));
+      return DoctorExit.OK;
+    }
+    if (serve !== undefined) return await serveLoop(options, serve, io);
     if (values.watch !== true) {
       const report = await diagnose(options);
       io.out(values.json === true ? JSON.stringify(report, null, 2) : renderText(report));
@@ -158,4 +212,68 @@ async function watchLoop(options: { pid: number; samples: number; intervalMs: nu
     process.off('SIGTERM', stop);
   }
   return code;
+}
+
+// The sidecar: one Doctor sampling on its own schedule, the latest report rendered at each scrape. A failed
+// sample (the process exited) is served as <prefix>doctor_up 0 rather than ending the server.
+async function serveLoop(options: { pid: number; samples: number; intervalMs: number; thresholds: DoctorThresholds }, address: { host: string; port: number }, io: Io): Promise<number> {
+  const doctor = new Doctor(options);
+  let report: DiagnosisReport | null = null;
+  let failure: string | null = null;
+  const take = async (): Promise<void> => {
+    try {
+      await doctor.sample();
+      report = doctor.report();
+      failure = null;
+    } catch (error) {
+      if (!(error instanceof DoctorError)) throw error;
+      report = null;
+      failure = `${error.code}: ${error.message}`;
+    }
+  };
+  // The first sample fails like the doctor does (exit 3) when the process cannot be examined at all.
+  await doctor.sample();
+  report = doctor.report();
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: the metrics are at /metrics\n');
+      return;
+    }
+    const body = renderPrometheus(report, { up: failure === null }) + (failure === null ? '' : `# last sample failed: ${failure.replace(/\n/g, ' ')}\n`);
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(address.port, address.host, () => { server.off('error', reject); resolve(); });
+  });
+  const bound = server.address() as AddressInfo;
+  const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+  io.err(`lifeguard doctor: serving the metrics of process ${options.pid} on http://${host}:${bound.port}/metrics every ${options.intervalMs} ms (Ctrl-C to stop)`);
+  const controller = new AbortController();
+  const stop = (): void => { controller.abort(); };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const signal = AbortSignal.any([controller.signal, io.outputClosed]);
+  try {
+    while (!signal.aborted) {
+      try {
+        await sleep(options.intervalMs, undefined, { signal });
+      } catch {
+        break;
+      }
+      await take();
+    }
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+  return DoctorExit.OK;
 }

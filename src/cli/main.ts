@@ -1,12 +1,11 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { doctorCommand } from './doctor.js';
-import { runDashboardCommand } from '../dashboard/cli.js';
 
 /** The `lifeguard` command: help, version, and subcommands (`doctor`). */
-const HELP = `Usage: lifeguard [options]
+const HELP = `Usage: lifeguard <command> [options]
        lifeguard doctor --pid <pid> [--json] [--watch [--interval-ms <ms>]] [--samples <n>] [--fail-on <severity>]
+       lifeguard dashboard --pid <pid> [--port <port>] [--host <address>] [--interval-ms <ms>]
 
 Leak-proof connection pools for Node.js.
 
@@ -25,8 +24,22 @@ function version(): string {
   return pkg.version;
 }
 
+const COMMANDS = ['doctor', 'dashboard'];
+
 export async function main(argv: readonly string[]): Promise<number> {
-  if (argv[0] === 'dashboard') return runDashboardCommand(argv.slice(1));
+  if (argv.length === 0) {
+    console.error(`lifeguard: no command given\n\n${HELP}`);
+    return 2;
+  }
+  // A first word that is not an option is a command: a misspelt one is named as such, before any of
+  // its options can be taken for the top level's own.
+  const first = argv[0] ?? '';
+  if (!first.startsWith('-') && !COMMANDS.includes(first)) {
+    console.error(`lifeguard: unknown command "${first}" (commands: ${COMMANDS.join(', ')})\n\n${HELP}`);
+    return 2;
+  }
+  // Each command loads only its own modules: the doctor's start-up is part of what a sample costs.
+  if (argv[0] === 'dashboard') return (await import('../dashboard/cli.js')).runDashboardCommand(argv.slice(1));
   if (argv[0] === 'doctor') {
     // `lifeguard doctor --watch | head` : when the reader exits, writes fail with EPIPE; stop quietly then.
     const output = new AbortController();
@@ -36,6 +49,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     };
     // Left attached: an EPIPE can still arrive after the last write, just before the process exits.
     process.stdout.on('error', onError);
+    const { doctorCommand } = await import('./doctor.js');
     return doctorCommand(argv.slice(1), {
       out: (text) => { if (!output.signal.aborted) process.stdout.write(`${text}\n`); },
       err: (text) => { process.stderr.write(`${text}\n`); },
@@ -55,11 +69,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     console.log(version());
     return 0;
   }
-  if (parsed.values.help === true || parsed.positionals.length === 0) {
+  if (parsed.values.help === true) {
     console.log(HELP);
     return 0;
   }
-  console.error(`lifeguard: unknown command "${parsed.positionals[0] ?? ''}"\n\n${HELP}`);
+  console.error(`lifeguard: ${parsed.positionals.length === 0 ? 'no command given' : `unknown command "${parsed.positionals[0] ?? ''}"`}\n\n${HELP}`);
   return 2;
 }
 

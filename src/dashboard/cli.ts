@@ -1,4 +1,7 @@
 import { parseArgs } from 'node:util';
+import { joinNegativeValues, MAX_TIMER_MS } from '../cli/args.js';
+import { DoctorError } from '../doctor/errors.js';
+import { snapshotProcess } from '../doctor/proc.js';
 import { startDashboard } from './server.js';
 
 export const DASHBOARD_HELP = `Usage: lifeguard dashboard --pid <pid> [--port <port>] [--host <address>] [--interval-ms <ms>] [--duration-ms <ms>]
@@ -34,8 +37,8 @@ function integer(name: string, text: string | undefined, min: number, max = Numb
 }
 
 /**
- * `lifeguard dashboard`: resolves with the exit code (0 after a clean stop, 2 for a usage error, 1 when
- * the dashboard cannot start).
+ * `lifeguard dashboard`: resolves with the exit code (0 after a clean stop, 2 for a usage error, 3 when the
+ * process cannot be examined, as with the doctor; 1 when the dashboard cannot start).
  */
 export async function runDashboardCommand(argv: readonly string[], io?: DashboardCommandIO): Promise<number> {
   const out = io?.out ?? ((line: string) => { process.stdout.write(`${line}\n`); });
@@ -43,7 +46,10 @@ export async function runDashboardCommand(argv: readonly string[], io?: Dashboar
   let values;
   try {
     ({ values } = parseArgs({
-      args: [...argv],
+      args: joinNegativeValues(argv, {
+        pid: 'the pid of the process to watch', port: 'a TCP port', host: 'an address to listen on',
+        'interval-ms': 'milliseconds between samples', 'duration-ms': 'milliseconds to run',
+      }),
       options: {
         pid: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' },
         'interval-ms': { type: 'string' }, 'duration-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' },
@@ -64,8 +70,8 @@ export async function runDashboardCommand(argv: readonly string[], io?: Dashboar
     pid = integer('pid', values.pid, 1);
     if (pid === undefined) throw new Error('--pid is required');
     port = integer('port', values.port, 0, 65535) ?? 0;
-    intervalMs = integer('interval-ms', values['interval-ms'], 10) ?? 1000;
-    durationMs = integer('duration-ms', values['duration-ms'], 1);
+    intervalMs = integer('interval-ms', values['interval-ms'], 10, MAX_TIMER_MS) ?? 1000;
+    durationMs = integer('duration-ms', values['duration-ms'], 1, MAX_TIMER_MS);
   } catch (error) {
     err(`lifeguard dashboard: ${error instanceof Error ? error.message : String(error)}\n\n${DASHBOARD_HELP}`);
     return 2;
@@ -73,6 +79,14 @@ export async function runDashboardCommand(argv: readonly string[], io?: Dashboar
   if (process.platform !== 'linux') {
     err(`lifeguard dashboard: it reads the kernel's tables under /proc, which only Linux has; this is ${process.platform}`);
     return 1;
+  }
+  // Like the doctor: a process that cannot be examined (gone, another user's) is exit 3 before anything starts.
+  try {
+    await snapshotProcess(pid);
+  } catch (error) {
+    if (!(error instanceof DoctorError)) throw error;
+    err(`lifeguard dashboard: ${error.code}: ${error.message}`);
+    return 3;
   }
   let dashboard;
   try {

@@ -62,6 +62,9 @@ export const APP_JS = `(function () {
   var STATE_COLORS = { CLOSE_WAIT: '#e03131', ESTABLISHED: '#2f9e44', TIME_WAIT: '#868e96', FIN_WAIT1: '#f08c00', FIN_WAIT2: '#fab005', LAST_ACK: '#9c36b5', SYN_SENT: '#1c7ed6', SYN_RECV: '#15aabf', CLOSING: '#d6336c' };
   var STATE_ORDER = ['CLOSE_WAIT', 'ESTABLISHED', 'TIME_WAIT', 'FIN_WAIT1', 'FIN_WAIT2', 'LAST_ACK', 'SYN_SENT', 'SYN_RECV', 'CLOSING'];
 
+  // Whole seconds and up (uPlot's defaults go down to milliseconds: a few samples got a label every 0.5 s).
+  var TIME_INCRS = [1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+
   function el(tag, className, text) {
     var node = document.createElement(tag);
     if (className) node.className = className;
@@ -82,7 +85,7 @@ export const APP_JS = `(function () {
       width: Math.max(360, container.clientWidth || 560),
       height: 220,
       scales: { x: { time: true } },
-      axes: [{}, { label: yLabel }],
+      axes: [{ incrs: TIME_INCRS, space: 60 }, { label: yLabel }],
       series: [{}].concat(series.map(function (s) { return { label: s.label, stroke: s.color, width: 2 }; }))
     };
     chart = new uPlot(options, data, container);
@@ -203,9 +206,20 @@ export const APP_JS = `(function () {
     document.getElementById('status').textContent = 'updated ' + new Date(state.generatedAt).toLocaleTimeString() + ' · every ' + state.sampleIntervalMs + ' ms';
   }
 
-  fetch('api/state').then(function (r) { return r.json(); }).then(render, function () { /* the event stream will deliver */ });
-  var events = new EventSource('events');
-  events.onmessage = function (e) { render(JSON.parse(e.data)); };
-  events.onerror = function () { document.getElementById('status').textContent = 'disconnected, retrying...'; };
+  // Polled, not the event stream: an open EventSource is a fetch that never ends, and a headless browser
+  // taking a screenshot on virtual time (--virtual-time-budget) stops its clock while any fetch is pending.
+  function poll() {
+    var wait = 1000;
+    fetch('api/state', { cache: 'no-store' }).then(function (r) {
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      return r.json();
+    }).then(function (state) {
+      render(state);
+      wait = state.sampleIntervalMs;
+    }, function () {
+      document.getElementById('status').textContent = 'disconnected, retrying...';
+    }).then(function () { setTimeout(poll, Math.max(100, wait)); });
+  }
+  poll();
 })();
 `;

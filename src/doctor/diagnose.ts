@@ -8,6 +8,7 @@ import { collectOwners } from './join.js';
 import { snapshotProcess, type ProcOptions } from './proc.js';
 import { buildReport, type DiagnosisReport } from './report.js';
 import { Sampler, type Sample } from './sampler.js';
+import { ALL_TIMERS, countTimers, liveTimers } from './timers.js';
 
 /** Options of {@link diagnose} and {@link watch}. */
 export interface DiagnoseOptions {
@@ -71,12 +72,23 @@ function resolveOptions(options: DiagnoseOptions | DiagnoseSelfOptions | undefin
   return {
     pid,
     samples: numberOption(source, 'samples', 3, { integer: true, min: 1 }),
-    intervalMs: numberOption(source, 'intervalMs', 1000),
+    intervalMs: timerOption(source),
     thresholds: resolveThresholds(source['thresholds'] as DoctorThresholds | undefined),
     signal,
     proc: procRoot === undefined ? {} : { procRoot },
     pools: !self ? null : chosen === undefined ? openPools : () => chosen as readonly Pool<unknown>[],
   };
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+// Node turns a longer delay into 1 ms (with a TimeoutOverflowWarning): a sampler that meant "rarely" would sample constantly.
+function timerOption(source: Record<string, unknown>): number {
+  const value = numberOption(source, 'intervalMs', 1000);
+  if (value > MAX_TIMER_MS) {
+    throw new InvalidOptionError('intervalMs', `invalid option "intervalMs": expected a number from 0 to ${MAX_TIMER_MS} (about 24.8 days, the longest timer Node can set), got ${describe(value)}`);
+  }
+  return value;
 }
 
 // timers/promises rejects an aborted sleep with a generic AbortError; callers expect the signal's own reason.
@@ -92,6 +104,8 @@ async function pause(ms: number, signal: AbortSignal | undefined): Promise<void>
 function countHandles(): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const type of process.getActiveResourcesInfo()) counts[type] = (counts[type] ?? 0) + 1;
+  const timers = liveTimers();
+  if (timers !== null) counts[ALL_TIMERS] = timers;
   return counts;
 }
 
@@ -103,6 +117,8 @@ function countHandles(): Record<string, number> {
 export class Doctor {
   readonly #o: Resolved;
   readonly #sampler: Sampler;
+  // In-process: stops counting timers (see timers.ts); null when not counting.
+  #stopCounting: (() => void) | null = null;
 
   /** `self: true` joins sockets to this process's pools and counts its handles (`pid` is then this process). */
   constructor(options?: DoctorOptions) {
@@ -117,10 +133,21 @@ export class Doctor {
 
   /** Reads the kernel's tables (and, in-process, the handles) once and adds the result to the window. */
   async sample(): Promise<Sample> {
+    // In-process, timers are counted from the first sample on (unref'd ones included), until close().
+    if (this.#o.pools !== null && this.#stopCounting === null) this.#stopCounting = countTimers();
     const snapshot = await snapshotProcess(this.#o.pid, this.#o.proc);
     const sample: Sample = { ...snapshot, handles: this.#o.pools === null ? null : countHandles() };
     this.#sampler.add(sample);
     return sample;
+  }
+
+  /**
+   * Stops what an in-process Doctor started on its first sample: the count of timers (an async hook, which
+   * costs every promise a little). `diagnoseSelf()` and `watch()` call it when they end. Idempotent.
+   */
+  close(): void {
+    this.#stopCounting?.();
+    this.#stopCounting = null;
   }
 
   /** The report on the samples so far (in-process: joined to the pools as they are now). */
@@ -132,12 +159,16 @@ export class Doctor {
   async run(): Promise<DiagnosisReport> {
     const { samples, intervalMs, signal } = this.#o;
     signal?.throwIfAborted();
-    for (let i = 0; i < samples; i++) {
-      if (i > 0) await pause(intervalMs, signal);
-      await this.sample();
-      signal?.throwIfAborted();
+    try {
+      for (let i = 0; i < samples; i++) {
+        if (i > 0) await pause(intervalMs, signal);
+        await this.sample();
+        signal?.throwIfAborted();
+      }
+      return this.report();
+    } finally {
+      this.close();
     }
-    return this.report();
   }
 
   /** Samples every `intervalMs`, yielding a report after each sample (the first at once), until the signal aborts. */
@@ -145,16 +176,20 @@ export class Doctor {
     const { intervalMs, signal } = this.#o;
     // A function, not `signal.aborted` inline: the type checker assumes a property read before an await is still false after it.
     const stopped = (): boolean => signal?.aborted === true;
-    while (!stopped()) {
-      await this.sample();
-      if (stopped()) return;
-      yield this.report();
-      try {
-        await pause(intervalMs, signal);
-      } catch (error) {
+    try {
+      while (!stopped()) {
+        await this.sample();
         if (stopped()) return;
-        throw error;
+        yield this.report();
+        try {
+          await pause(intervalMs, signal);
+        } catch (error) {
+          if (stopped()) return;
+          throw error;
+        }
       }
+    } finally {
+      this.close();
     }
   }
 }

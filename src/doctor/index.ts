@@ -10,3 +10,5 @@ export { collectOwners, describeOwner, ownerOf, type OwnerLease, type PoolResour
 export * from './proc.js';
 export { buildReport, renderLine, renderText, type DiagnosisReport, type ReportSocket, type Trend } from './report.js';
 export { Sampler, series, type Sample, type SeenSocket, type Series, type SocketGroup } from './sampler.js';
+export { renderPrometheus } from './prometheus.js';
+export { rank, renderHost, surveyHost, type HostOptions, type HostProcess, type HostReport } from './host.js';

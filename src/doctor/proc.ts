@@ -10,13 +10,14 @@
  * const { open, limit } = await readFdUsage(process.pid);       // descriptors against the soft limit
  * ```
  */
-import { readdir, readFile, readlink } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { SocketAddress } from 'node:net';
 import { endianness } from 'node:os';
 import path from 'node:path';
 import { InvalidOptionError } from '../pool/errors.js';
 import { describe, rejectUnknownKeys } from '../pool/options.js';
 import { DoctorError, DoctorErrorCodes } from './errors.js';
+import { RowError, scanFds, scanTable } from './scan.js';
 
 /** TCP states as the kernel numbers them (`include/net/tcp_states.h`), index = state number. */
 export const TCP_STATES = Object.freeze([
@@ -81,6 +82,8 @@ export interface ProcessSnapshot {
   readonly sockets: readonly TcpSocket[];
   readonly fds: FdUsage;
   readonly threads: number;
+  /** What was read: the files under /proc, `PID` standing for the pid (set by {@link snapshotProcess}). */
+  readonly source?: string;
 }
 
 const OPTION_KEYS = new Set(['procRoot', 'endianness']);
@@ -136,6 +139,17 @@ async function procError(error: unknown, pid: number, file: string, resolved: Re
     return new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read ${file}: it does not exist, though process ${pid} does (procfs without TCP tables: a container or sandbox hiding them?)`, { cause: error });
   }
   return new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+}
+
+/**
+ * Listing `/proc/PID/fd` needs read access to the folder; reading where an entry points needs ptrace
+ * access (the same user, or CAP_SYS_PTRACE): root in a container without that capability can list
+ * another user's descriptors but not read them.
+ */
+function linkError(error: unknown, pid: number, file: string): unknown {
+  const code = errno(error);
+  if (code !== 'EACCES' && code !== 'EPERM') return error;
+  return new DoctorError(DoctorErrorCodes.PERMISSION, `cannot read ${file}: permission denied; the descriptors of process ${pid} can be listed but not read, which needs ptrace access to it (run the doctor as its user, or with CAP_SYS_PTRACE)`, { cause: error });
 }
 
 function parseError(file: string, line: number, why: string, text: string): DoctorError {
@@ -241,18 +255,27 @@ export function parseTcpTable(text: string, options?: ProcOptions & { readonly f
   return sockets;
 }
 
-async function readTable(file: string, resolved: Resolved, pid: number | undefined, optional: boolean): Promise<TcpSocket[]> {
-  let text: string;
+async function readTable(file: string, resolved: Resolved, pid: number | undefined, optional: boolean, keep: ((inode: number) => boolean) | null): Promise<TcpSocket[]> {
+  const rows: TcpSocket[] = [];
   try {
-    text = await readFile(file, 'utf8');
+    await scanTable(file, resolved.littleEndian, keep, (row) => { rows.push(row); });
   } catch (error) {
+    if (error instanceof RowError) throw new DoctorError(DoctorErrorCodes.PARSE, error.message);
     // tcp6 is absent when the kernel runs without IPv6: no IPv6 sockets then, not an error.
     if (optional && errno(error) === 'ENOENT') return [];
     if (pid !== undefined) throw await procError(error, pid, file, resolved);
     const denied = errno(error) === 'EACCES' || errno(error) === 'EPERM';
     throw new DoctorError(denied ? DoctorErrorCodes.PERMISSION : DoctorErrorCodes.UNSUPPORTED, `cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
-  return parseTcpTable(text, { file, endianness: resolved.littleEndian ? 'LE' : 'BE' });
+  return rows;
+}
+
+/** Both tables of a pid's namespace, one after the other (they share one read buffer), rows kept by `keep`. */
+async function readTables(pid: number, resolved: Resolved, keep: ((inode: number) => boolean) | null): Promise<TcpSocket[]> {
+  const dir = path.join(resolved.root, String(pid), 'net');
+  const v4 = await readTable(path.join(dir, 'tcp'), resolved, pid, false, keep);
+  const v6 = await readTable(path.join(dir, 'tcp6'), resolved, pid, true, keep);
+  return uniqueSockets(v4.length === 0 ? v6 : v6.length === 0 ? v4 : v4.concat(v6));
 }
 
 /**
@@ -262,15 +285,10 @@ async function readTable(file: string, resolved: Resolved, pid: number | undefin
  */
 export async function readTcpTable(source: string | number, options?: ProcOptions): Promise<TcpSocket[]> {
   const resolved = resolve(options);
-  if (typeof source === 'string') return uniqueSockets(await readTable(source, resolved, undefined, false));
+  if (typeof source === 'string') return uniqueSockets(await readTable(source, resolved, undefined, false, null));
   checkPid(source);
   checkPlatform(resolved);
-  const dir = path.join(resolved.root, String(source), 'net');
-  const [v4, v6] = await Promise.all([
-    readTable(path.join(dir, 'tcp'), resolved, source, false),
-    readTable(path.join(dir, 'tcp6'), resolved, source, true),
-  ]);
-  return uniqueSockets([...v4, ...v6]);
+  return readTables(source, resolved, null);
 }
 
 /**
@@ -296,35 +314,34 @@ export function uniqueSockets(rows: readonly TcpSocket[]): TcpSocket[] {
   return out;
 }
 
+async function readFds(pid: number, resolved: Resolved): Promise<{ open: number; inodes: Set<number> }> {
+  const dir = path.join(resolved.root, String(pid), 'fd');
+  try {
+    return await scanFds(dir, (error, file) => linkError(error, pid, file));
+  } catch (error) {
+    if (error instanceof DoctorError) throw error;
+    throw await procError(error, pid, dir, resolved);
+  }
+}
+
 /** The socket inodes among a process's open descriptors (`/proc/PID/fd/N` -> `socket:[inode]`). */
 export async function readSocketInodes(pid: number, options?: ProcOptions): Promise<Set<number>> {
   const resolved = resolve(options);
   checkPid(pid);
   checkPlatform(resolved);
-  const dir = path.join(resolved.root, String(pid), 'fd');
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (error) {
-    throw await procError(error, pid, dir, resolved);
-  }
-  const inodes = new Set<number>();
-  const links = await Promise.all(names.map((name) => readlink(path.join(dir, name)).catch((error: unknown) => {
-    // A descriptor closed between the listing and the readlink: it is gone, not an error.
-    if (errno(error) === 'ENOENT') return '';
-    throw error;
-  })));
-  for (const link of links) {
-    const match = /^socket:\[(\d+)\]$/.exec(link);
-    if (match?.[1] !== undefined) inodes.add(Number(match[1]));
-  }
-  return inodes;
+  return (await readFds(pid, resolved)).inodes;
 }
 
-/** The process's own TCP sockets: the rows of its namespace's tables whose inode one of its descriptors holds. */
+/**
+ * The process's own TCP sockets: the rows of its namespace's tables whose inode one of its descriptors
+ * holds. The descriptors are read first, so that only those rows are decoded.
+ */
 export async function readProcessSockets(pid: number, options?: ProcOptions): Promise<TcpSocket[]> {
-  const [inodes, table] = await Promise.all([readSocketInodes(pid, options), readTcpTable(pid, options)]);
-  return table.filter((socket) => socket.inode !== 0 && inodes.has(socket.inode));
+  const resolved = resolve(options);
+  checkPid(pid);
+  checkPlatform(resolved);
+  const { inodes } = await readFds(pid, resolved);
+  return readTables(pid, resolved, (inode) => inode !== 0 && inodes.has(inode));
 }
 
 async function readProcFile(pid: number, name: string, resolved: Resolved): Promise<string> {
@@ -350,11 +367,21 @@ export async function readFdUsage(pid: number, options?: ProcOptions): Promise<F
     readProcFile(pid, 'limits', resolved),
     readdir(dir).then((names) => names.length, async (error: unknown) => { throw await procError(error, pid, dir, resolved); }),
   ]);
+  return { open, ...fdLimits(limits, pid, resolved) };
+}
+
+function fdLimits(limits: string, pid: number, resolved: Resolved): { limit: number; hardLimit: number } {
   const match = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(limits);
   if (match?.[1] === undefined || match[2] === undefined) {
     throw new DoctorError(DoctorErrorCodes.PARSE, `${path.join(resolved.root, String(pid), 'limits')}: no "Max open files" line`);
   }
-  return { open, limit: limitValue(match[1]), hardLimit: limitValue(match[2]) };
+  return { limit: limitValue(match[1]), hardLimit: limitValue(match[2]) };
+}
+
+function threadCount(status: string, pid: number, resolved: Resolved): number {
+  const match = /^Threads:\s+(\d+)$/m.exec(status);
+  if (match?.[1] === undefined) throw new DoctorError(DoctorErrorCodes.PARSE, `${path.join(resolved.root, String(pid), 'status')}: no "Threads:" line`);
+  return Number(match[1]);
 }
 
 /** Thread count of a process (`Threads:` in `/proc/PID/status`). */
@@ -362,15 +389,18 @@ export async function readThreads(pid: number, options?: ProcOptions): Promise<n
   const resolved = resolve(options);
   checkPid(pid);
   checkPlatform(resolved);
-  const status = await readProcFile(pid, 'status', resolved);
-  const match = /^Threads:\s+(\d+)$/m.exec(status);
-  if (match?.[1] === undefined) throw new DoctorError(DoctorErrorCodes.PARSE, `${path.join(resolved.root, String(pid), 'status')}: no "Threads:" line`);
-  return Number(match[1]);
+  return threadCount(await readProcFile(pid, 'status', resolved), pid, resolved);
 }
 
-/** Sockets, descriptors and threads of a process, read together. */
+/** Sockets, descriptors and threads of a process: the descriptors listed once, for their count and their sockets. */
 export async function snapshotProcess(pid: number, options?: ProcOptions): Promise<ProcessSnapshot> {
+  const resolved = resolve(options);
+  checkPid(pid);
+  checkPlatform(resolved);
   const takenAt = Date.now();
-  const [sockets, fds, threads] = await Promise.all([readProcessSockets(pid, options), readFdUsage(pid, options), readThreads(pid, options)]);
-  return { pid, takenAt, sockets, fds, threads };
+  const { open, inodes } = await readFds(pid, resolved);
+  const sockets = await readTables(pid, resolved, (inode) => inode !== 0 && inodes.has(inode));
+  const limits = await readProcFile(pid, 'limits', resolved);
+  const status = await readProcFile(pid, 'status', resolved);
+  return { pid, takenAt, sockets, fds: { open, ...fdLimits(limits, pid, resolved) }, threads: threadCount(status, pid, resolved), source: `${resolved.root}/PID/net/tcp,tcp6 (streamed) + ${resolved.root}/PID/fd` };
 }

@@ -49,6 +49,8 @@ export interface DiagnosisReport {
   readonly handles: Readonly<Record<string, Trend>> | null;
   /** Most severe first. */
   readonly findings: readonly Finding[];
+  /** What the sample read (the kernel's files), when known. */
+  readonly source?: string;
   /** How socket ages were measured. */
   readonly note: string;
 }
@@ -64,36 +66,75 @@ export function buildReport(sampler: Sampler, thresholds: ResolvedThresholds, re
   const latest = sampler.latest;
   const first = sampler.samples[0];
   if (latest === undefined || first === undefined) throw new RangeError('a report needs at least one sample');
-  const sockets: AnalyzedSocket[] = sampler.sockets().map((s) => ({ ...s, owner: resources === null ? undefined : ownerOf(s.socket, resources) }));
-  sockets.sort((a, b) => (STATE_ORDER[a.socket.state] ?? 5) - (STATE_ORDER[b.socket.state] ?? 5) || b.inStateMs - a.inStateMs || a.socket.inode - b.socket.inode);
+  const sockets: AnalyzedSocket[] = resources === null
+    ? sampler.sockets().map((s) => ({ socket: s.socket, peer: s.peer, firstSeenAt: s.firstSeenAt, inStateMs: s.inStateMs, owner: undefined }))
+    : sampler.sockets().map((s) => ({ socket: s.socket, peer: s.peer, firstSeenAt: s.firstSeenAt, inStateMs: s.inStateMs, owner: ownerOf(s.socket, resources) }));
   const findings = analyze({ sampler, sockets, thresholds, leases: resources === null ? null : resources.all });
   const handleSeries = sampler.handleSeries();
-  return {
+  const report = {
     pid: latest.pid,
     inProcess: resources !== null,
     takenAt: new Date(latest.takenAt).toISOString(),
     samples: sampler.samples.length,
     spanMs: latest.takenAt - first.takenAt,
-    sockets: sockets.map((s) => ({
-      inode: s.socket.inode,
-      family: s.socket.family,
-      state: s.socket.state,
-      local: s.socket.local,
-      remote: s.socket.remote,
-      peer: s.peer,
-      txQueue: s.socket.txQueue,
-      rxQueue: s.socket.rxQueue,
-      firstSeenAt: new Date(s.firstSeenAt).toISOString(),
-      inStateMs: s.inStateMs,
-      ...(s.owner === undefined ? {} : { owner: s.owner }),
-    })),
+    sockets: [] as readonly ReportSocket[],
     groups: sampler.groups(),
     fds: { count: latest.fds.open, trend: sampler.fdSeries().values, limit: finite(latest.fds.limit), hardLimit: finite(latest.fds.hardLimit) },
     threads: { count: latest.threads, trend: sampler.threadSeries().values },
     handles: latest.handles === null ? null : Object.fromEntries([...handleSeries].map(([type, s]) => [type, { count: s.values.at(-1) ?? 0, trend: s.values }])),
     findings,
+    ...(latest.source === undefined ? {} : { source: latest.source }),
     note: `socket ages are measured by sampling: the time since the doctor first saw a socket in its state (${sampler.samples.length} sample${sampler.samples.length === 1 ? '' : 's'} over ${seconds(latest.takenAt - first.takenAt)}), a lower bound of the real age`,
   };
+  // The socket list is built when first read (JSON.stringify reads it): the text report needs only the
+  // groups, and 20,000 report objects were a third of a sample's cost.
+  let list: readonly ReportSocket[] | null = null;
+  Object.defineProperty(report, 'sockets', {
+    enumerable: true,
+    configurable: true,
+    get: () => (list ??= socketList(sockets)),
+  });
+  return report;
+}
+
+function socketList(sockets: AnalyzedSocket[]): ReportSocket[] {
+  // Most sockets were first seen at one of a few sample times: one ISO string each.
+  const iso = new Map<number, string>();
+  const isoOf = (ms: number): string => {
+    let text = iso.get(ms);
+    if (text === undefined) {
+      text = new Date(ms).toISOString();
+      iso.set(ms, text);
+    }
+    return text;
+  };
+  sockets.sort((a, b) => (STATE_ORDER[a.socket.state] ?? 5) - (STATE_ORDER[b.socket.state] ?? 5) || b.inStateMs - a.inStateMs || a.socket.inode - b.socket.inode);
+  return sockets.map((s) => ({
+    inode: s.socket.inode,
+    family: s.socket.family,
+    state: s.socket.state,
+    local: s.socket.local,
+    remote: s.socket.remote,
+    peer: s.peer,
+    txQueue: s.socket.txQueue,
+    rxQueue: s.socket.rxQueue,
+    firstSeenAt: isoOf(s.firstSeenAt),
+    inStateMs: s.inStateMs,
+    ...(s.owner === undefined ? {} : { owner: s.owner }),
+  }));
+}
+
+/** Sockets by state in the latest sample, from the groups (no need to build the socket list). */
+function stateCounts(report: DiagnosisReport): Map<string, number> {
+  const states = new Map<string, number>();
+  for (const g of report.groups) if (g.count > 0) states.set(g.state, (states.get(g.state) ?? 0) + g.count);
+  return states;
+}
+
+function total(states: ReadonlyMap<string, number>): number {
+  let n = 0;
+  for (const count of states.values()) n += count;
+  return n;
 }
 
 function trendText(values: readonly number[]): string {
@@ -124,7 +165,7 @@ export function renderText(report: DiagnosisReport): string {
     out.push(`    See ${f.docs}`);
   }
   out.push('');
-  out.push(`TCP sockets: ${report.sockets.length}, by peer and state${report.samples > 1 ? ' (counts over the samples)' : ''}:`);
+  out.push(`TCP sockets: ${total(stateCounts(report))}, by peer and state${report.samples > 1 ? ' (counts over the samples)' : ''}:`);
   if (report.groups.length === 0) out.push('  (none)');
   const width = Math.max(0, ...report.groups.map((g) => g.peer.length));
   for (const g of report.groups) out.push(`  ${g.peer.padEnd(width)}  ${g.state.padEnd(11)} ${g.count}${trendText(g.trend)}`);
@@ -138,16 +179,16 @@ export function renderText(report: DiagnosisReport): string {
     for (const [type, t] of Object.entries(report.handles)) out.push(`  ${type}: ${t.count}${trendText(t.trend)}`);
   }
   out.push('');
+  if (report.source !== undefined) out.push(`Source: ${report.source}`);
   out.push(`Note: ${report.note}.`);
   return out.join('\n');
 }
 
 /** One line per report, for `--watch` when the output is not a terminal. */
 export function renderLine(report: DiagnosisReport): string {
-  const states = new Map<string, number>();
-  for (const s of report.sockets) states.set(s.state, (states.get(s.state) ?? 0) + 1);
+  const states = stateCounts(report);
   const sockets = [...states].map(([state, n]) => `${state}=${n}`).join(' ');
   const findings = report.findings.map((f) => `${f.code}(${f.severity})`).join(' ');
   const limit = report.fds.limit === null ? 'unlimited' : String(report.fds.limit);
-  return `${report.takenAt} pid=${report.pid} sockets=${report.sockets.length}${sockets === '' ? '' : ` ${sockets}`} fds=${report.fds.count}/${limit} threads=${report.threads.count} findings=${findings === '' ? 'none' : findings}`;
+  return `${report.takenAt} pid=${report.pid} sockets=${total(states)}${sockets === '' ? '' : ` ${sockets}`} fds=${report.fds.count}/${limit} threads=${report.threads.count} findings=${findings === '' ? 'none' : findings}`;
 }

@@ -1,4 +1,4 @@
-import { formatEndpoint, normalizeAddress, type ProcessSnapshot, type TcpSocket, type TcpState } from './proc.js';
+import { formatEndpoint, normalizeAddress, TCP_STATES, type ProcessSnapshot, type TcpSocket, type TcpState } from './proc.js';
 
 /** One observation of a process: the kernel's view plus, in-process, Node's active handles by type. */
 export interface Sample extends ProcessSnapshot {
@@ -41,6 +41,27 @@ export function series(values: readonly number[]): Series {
   return { values, change, rising: rising && change > 0 };
 }
 
+// Peer names by address and port: one string per peer, not one per socket per sample.
+const peerNames = new Map<string, Map<number, string>>();
+
+function remotePeer(address: string, port: number): string {
+  let ports = peerNames.get(address);
+  if (ports === undefined) {
+    if (peerNames.size >= 4096) peerNames.clear();
+    ports = new Map();
+    peerNames.set(address, ports);
+  }
+  let name = ports.get(port);
+  if (name === undefined) {
+    if (ports.size >= 4096) ports.clear();
+    name = formatEndpoint({ address: normalizeAddress(address), port });
+    ports.set(port, name);
+  }
+  return name;
+}
+
+const inboundNames = new Map<number, string>();
+
 /**
  * The peer a socket is grouped under. Inbound connections each have their own remote port, so they are
  * grouped by the listener they came in on; IPv4-mapped addresses count as IPv4, so a dual-stack client's
@@ -48,12 +69,22 @@ export function series(values: readonly number[]): Series {
  */
 function peerOf(socket: TcpSocket, listening: ReadonlySet<number>): string {
   if (socket.state === 'LISTEN') return `listen ${formatEndpoint(socket.local)}`;
-  if (listening.has(socket.local.port)) return `inbound :${socket.local.port}`;
-  return formatEndpoint({ address: normalizeAddress(socket.remote.address), port: socket.remote.port });
+  if (listening.has(socket.local.port)) {
+    let name = inboundNames.get(socket.local.port);
+    if (name === undefined) {
+      name = `inbound :${socket.local.port}`;
+      inboundNames.set(socket.local.port, name);
+    }
+    return name;
+  }
+  return remotePeer(socket.remote.address, socket.remote.port);
 }
 
-function stateKey(socket: TcpSocket): string {
-  return `${socket.inode}|${socket.state}`;
+const STATE_INDEX = new Map<string, number>(TCP_STATES.map((name, index) => [name, index]));
+
+/** A number, not a string: a sample of 20,000 sockets made 20,000 key strings. */
+function stateKey(socket: TcpSocket): number {
+  return socket.inode * 16 + (STATE_INDEX.get(socket.state) ?? 0);
 }
 
 /**
@@ -65,7 +96,10 @@ export class Sampler {
   readonly #window: number;
   readonly #samples: Sample[] = [];
   // inode|state -> first time seen so; pruned to the sockets of the latest sample.
-  #firstSeen = new Map<string, number>();
+  #firstSeen = new Map<number, number>();
+  // Per sample, computed once: each socket's peer, and the groups of the window.
+  readonly #peers = new WeakMap<Sample, string[]>();
+  #groups: SocketGroup[] | null = null;
 
   /** `window`: how many recent samples trends cover. */
   constructor(window: number) {
@@ -92,7 +126,8 @@ export class Sampler {
     }
     this.#samples.push(sample);
     if (this.#samples.length > this.#window) this.#samples.shift();
-    const seen = new Map<string, number>();
+    this.#groups = null;
+    const seen = new Map<number, number>();
     for (const socket of sample.sockets) {
       const key = stateKey(socket);
       seen.set(key, this.#firstSeen.get(key) ?? sample.takenAt);
@@ -104,32 +139,49 @@ export class Sampler {
   sockets(): SeenSocket[] {
     const latest = this.latest;
     if (latest === undefined) return [];
-    const listening = listeningPorts(latest);
-    return latest.sockets.map((socket) => {
+    const peers = this.#peersOf(latest);
+    return latest.sockets.map((socket, i) => {
       const firstSeenAt = this.#firstSeen.get(stateKey(socket)) ?? latest.takenAt;
-      return { socket, peer: peerOf(socket, listening), firstSeenAt, inStateMs: latest.takenAt - firstSeenAt };
+      return { socket, peer: peers[i] ?? '', firstSeenAt, inStateMs: latest.takenAt - firstSeenAt };
     });
+  }
+
+  #peersOf(sample: Sample): string[] {
+    let peers = this.#peers.get(sample);
+    if (peers === undefined) {
+      const listening = listeningPorts(sample);
+      peers = sample.sockets.map((socket) => peerOf(socket, listening));
+      this.#peers.set(sample, peers);
+    }
+    return peers;
   }
 
   /** Socket counts by peer and state, with their trend over the window; largest groups first. */
   groups(): SocketGroup[] {
-    const trends = new Map<string, { peer: string; state: TcpState; trend: number[] }>();
+    if (this.#groups !== null) return this.#groups;
+    // peer -> state -> counts per sample
+    const trends = new Map<string, Map<TcpState, number[]>>();
     this.#samples.forEach((sample, index) => {
-      const listening = listeningPorts(sample);
-      for (const socket of sample.sockets) {
-        const peer = peerOf(socket, listening);
-        const key = `${peer}|${socket.state}`;
-        let group = trends.get(key);
-        if (group === undefined) {
-          group = { peer, state: socket.state, trend: this.#samples.map(() => 0) };
-          trends.set(key, group);
+      const peers = this.#peersOf(sample);
+      sample.sockets.forEach((socket, i) => {
+        const peer = peers[i] ?? '';
+        let states = trends.get(peer);
+        if (states === undefined) {
+          states = new Map();
+          trends.set(peer, states);
         }
-        group.trend[index] = (group.trend[index] ?? 0) + 1;
-      }
+        let trend = states.get(socket.state);
+        if (trend === undefined) {
+          trend = this.#samples.map(() => 0);
+          states.set(socket.state, trend);
+        }
+        trend[index] = (trend[index] ?? 0) + 1;
+      });
     });
-    return [...trends.values()]
-      .map((g) => ({ peer: g.peer, state: g.state, count: g.trend.at(-1) ?? 0, trend: g.trend }))
-      .sort((a, b) => b.count - a.count || a.peer.localeCompare(b.peer) || a.state.localeCompare(b.state));
+    const groups: SocketGroup[] = [];
+    for (const [peer, states] of trends) for (const [state, trend] of states) groups.push({ peer, state, count: trend.at(-1) ?? 0, trend });
+    this.#groups = groups.sort((a, b) => b.count - a.count || a.peer.localeCompare(b.peer) || a.state.localeCompare(b.state));
+    return this.#groups;
   }
 
   /** Connections (every state but LISTEN) per peer over the window. */

@@ -33,7 +33,7 @@ export interface PoolSnapshot {
   readonly pool: Pool<unknown>;
   readonly name: string;
   readonly stats: PoolStats;
-  /** Acquire wait times (ms) over the last `percentileWindowMs`. */
+  /** Acquire wait times (ms) over the last `percentileWindowMs`, acquires that timed out included. */
   readonly wait: Percentiles;
   /** Leases reported `held` and still out, oldest report first. */
   readonly openLeaks: readonly LeakRecord[];
@@ -122,7 +122,12 @@ export class MetricsCollector extends Emitting<CollectorEvents> {
         this.#observe(m, 'wait', m.waitedMs);
       }),
       subscribe('release', (m) => { this.#observe(m, 'use', m.heldMs); }),
-      subscribe('timeout', (m) => { this.#state(m.pool).lastTimeoutAtMs = this.#clock.now(); }),
+      // A timed-out acquire waited too: leaving it out would hold p99 at the slowest success while acquires time out.
+      subscribe('timeout', (m) => {
+        const state = this.#state(m.pool);
+        state.lastTimeoutAtMs = this.#clock.now();
+        state.wait.add(state.lastTimeoutAtMs, m.waitedMs);
+      }),
       subscribe('leak', (m) => { this.#onLeak(m); }),
       subscribe('unleaked', (m) => { this.#state(m.pool).openLeaks.delete(m.leaseId); }),
       // A closed pool's leases were all taken back: none of its leaks is open any more.

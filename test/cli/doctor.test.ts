@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { doctorCommand } from '../../src/cli/doctor.js';
-import type { DiagnosisReport } from '../../src/doctor/index.js';
+import { rank, type DiagnosisReport, type HostProcess, type HostReport } from '../../src/doctor/index.js';
 import { activeResources, grown } from '../support/handles.js';
 
 // The compiled CLI and child, next to this compiled test (dist-<name>/test/cli -> dist-<name>/src/cli).
@@ -182,6 +183,10 @@ describe('lifeguard doctor (CLI): arguments', () => {
       [['--pid', '1', '--threshold', 'closeWaitWarning'], /option --threshold expects key=number/],
       [['--pid', '1', '--threshold', 'nope=3'], /unknown option "nope" for doctor thresholds/],
       [['--pid', '1', 'extra'], /Unexpected argument 'extra'/],
+      [['--pid'], /option --pid expects a value \(the pid of the process to examine\), got none/],
+      [['--pid', '-5'], /option --pid expects an integer >= 1, got "-5"/],
+      [['--pid', '1', '--interval-ms', '100000000000'], /option --interval-ms expects an integer from 0 to 2147483647 \(about 24\.8 days, the longest timer Node can set\), got "100000000000"/],
+      [['--pid', '1', '--interval-ms'], /option --interval-ms expects a value/],
     ];
     for (const [args, message] of cases) {
       const run = doctor(...args);
@@ -192,9 +197,142 @@ describe('lifeguard doctor (CLI): arguments', () => {
     }
   });
 
+  it('--pid -5 or a missing value never reaches node\'s "argument is ambiguous"', () => {
+    for (const args of [['--pid', '-5'], ['--pid'], ['--samples', '-1', '--pid', '1']]) {
+      const run = doctor(...args);
+      assert.equal(run.status, 2, run.stderr);
+      assert.doesNotMatch(run.stderr, /ambiguous|argument missing/);
+    }
+  });
+
   it('exits 3 with the error code when the process cannot be examined', () => {
     const run = doctor('--pid', String(2 ** 30));
     assert.equal(run.status, 3);
     assert.match(run.stderr, /^lifeguard doctor: LG_DOCTOR_NO_PROCESS: no process 1073741824/);
+  });
+});
+
+// Reading where /proc/PID/fd/N points needs ptrace access, listing the folder does not: root without
+// CAP_SYS_PTRACE looking at another user's process may list its descriptors but not read one of them.
+const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((file) => existsSync(file));
+const canDropPtrace = process.platform === 'linux' && process.getuid?.() === 0 && setpriv !== undefined;
+describe('lifeguard doctor (CLI): descriptors listed but not readable', { skip: canDropPtrace ? false : 'needs Linux, root and setpriv to run a process as another user and the doctor without CAP_SYS_PTRACE' }, () => {
+  it('gives LG_DOCTOR_PERMISSION and exit 3, not an EACCES stack', async () => {
+    const target = spawn(setpriv!, ['--reuid=65534', '--regid=65534', '--clear-groups', '/bin/sleep', '60'], { stdio: 'ignore' });
+    try {
+      // The fd folder exists once setpriv has exec'd sleep (before that it is root's setpriv).
+      const deadline = Date.now() + 10_000;
+      while (!readFileSync(`/proc/${target.pid!}/status`, 'utf8').includes('\nUid:\t65534')) {
+        if (Date.now() > deadline) throw new Error('the target process never became uid 65534');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const run = spawnSync(setpriv!, ['--inh-caps=-sys_ptrace', '--bounding-set=-sys_ptrace', process.execPath, bin, 'doctor', '--pid', String(target.pid), '--samples', '1'], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(run.status, 3, run.stderr);
+      assert.match(run.stderr, new RegExp(`^lifeguard doctor: LG_DOCTOR_PERMISSION: cannot read /proc/${target.pid!}/fd/\\d+: permission denied`));
+      assert.match(run.stderr, /CAP_SYS_PTRACE/);
+      assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
+    } finally {
+      target.kill('SIGKILL');
+    }
+  });
+});
+
+describe('lifeguard doctor --serve (Prometheus sidecar)', { skip: process.platform === 'linux' ? false : 'the doctor reads Linux /proc' }, () => {
+  it('serves the figures of the process as Prometheus metrics on loopback, and stops on SIGTERM', async () => {
+    const target = spawn(process.execPath, [childScript, '4']);
+    const server = spawn(process.execPath, [bin, 'doctor', '--pid', String(target.pid), '--serve', '127.0.0.1:0', '--interval-ms', '50']);
+    try {
+      const [line] = (await once(target.stdout, 'data')) as [Buffer];
+      const port = /^ready (\d+)/.exec(line.toString())?.[1];
+      assert.ok(port !== undefined);
+      server.stderr.setEncoding('utf8');
+      let said = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        server.stderr.on('data', (chunk: string) => {
+          said += chunk;
+          const match = /on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(said);
+          if (match?.[1] !== undefined) resolve(match[1]);
+        });
+        server.once('exit', () => { reject(new Error(`exited: ${said}`)); });
+      });
+      // Wait (bounded) for a sample that sees all 4 in CLOSE_WAIT.
+      let body = '';
+      const deadline = Date.now() + 10_000;
+      while (!/^lifeguard_doctor_sockets\{state="CLOSE_WAIT"\} 4$/m.test(body)) {
+        if (Date.now() > deadline) assert.fail(`no CLOSE_WAIT count of 4 in:\n${body}`);
+        const res = await fetch(url);
+        assert.equal(res.status, 200);
+        assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+        body = await res.text();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.match(body, /^lifeguard_doctor_up 1$/m);
+      assert.match(body, new RegExp(`^lifeguard_doctor_peer_sockets\\{peer="127\\.0\\.0\\.1:${port}",state="CLOSE_WAIT"\\} 4$`, 'm'));
+      assert.match(body, /^process_open_fds \d+$/m);
+      assert.match(body, /^process_max_fds \d+$/m);
+      assert.match(body, /^lifeguard_doctor_threads \d+$/m);
+      assert.match(body, /^lifeguard_doctor_close_wait_oldest_seconds \d+(\.\d+)?$/m);
+      assert.match(body, /^# TYPE lifeguard_doctor_findings gauge$/m);
+      assert.equal((await fetch(url.replace('/metrics', '/'))).status, 404);
+      const exited = once(server, 'exit');
+      server.kill('SIGTERM');
+      assert.deepEqual(await exited, [0, null]);
+    } finally {
+      server.kill('SIGKILL');
+      target.stdin.end();
+    }
+  });
+
+  it('refuses a non-loopback address unless --allow-remote, and exits 3 for a process that cannot be examined', () => {
+    const remote = doctor('--pid', '1', '--serve', '0.0.0.0:9464');
+    assert.equal(remote.status, 2);
+    assert.match(remote.stderr, /option --serve: 0\.0\.0\.0 is not a loopback address; .* needs --allow-remote/);
+    assert.match(doctor('--pid', '1', '--serve', 'nope').stderr, /option --serve expects host:port/);
+    const gone = doctor('--pid', String(2 ** 30), '--serve', '127.0.0.1:0');
+    assert.equal(gone.status, 3);
+    assert.match(gone.stderr, /LG_DOCTOR_NO_PROCESS/);
+  });
+});
+
+describe('lifeguard doctor --all (host-wide ranking)', { skip: process.platform === 'linux' ? false : 'the doctor reads Linux /proc' }, () => {
+  it('ranks the host\'s processes worst first and names a CLOSE_WAIT pile with its pid, command line and remote', async () => {
+    const target = spawn(process.execPath, [childScript, '7']);
+    try {
+      const [line] = (await once(target.stdout, 'data')) as [Buffer];
+      const port = /^ready (\d+)/.exec(line.toString())?.[1];
+      assert.ok(port !== undefined);
+      const run = doctor('--all', '--samples', '2', '--interval-ms', '50', '--json');
+      assert.equal(run.status, 0, run.stderr);
+      const host = JSON.parse(run.stdout) as HostReport;
+      assert.equal(host.samples, 2);
+      const mine = host.processes.find((p) => p.pid === target.pid);
+      assert.ok(mine, `pid ${target.pid!} not listed`);
+      assert.equal(mine.closeWait, 7);
+      assert.deepEqual(mine.closeWaitRemotes, [{ remote: `127.0.0.1:${port}`, count: 7 }]);
+      assert.match(mine.command, /close-wait-child\.js 7$/);
+      assert.equal(mine.fdTrend.length, 2);
+      // Worst first, by the documented order.
+      for (let i = 1; i < host.processes.length; i++) assert.ok(rank(host.processes[i - 1]!, host.processes[i]!) <= 0, `not ranked at ${i}`);
+      const text = doctor('--all', '--samples', '1');
+      assert.equal(text.status, 0, text.stderr);
+      assert.match(text.stdout, /^lifeguard doctor --all: \d+ processes at /);
+      assert.match(text.stdout, /^Worst: pid \d+ \(.+\): \d+ CLOSE_WAIT/m);
+      assert.match(text.stdout, new RegExp(`^ +${target.pid!} +7 .*close-wait-child.* \\(7x 127\\.0\\.0\\.1:${port}\\)$`, 'm'));
+    } finally {
+      target.stdin.end();
+    }
+  });
+
+  it('ranks CLOSE_WAIT first, then descriptor use against the limit, then growth', () => {
+    const base = { command: 'x', sockets: 0, byState: {}, closeWaitRemotes: [], fdLimit: 1024, fdTrend: [], socketTrend: [], socketGrowth: 0 };
+    const p = (pid: number, closeWait: number, fdRatio: number, fdGrowth: number): HostProcess => ({ ...base, pid, closeWait, fds: Math.round(fdRatio * 1024), fdRatio, fdGrowth });
+    const sorted = [p(1, 0, 0.1, 500), p(2, 3, 0.01, 0), p(3, 0, 0.9, 0), p(4, 0, 0.1, 0)].sort(rank).map((x) => x.pid);
+    assert.deepEqual(sorted, [2, 3, 1, 4]);
+  });
+
+  it('rejects --all with --pid', () => {
+    const run = doctor('--all', '--pid', '1');
+    assert.equal(run.status, 2);
+    assert.match(run.stderr, /option --all examines every process: it takes no --pid/);
   });
 });

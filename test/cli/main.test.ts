@@ -19,6 +19,28 @@ describe('lifeguard CLI', () => {
     assert.equal(spawnSync(process.execPath, [bin, '--nope'], { encoding: 'utf8' }).status, 2);
   });
 
+  it('says "unknown command" for a misspelt command, whatever options follow it', () => {
+    const run = spawnSync(process.execPath, [bin, 'doktor', '--pid', '1'], { encoding: 'utf8' });
+    assert.equal(run.status, 2);
+    assert.match(run.stderr, /^lifeguard: unknown command "doktor" \(commands: doctor, dashboard\)/);
+    assert.doesNotMatch(run.stderr, /Unknown option/);
+  });
+
+  it('with no arguments prints the usage on stderr and exits 2', () => {
+    const run = spawnSync(process.execPath, [bin], { encoding: 'utf8' });
+    assert.equal(run.status, 2);
+    assert.equal(run.stdout, '');
+    assert.match(run.stderr, /^lifeguard: no command given/);
+    assert.match(run.stderr, /Usage: lifeguard/);
+  });
+
+  it('lists every command in its usage, dashboard included', () => {
+    const help = execFileSync(process.execPath, [bin, '--help'], { encoding: 'utf8' });
+    assert.match(help, /^ {2}doctor /m);
+    assert.match(help, /^ {2}dashboard /m);
+    assert.match(help, /^ {7}lifeguard dashboard --pid <pid>/m);
+  });
+
   it('is the package bin', () => {
     assert.equal(pkg.bin['lifeguard'], './dist/src/cli/main.js');
   });

@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -109,6 +114,13 @@ describe('the dashboard in a real headless Chromium', { skip }, () => {
       assert.equal(connections.columns.length, 4, 'time, used, idle, pending');
       assert.ok(connections.columns.every((n) => n === connections.columns[0] && n >= 5));
       assert.equal(connections.lastUsed, 2);
+      // Samples 100 ms apart: the time axis still labels whole seconds at the least, not every 0.5 s.
+      const splits = await page.evaluate(() => {
+        const chart = (globalThis as unknown as { __lifeguard: { charts: Record<string, { axes: { _splits?: number[] | null }[] }> } }).__lifeguard.charts['sockets'];
+        return chart?.axes[0]?._splits ?? [];
+      });
+      assert.ok(splits.length >= 1, 'the time axis has labels');
+      for (let i = 1; i < splits.length; i++) assert.ok(splits[i]! - splits[i - 1]! >= 1, `time axis labels ${splits.join(', ')}`);
       const sockets = await page.evaluate(() => Array.from((globalThis as unknown as PageGlobals).document.querySelectorAll('#remotes tr td:first-child')).map((td) => td.textContent));
       assert.ok(sockets.includes(`127.0.0.1:${echo.port}`), `remotes listed: ${sockets.join(', ')}`);
 
@@ -141,5 +153,26 @@ describe('the dashboard in a real headless Chromium', { skip }, () => {
     }
     await sleep(50);
     assert.deepEqual(grown(before, activeResources()), {});
+  });
+
+  it('lets a headless screenshot on virtual time finish (no fetch held open)', async () => {
+    const dashboard = await startDashboard({ sampleIntervalMs: 200, alerts: false });
+    const dir = await mkdtemp(path.join(tmpdir(), 'lifeguard-shot-'));
+    const file = path.join(dir, 'dashboard.png');
+    try {
+      // Chromium's own screenshot mode: it waits until the virtual-time budget runs out, and virtual time
+      // stands still while any fetch is pending. Bounded: a page holding a stream open never finishes.
+      const shot = spawn(CHROMIUM, ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync', `--user-data-dir=${dir}`, '--virtual-time-budget=3000', `--screenshot=${file}`, '--window-size=1024,768', dashboard.url], { stdio: 'ignore' });
+      const killer = setTimeout(() => shot.kill('SIGKILL'), 60_000);
+      const [code, signal] = (await once(shot, 'exit')) as [number | null, NodeJS.Signals | null];
+      clearTimeout(killer);
+      assert.equal(signal, null, 'the screenshot did not finish within 60 s');
+      assert.equal(code, 0);
+      assert.ok(statSync(file).size > 1000, 'a PNG was written');
+    } finally {
+      await dashboard.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

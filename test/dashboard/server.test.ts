@@ -163,6 +163,29 @@ describe('mountDashboard()', () => {
   });
 });
 
+describe('the dashboard\'s wait-time percentiles', () => {
+  it('count acquires that timed out, at the time they waited', async () => {
+    const pool = new Pool({ name: 'starved', factory: new TestFactory().basic(), max: 1, acquireTimeoutMs: 80 });
+    const handler = dashboardHandler({ alerts: false, process: false, metrics: false, sampleIntervalMs: 20 });
+    const held = await pool.acquire();
+    try {
+      // 1 quick acquire, then 9 that time out: p50 and p99 are timeouts, not the one quick wait.
+      const results = await Promise.allSettled(Array.from({ length: 9 }, () => pool.acquire()));
+      assert.ok(results.every((r) => r.status === 'rejected'));
+      const latest = (): { p50: number; p99: number } => {
+        const series = handler.state().pools.find((p) => p.name === 'starved')?.series;
+        return { p50: series?.p50.at(-1) ?? 0, p99: series?.p99.at(-1) ?? 0 };
+      };
+      // Samples come every 20 ms; one taken after the timeouts shows them (without the fix, none ever does).
+      await until(`p50 and p99 at 80 ms or more (last: ${JSON.stringify(latest())})`, () => latest().p50 >= 80 && latest().p99 >= 80);
+    } finally {
+      held.release();
+      await handler.close();
+      await pool.close();
+    }
+  });
+});
+
 describe('runDashboardCommand()', () => {
   it('serves the socket view of another process until stopped, and validates its arguments', { skip: process.platform !== 'linux' && 'reads /proc: Linux only' }, async () => {
     const lines: string[] = [];
@@ -189,5 +212,26 @@ describe('runDashboardCommand()', () => {
     assert.match(errors.at(-1) ?? '', /option --pid: expected an integer from 1 to \d+, got "abc"/);
     assert.equal(await runDashboardCommand(['--pid', '1', '--colour'], io), 2);
     assert.match(errors.at(-1) ?? '', /Unknown option '--colour'/);
+  });
+
+  it('rejects a negative or missing --pid and an --interval-ms past the longest timer, naming the option', async () => {
+    const errors: string[] = [];
+    const io = { out: () => undefined, err: (l: string) => errors.push(l) };
+    assert.equal(await runDashboardCommand(['--pid', '-5'], io), 2);
+    assert.match(errors.at(-1) ?? '', /^lifeguard dashboard: option --pid: expected an integer from 1 to \d+, got "-5"/);
+    assert.equal(await runDashboardCommand(['--pid'], io), 2);
+    assert.match(errors.at(-1) ?? '', /^lifeguard dashboard: option --pid expects a value \(the pid of the process to watch\), got none/);
+    assert.equal(await runDashboardCommand(['--pid', '1', '--interval-ms', '100000000000'], io), 2);
+    assert.match(errors.at(-1) ?? '', /option --interval-ms: expected an integer from 10 to 2147483647, got "100000000000"/);
+    assert.ok(errors.every((e) => !e.includes('ambiguous')));
+  });
+
+  it('exits 3 with the doctor\'s error code when the process cannot be examined, like the doctor', { skip: process.platform !== 'linux' && 'reads /proc: Linux only' }, async () => {
+    const lines: string[] = [];
+    const errors: string[] = [];
+    const code = await runDashboardCommand(['--pid', String(2 ** 30), '--duration-ms', '50'], { out: (l) => lines.push(l), err: (l) => errors.push(l) });
+    assert.equal(code, 3);
+    assert.deepEqual(lines, [], 'it never started');
+    assert.match(errors.join('\n'), /^lifeguard dashboard: LG_DOCTOR_NO_PROCESS: no process 1073741824/);
   });
 });

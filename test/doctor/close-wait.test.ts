@@ -198,6 +198,7 @@ describe('Doctor and watch()', { skip: process.platform === 'linux' ? false : 't
     assert.throws(() => new Doctor({ pid: process.pid, sample: 3 } as never), /unknown option "sample" for diagnose\(\)/);
     assert.throws(() => new Doctor(selfWithPid), /unknown option "pid" for diagnoseSelf\(\)/);
     assert.throws(() => new Doctor({ intervalMs: -1 }), /invalid option "intervalMs": expected a number >= 0, got number -1/);
+    assert.throws(() => new Doctor({ intervalMs: 2 ** 31 }), /invalid option "intervalMs": expected a number from 0 to 2147483647 \(about 24\.8 days, the longest timer Node can set\), got number 2147483648/);
     assert.throws(() => new Doctor({ self: true, pools: ['db'] } as never), /invalid option "pools": expected an array of Lifeguard pools/);
     await assert.rejects(diagnose({ pid: 2 ** 30, samples: 1 }), { code: 'LG_DOCTOR_NO_PROCESS' });
   });

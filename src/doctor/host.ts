@@ -1,0 +1,190 @@
+/**
+ * The host-wide view (`lifeguard doctor --all`): every process this user may examine, ranked by CLOSE_WAIT
+ * sockets, descriptors against the limit and growth across samples. The descriptor links of each process
+ * are read once per sample, each network namespace's tables once, and only rows some process owns are
+ * decoded.
+ */
+import { readdir, readFile, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { formatEndpoint, normalizeAddress, type TcpState } from './proc.js';
+import { scanFds, scanTable } from './scan.js';
+
+export interface HostProcess {
+  readonly pid: number;
+  /** `/proc/PID/cmdline` with spaces for NULs (a kernel thread's is empty: its `comm` in brackets). */
+  readonly command: string;
+  readonly sockets: number;
+  readonly byState: Readonly<Partial<Record<TcpState, number>>>;
+  readonly closeWait: number;
+  /** CLOSE_WAIT sockets by remote endpoint, most first (at most 5). */
+  readonly closeWaitRemotes: readonly { readonly remote: string; readonly count: number }[];
+  readonly fds: number;
+  /** Soft limit; null when unlimited. */
+  readonly fdLimit: number | null;
+  /** fds / fdLimit (0 when unlimited). */
+  readonly fdRatio: number;
+  /** Open descriptors in each sample (oldest first) and last minus first. */
+  readonly fdTrend: readonly number[];
+  readonly fdGrowth: number;
+  readonly socketTrend: readonly number[];
+  readonly socketGrowth: number;
+}
+
+export interface HostReport {
+  readonly takenAt: string;
+  readonly samples: number;
+  /** Processes examined, ranked worst first: CLOSE_WAIT, then descriptor use against the limit, then growth. */
+  readonly processes: readonly HostProcess[];
+  /** Processes that could not be examined (another user's, without the right to read their descriptors). */
+  readonly skipped: number;
+  readonly source: string;
+}
+
+export interface HostOptions {
+  readonly samples?: number;
+  readonly intervalMs?: number;
+  readonly procRoot?: string;
+  readonly signal?: AbortSignal;
+}
+
+interface Seen {
+  command: string;
+  fds: number[];
+  sockets: number[];
+  limit: number;
+  states: Map<TcpState, number>;
+  remotes: Map<string, number>;
+}
+
+async function text(file: string): Promise<string | null> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** One pass over the host; `seen` gathers per pid, `index` is the sample's position. */
+async function sampleHost(root: string, seen: Map<number, Seen>, index: number, samples: number): Promise<number> {
+  const pids = (await readdir(root)).filter((name) => /^\d+$/.test(name)).map(Number);
+  const owner = new Map<number, number>(); // socket inode -> pid
+  const namespaces = new Map<string, number>(); // net namespace -> a pid in it
+  let skipped = 0;
+  for (const pid of pids) {
+    if (pid === process.pid) continue;
+    const dir = path.join(root, String(pid));
+    let fds: { open: number; inodes: Set<number> };
+    try {
+      fds = await scanFds(path.join(dir, 'fd'), (error) => error);
+    } catch {
+      skipped++;
+      continue;
+    }
+    let entry = seen.get(pid);
+    if (entry === undefined) {
+      const cmdline = (await text(path.join(dir, 'cmdline'))) ?? '';
+      const comm = ((await text(path.join(dir, 'comm'))) ?? '').trim();
+      entry = { command: cmdline.replace(/\0+$/, '').replace(/\0/g, ' ') || `[${comm}]`, fds: new Array<number>(samples).fill(0), sockets: new Array<number>(samples).fill(0), limit: Infinity, states: new Map(), remotes: new Map() };
+      seen.set(pid, entry);
+    }
+    entry.fds[index] = fds.open;
+    const limits = await text(path.join(dir, 'limits'));
+    const match = limits === null ? null : /^Max open files\s+(\d+|unlimited)/m.exec(limits);
+    entry.limit = match?.[1] === undefined || match[1] === 'unlimited' ? Infinity : Number(match[1]);
+    for (const inode of fds.inodes) owner.set(inode, pid);
+    if (fds.inodes.size > 0) {
+      const ns = await readlink(path.join(dir, 'ns', 'net')).catch(() => `pid ${pid}`);
+      if (!namespaces.has(ns)) namespaces.set(ns, pid);
+    }
+  }
+  // The latest sample's states and remotes only.
+  if (index === samples - 1) for (const entry of seen.values()) { entry.states.clear(); entry.remotes.clear(); }
+  for (const pid of namespaces.values()) {
+    for (const table of ['tcp', 'tcp6']) {
+      try {
+        await scanTable(path.join(root, String(pid), 'net', table), true, (inode) => owner.has(inode), (socket) => {
+          const entry = seen.get(owner.get(socket.inode) ?? 0);
+          if (entry === undefined) return;
+          entry.sockets[index] = (entry.sockets[index] ?? 0) + 1;
+          if (index !== samples - 1) return;
+          entry.states.set(socket.state, (entry.states.get(socket.state) ?? 0) + 1);
+          if (socket.state === 'CLOSE_WAIT') {
+            const remote = formatEndpoint({ address: normalizeAddress(socket.remote.address), port: socket.remote.port });
+            entry.remotes.set(remote, (entry.remotes.get(remote) ?? 0) + 1);
+          }
+        });
+      } catch {
+        // The process exited, or no tcp6: its sockets are gone with it.
+      }
+    }
+  }
+  return skipped;
+}
+
+/** Samples every process of the host `samples` times, `intervalMs` apart, and ranks them. */
+export async function surveyHost(options: HostOptions = {}): Promise<HostReport> {
+  const samples = options.samples ?? 1;
+  const intervalMs = options.intervalMs ?? 1000;
+  const root = options.procRoot ?? '/proc';
+  const seen = new Map<number, Seen>();
+  let skipped = 0;
+  for (let i = 0; i < samples; i++) {
+    if (i > 0) await sleep(intervalMs, undefined, options.signal === undefined ? {} : { signal: options.signal });
+    skipped = await sampleHost(root, seen, i, samples);
+  }
+  const processes: HostProcess[] = [];
+  for (const [pid, entry] of seen) {
+    const last = entry.fds[samples - 1] ?? 0;
+    if (last === 0) continue; // gone before the last sample
+    const closeWait = entry.states.get('CLOSE_WAIT') ?? 0;
+    const firstFd = entry.fds.find((n) => n > 0) ?? last;
+    const firstSockets = entry.sockets[0] ?? 0;
+    processes.push({
+      pid,
+      command: entry.command,
+      sockets: entry.sockets[samples - 1] ?? 0,
+      byState: Object.fromEntries(entry.states),
+      closeWait,
+      closeWaitRemotes: [...entry.remotes].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([remote, count]) => ({ remote, count })),
+      fds: last,
+      fdLimit: Number.isFinite(entry.limit) ? entry.limit : null,
+      fdRatio: Number.isFinite(entry.limit) && entry.limit > 0 ? last / entry.limit : 0,
+      fdTrend: entry.fds,
+      fdGrowth: last - firstFd,
+      socketTrend: entry.sockets,
+      socketGrowth: (entry.sockets[samples - 1] ?? 0) - firstSockets,
+    });
+  }
+  processes.sort(rank);
+  return { takenAt: new Date().toISOString(), samples, processes, skipped, source: `${root}/*/fd, ${root}/*/limits and each network namespace's ${root}/PID/net/tcp,tcp6` };
+}
+
+/** Worst first: CLOSE_WAIT sockets, then descriptors against the limit (to the percent), then growth. */
+export function rank(a: HostProcess, b: HostProcess): number {
+  return b.closeWait - a.closeWait
+    || Math.floor(b.fdRatio * 100) - Math.floor(a.fdRatio * 100)
+    || (b.fdGrowth + b.socketGrowth) - (a.fdGrowth + a.socketGrowth)
+    || b.sockets - a.sockets
+    || a.pid - b.pid;
+}
+
+/** The ranking as text: the worst named first, then a table of the top `top`. */
+export function renderHost(report: HostReport, top = 15): string {
+  const out: string[] = [];
+  out.push(`lifeguard doctor --all: ${report.processes.length} processes at ${report.takenAt}, ${report.samples} sample${report.samples === 1 ? '' : 's'}${report.skipped > 0 ? ` (${report.skipped} not examined: permission)` : ''}`);
+  const worst = report.processes[0];
+  if (worst !== undefined) {
+    const remotes = worst.closeWaitRemotes.map((r) => `${r.count} to ${r.remote}`).join(', ');
+    out.push(`Worst: pid ${worst.pid} (${worst.command.slice(0, 120)}): ${worst.closeWait} CLOSE_WAIT${remotes === '' ? '' : ` (${remotes})`}, ${worst.fds} of ${worst.fdLimit ?? 'unlimited'} descriptors, ${worst.sockets} sockets`);
+  }
+  out.push('');
+  out.push(['pid'.padStart(8), 'CLOSE_WAIT'.padStart(11), 'sockets'.padStart(8), 'fds/limit'.padStart(14), 'use'.padStart(6), 'growth'.padStart(7), '  command (CLOSE_WAIT remotes)'].join(''));
+  for (const p of report.processes.slice(0, top)) {
+    const remotes = p.closeWaitRemotes.map((r) => `${r.count}x ${r.remote}`).join(', ');
+    out.push([String(p.pid).padStart(8), String(p.closeWait).padStart(11), String(p.sockets).padStart(8), `${p.fds}/${p.fdLimit ?? 'inf'}`.padStart(14), `${(p.fdRatio * 100).toFixed(0)}%`.padStart(6), `${p.fdGrowth + p.socketGrowth >= 0 ? '+' : ''}${p.fdGrowth + p.socketGrowth}`.padStart(7), `  ${p.command.slice(0, 60)}${remotes === '' ? '' : ` (${remotes})`}`].join(''));
+  }
+  out.push('');
+  out.push(`Source: ${report.source}`);
+  return out.join('\n');
+}
