@@ -1,5 +1,8 @@
 /** `Pool` of `lifeguard/pg`: a drop-in for node-postgres's `pg.Pool` with a Lifeguard pool underneath. */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Socket } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { ClientBase, PoolClient, PoolConfig } from 'pg';
 import { InvalidOptionError, AcquireTimeoutError } from '../pool/errors.js';
 import { Pool as LifeguardPool } from '../pool/pool.js';
@@ -72,7 +75,7 @@ function appFrame(stack: string | null): string | null {
   if (stack === null) return null;
   for (const line of stack.split('\n')) {
     const text = line.trim();
-    if (!text.startsWith('at ') || text.includes('/node_modules/') || text.includes('node:')) continue;
+    if (!text.startsWith('at ') || /(^|[\s(/\\])node_modules[/\\]/.test(text.slice(3)) || text.includes('node:')) continue;
     const open = text.lastIndexOf('(');
     return open >= 0 && text.endsWith(')') ? text.slice(open + 1, -1) : text.slice(3);
   }
@@ -85,6 +88,9 @@ function describeClient(client: ClientBase): string {
 }
 
 let dropInCount = 0;
+
+/** The application's line of an acquire made from promise callbacks (knex), see lendToKnex. */
+const callerSite = new AsyncLocalStorage<string>();
 
 // Subclassing pg.Pool makes `pool instanceof pg.Pool` true (Prisma's adapter-pg checks it); pg-pool's
 // constructor only copies options, and every method that would run its machinery is overridden below.
@@ -168,7 +174,7 @@ class Pool extends PgPoolBase {
     });
     this.lifeguard.on('leak', (report) => {
       if (this.listenerCount('leak') === 0) return;
-      const leak: PgDropInLeak = { ...report, appSite: appFrame(report.stack) };
+      const leak: PgDropInLeak = { ...report, appSite: appFrame(report.stack) ?? report.label ?? null };
       this.emit('leak', leak);
     });
   }
@@ -286,7 +292,8 @@ class Pool extends PgPoolBase {
     Error.stackTraceLimit = Math.max(limit, 40);
     let acquired: Promise<Lease<PoolClient>>;
     try {
-      acquired = this.lifeguard.acquire({ signal: waiting.controller.signal });
+      const label = callerSite.getStore();
+      acquired = this.lifeguard.acquire(label === undefined ? { signal: waiting.controller.signal } : { signal: waiting.controller.signal, label });
     } finally {
       Error.stackTraceLimit = limit;
     }
@@ -511,3 +518,52 @@ export interface PgDropInPoolConstructor {
 }
 
 export const PgPool = Pool as unknown as PgDropInPoolConstructor;
+
+/** The part of a knex instance {@link lendToKnex} replaces. */
+export interface KnexLike {
+  readonly client: object;
+}
+
+/**
+ * Makes a knex instance (client `pg`) take its connections from a drop-in pool instead of its own tarn
+ * pool: every query and transaction of knex then runs under Lifeguard's leak detection and deadlines.
+ * knex's `pool` settings no longer matter; close the drop-in pool with `end()` after `knex.destroy()`.
+ */
+export function lendToKnex<K extends KnexLike>(knex: K, pool: PgDropInPool): K {
+  const client = knex.client as Record<string, unknown> & { acquireConnection: () => Promise<unknown>; releaseConnection: (connection: unknown) => Promise<void> };
+  client.acquireConnection = () => pool.connect();
+  client.releaseConnection = (connection) => {
+    (connection as PoolClient).release();
+    return Promise.resolve();
+  };
+  // knex acquires from promise callbacks, where the application's frames are gone from the stack: the
+  // application's line is taken where it calls knex (a transaction, a query's runner) and carried along.
+  if (pool.lifeguard.options.leakDetection !== 'off') {
+    for (const name of ['transaction', 'runner']) {
+      const original = client[name];
+      if (typeof original !== 'function') continue;
+      client[name] = function (this: unknown, ...args: unknown[]): unknown {
+        const site = applicationSite();
+        return site === null ? Reflect.apply(original, this, args) as unknown : callerSite.run(site, () => Reflect.apply(original, this, args) as unknown);
+      };
+    }
+  }
+  return knex;
+}
+
+// Lifeguard's own frames, built or (with source maps) original, as in src/leak/site.ts.
+const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const ownPrefixes = [path.join(packageRoot, 'dist', 'src') + path.sep, path.join(packageRoot, 'src') + path.sep];
+
+/** The first frame of the current stack outside this module, node's internals and node_modules. */
+function applicationSite(): string | null {
+  const holder: { stack?: string } = {};
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 40;
+  Error.captureStackTrace(holder, applicationSite);
+  Error.stackTraceLimit = limit;
+  const frames = (holder.stack ?? '').split('\n').filter((line) => !ownPrefixes.some((prefix) => line.includes(prefix))).join('\n');
+  const frame = appFrame(frames);
+  const cwd = process.cwd() + '/';
+  return frame !== null && frame.startsWith(cwd) ? frame.slice(cwd.length) : frame;
+}

@@ -13,6 +13,8 @@ import { Socket } from 'node:net';
 import type { Client, ClientConfig } from 'pg';
 import type { Pool as LifeguardPool } from '../pool/pool.js';
 import { PgPool, type PgDropInPool } from './pg-pool.js';
+
+export { lendToKnex, type KnexLike } from './pg-pool.js';
 import type { CreateContext, Factory, PoolOptions } from '../pool/options.js';
 import {
   ConnectionWatch, adapterPool, choiceOption, closeConnection, connectTimeoutOption, connectWithin, driverOptions,
