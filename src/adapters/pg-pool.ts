@@ -1,14 +1,13 @@
 /** `Pool` of `lifeguard/pg`: a drop-in for node-postgres's `pg.Pool` with a Lifeguard pool underneath. */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Socket } from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ClientBase, PoolClient, PoolConfig } from 'pg';
 import { InvalidOptionError, AcquireTimeoutError } from '../pool/errors.js';
 import { Pool as LifeguardPool } from '../pool/pool.js';
 import type { Lease } from '../pool/lease.js';
 import type { LeakReport } from '../pool/events.js';
 import { describe, type CreateContext, type Factory, type PoolOptions } from '../pool/options.js';
+import { appFrame, applicationSite } from './app-site.js';
 import { ConnectionWatch, closeConnection, connectWithin, loadDriver } from './shared.js';
 
 const pg = (await loadDriver(() => import('pg'), 'pg', 'lifeguard/pg')).default;
@@ -69,17 +68,6 @@ function positive(config: Record<string, unknown>, key: string, integer: boolean
     throw new InvalidOptionError(key, `invalid option "${key}" for lifeguard/pg Pool: expected ${integer ? 'an integer' : 'a number'} >= 0, got ${describe(value)}`);
   }
   return value;
-}
-
-function appFrame(stack: string | null): string | null {
-  if (stack === null) return null;
-  for (const line of stack.split('\n')) {
-    const text = line.trim();
-    if (!text.startsWith('at ') || /(^|[\s(/\\])node_modules[/\\]/.test(text.slice(3)) || text.includes('node:')) continue;
-    const open = text.lastIndexOf('(');
-    return open >= 0 && text.endsWith(')') ? text.slice(open + 1, -1) : text.slice(3);
-  }
-  return null;
 }
 
 function describeClient(client: ClientBase): string {
@@ -551,19 +539,3 @@ export function lendToKnex<K extends KnexLike>(knex: K, pool: PgDropInPool): K {
   return knex;
 }
 
-// Lifeguard's own frames, built or (with source maps) original, as in src/leak/site.ts.
-const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const ownPrefixes = [path.join(packageRoot, 'dist', 'src') + path.sep, path.join(packageRoot, 'src') + path.sep];
-
-/** The first frame of the current stack outside this module, node's internals and node_modules. */
-function applicationSite(): string | null {
-  const holder: { stack?: string } = {};
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 40;
-  Error.captureStackTrace(holder, applicationSite);
-  Error.stackTraceLimit = limit;
-  const frames = (holder.stack ?? '').split('\n').filter((line) => !ownPrefixes.some((prefix) => line.includes(prefix))).join('\n');
-  const frame = appFrame(frames);
-  const cwd = process.cwd() + '/';
-  return frame !== null && frame.startsWith(cwd) ? frame.slice(cwd.length) : frame;
-}
