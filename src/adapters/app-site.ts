@@ -28,7 +28,11 @@ export function applicationSite(): string | null {
   Error.captureStackTrace(holder, applicationSite);
   Error.stackTraceLimit = limit;
   const frames = (holder.stack ?? '').split('\n').filter((line) => !ownPrefixes.some((prefix) => line.includes(prefix))).join('\n');
-  const frame = appFrame(frames);
-  const cwd = process.cwd() + '/';
+  let frame = appFrame(frames);
+  if (frame?.startsWith('file://') === true) {
+    const position = /:\d+:\d+$/.exec(frame)?.[0] ?? '';
+    frame = fileURLToPath(frame.slice(0, frame.length - position.length)) + position;
+  }
+  const cwd = process.cwd() + path.sep;
   return frame !== null && frame.startsWith(cwd) ? frame.slice(cwd.length) : frame;
 }

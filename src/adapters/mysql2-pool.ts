@@ -1,4 +1,5 @@
 /** `createPool` of `lifeguard/mysql2`: a drop-in for mysql2's `createPool`, with a Lifeguard pool underneath. */
+import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import type { Pool as MysqlPool, PoolConnection, PoolOptions as MysqlPoolOptions } from 'mysql2';
 import { InvalidOptionError, PoolClosedError } from '../pool/errors.js';
@@ -9,7 +10,9 @@ import { describe, type CreateContext, type Factory, type PoolOptions } from '..
 import { appFrame } from './app-site.js';
 import { ConnectionWatch, closeConnection, connectWithin, loadDriver, untilAborted } from './shared.js';
 
-const mysql = (await loadDriver(() => import('mysql2'), 'mysql2', 'lifeguard/mysql2')).default;
+// Loaded with require, not import: see pg-pool.ts (lifeguard/register replaces createPool before the
+// application's named imports are taken).
+const mysql = await loadDriver(() => Promise.resolve(createRequire(import.meta.url)('mysql2') as typeof import('mysql2')), 'mysql2', 'lifeguard/mysql2');
 
 /**
  * Lifeguard's own settings of a drop-in pool (`createPool({ ..., lifeguard: { ... } })`): every Lifeguard pool

@@ -1,5 +1,6 @@
 /** `Pool` of `lifeguard/pg`: a drop-in for node-postgres's `pg.Pool` with a Lifeguard pool underneath. */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import type { ClientBase, PoolClient, PoolConfig } from 'pg';
 import { InvalidOptionError, AcquireTimeoutError } from '../pool/errors.js';
@@ -10,7 +11,9 @@ import { describe, type CreateContext, type Factory, type PoolOptions } from '..
 import { appFrame, applicationSite } from './app-site.js';
 import { ConnectionWatch, closeConnection, connectWithin, loadDriver } from './shared.js';
 
-const pg = (await loadDriver(() => import('pg'), 'pg', 'lifeguard/pg')).default;
+// Loaded with require, not import: no ESM view of pg is made here, so that lifeguard/register can still
+// replace pg.Pool before the application's `import { Pool } from 'pg'` takes its snapshot of the exports.
+const pg = await loadDriver(() => Promise.resolve(createRequire(import.meta.url)('pg') as typeof import('pg')), 'pg', 'lifeguard/pg');
 
 /**
  * Lifeguard's own settings of a drop-in pool (`new Pool({ ..., lifeguard: { ... } })`): every Lifeguard pool
@@ -82,7 +85,8 @@ const callerSite = new AsyncLocalStorage<string>();
 
 // Subclassing pg.Pool makes `pool instanceof pg.Pool` true (Prisma's adapter-pg checks it); pg-pool's
 // constructor only copies options, and every method that would run its machinery is overridden below.
-const PgPoolBase = pg.Pool as unknown as new (options?: PoolConfig) => import('node:events').EventEmitter & { options: Record<string, unknown> };
+// lifeguard/register's CommonJS preload may have replaced pg.Pool already; it keeps pg's own under this symbol.
+const PgPoolBase = ((pg as unknown as Record<symbol, unknown>)[Symbol.for('lifeguard.pg.Pool')] ?? pg.Pool) as unknown as new (options?: PoolConfig) => import('node:events').EventEmitter & { options: Record<string, unknown> };
 
 /**
  * node-postgres's `pg.Pool`, on a Lifeguard pool: same constructor, options, methods, getters and events,
