@@ -13,6 +13,9 @@ import { ConnectionWatch, closeConnection, connectWithin, loadDriver, untilAbort
 // Loaded with require, not import: see pg-pool.ts (lifeguard/register replaces createPool before the
 // application's named imports are taken).
 const mysql = await loadDriver(() => Promise.resolve(createRequire(import.meta.url)('mysql2') as typeof import('mysql2')), 'mysql2', 'lifeguard/mysql2');
+// mysql2's own createPool, kept before lifeguard/register replaces it with one that calls this module
+// (the option parsing below must reach mysql2's, not loop back here).
+const mysqlCreatePool = mysql.createPool;
 
 /**
  * Lifeguard's own settings of a drop-in pool (`createPool({ ..., lifeguard: { ... } })`): every Lifeguard pool
@@ -246,7 +249,7 @@ export function createPool(options: Mysql2DropInOptions | string): Mysql2DropInP
   }
   // mysql2's own parsing of the options (a URL, defaults, its warnings about unknown keys), from a pool
   // that never connects and is ended at once.
-  const probe = mysql.createPool(source as MysqlPoolOptions) as unknown as { config: CoreConfig; end(cb: () => void): void };
+  const probe = mysqlCreatePool(source as MysqlPoolOptions) as unknown as { config: CoreConfig; end(cb: () => void): void };
   const config = probe.config;
   probe.end(() => undefined);
   return new Pool(config, lg) as unknown as Mysql2DropInPool;

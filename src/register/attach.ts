@@ -111,7 +111,12 @@ export async function attach(options: AttachOptions = {}): Promise<Attached> {
       };
       const originals = { callback: mysql['createPool'], promise: mysqlPromise?.['createPool'] };
       mysql['createPool'] = make;
-      if (mysqlPromise !== null) mysqlPromise['createPool'] = (config: Parameters<typeof createPool>[0]) => make(config).promise();
+      if (mysqlPromise !== null) {
+        mysqlPromise['createPool'] = (config: Parameters<typeof createPool>[0]) => {
+          const core = make(config);
+          return Object.defineProperty(core.promise(), 'lifeguard', { value: core.lifeguard, enumerable: false });
+        };
+      }
       undo.push(() => {
         mysql['createPool'] = originals.callback;
         if (mysqlPromise !== null) mysqlPromise['createPool'] = originals.promise;

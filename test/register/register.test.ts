@@ -11,6 +11,7 @@ const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '..', '..', '..');
 const fixtures = path.join(root, 'test', 'fixtures', 'register');
 const service = await requireService('postgres');
+const mariadb = await requireService('mariadb');
 const { host, port, user, database } = SERVICES.postgres;
 
 interface Line { lifeguard: string; client?: string; site?: string | null; target?: string; kind?: string }
@@ -56,6 +57,15 @@ describe('lifeguard/register on unmodified sample apps', { skip: service.skip },
       assert.deepEqual(lines.filter((l) => l.lifeguard === 'leak'), []);
     });
   }
+
+  it('node --import lifeguard/register mysql-app.mjs: mysql2 pools (callback, promise, named import) attached, a leak named by line', { skip: mariadb.skip }, async () => {
+    const my = SERVICES.mariadb;
+    const { stdout, lines } = await runApp('--import', 'mysql-app.mjs', { MYHOST: my.host, MYPORT: String(my.port), MYUSER: my.user, MYDATABASE: my.database });
+    const app = JSON.parse(stdout.trim()) as { rows: unknown; viaCallback: unknown; viaNamed: unknown; attached: boolean[] };
+    assert.deepEqual(app, { rows: [{ x: 1 }], viaCallback: [{ x: 2 }], viaNamed: [{ x: 3 }], attached: [true, true, true] });
+    const leak = lines.find((l) => l.lifeguard === 'leak' && l.client === 'mysql2');
+    assert.ok(leak?.site?.startsWith(markers('mysql-app.mjs').get('mysql2') ?? '?') === true, `a mysql2 leak at the marked line in ${JSON.stringify(lines)}`);
+  });
 
   it('writes diagnoseSelf()\'s report on LIFEGUARD_REPORT_SIGNAL', async () => {
     const script = "setTimeout(() => process.kill(process.pid, 'SIGUSR2'), 50); setTimeout(() => {}, 3000);";
