@@ -20,6 +20,24 @@ export function appFrame(stack: string | null): string | null {
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const ownPrefixes = [path.join(packageRoot, 'dist', 'src') + path.sep, path.join(packageRoot, 'src') + path.sep];
 
+/**
+ * The caller's stack, captured now and read later: V8 records the frames at capture and formats them only
+ * when `.stack` is read, so a site that is never reported (most of them) costs no formatting.
+ * The returned function gives the first frame outside Lifeguard, node's internals and node_modules.
+ */
+export function captureApplicationSite(): () => string | null {
+  const holder: { stack?: string } = {};
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 40;
+  Error.captureStackTrace(holder, captureApplicationSite);
+  Error.stackTraceLimit = limit;
+  let site: string | null | undefined;
+  return () => {
+    site ??= siteOf(holder.stack ?? '');
+    return site;
+  };
+}
+
 /** The first frame of the current stack outside Lifeguard, node's internals and node_modules. */
 export function applicationSite(): string | null {
   const holder: { stack?: string } = {};
@@ -27,7 +45,11 @@ export function applicationSite(): string | null {
   Error.stackTraceLimit = 40;
   Error.captureStackTrace(holder, applicationSite);
   Error.stackTraceLimit = limit;
-  const frames = (holder.stack ?? '').split('\n').filter((line) => !ownPrefixes.some((prefix) => line.includes(prefix))).join('\n');
+  return siteOf(holder.stack ?? '');
+}
+
+function siteOf(stack: string): string | null {
+  const frames = stack.split('\n').filter((line) => !ownPrefixes.some((prefix) => line.includes(prefix))).join('\n');
   let frame = appFrame(frames);
   if (frame?.startsWith('file://') === true) {
     const position = /:\d+:\d+$/.exec(frame)?.[0] ?? '';

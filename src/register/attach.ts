@@ -6,7 +6,7 @@ import https from 'node:https';
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
-import { applicationSite } from '../adapters/app-site.js';
+import { captureApplicationSite } from '../adapters/app-site.js';
 import { InvalidOptionError } from '../pool/errors.js';
 
 /** What to attach to, and how; read from the environment by {@link attachFromEnv}. */
@@ -43,11 +43,13 @@ interface Tracked {
   readonly client: 'http' | 'fetch';
   readonly target: string;
   readonly startedAt: number;
-  readonly site: string | null;
+  /** Formats the captured stack, only when the request is reported. */
+  readonly site: () => string | null;
   reported: boolean;
 }
 
 const requireHere = createRequire(import.meta.url);
+const noSite = (): null => null;
 
 function tryRequire(name: string): Record<string | symbol, unknown> | null {
   try {
@@ -128,7 +130,7 @@ export async function attach(options: AttachOptions = {}): Promise<Attached> {
   // http and fetch: a request is held from its start until its response is done (consumed or destroyed).
   // One still open after leakAfterMs holds its connection: it is reported once, with the line that made it.
   const inFlight = new Map<object, Tracked>();
-  const track = (key: object, client: 'http' | 'fetch', target: string, site: string | null): void => {
+  const track = (key: object, client: 'http' | 'fetch', target: string, site: () => string | null): void => {
     inFlight.set(key, { client, target, startedAt: performance.now(), site, reported: false });
   };
   const task: HousekeepingTask = {
@@ -138,7 +140,7 @@ export async function attach(options: AttachOptions = {}): Promise<Attached> {
       for (const tracked of inFlight.values()) {
         if (tracked.reported || now - tracked.startedAt < leakAfterMs) continue;
         tracked.reported = true;
-        emit({ client: tracked.client, kind: 'held', target: tracked.target, heldMs: Math.round(now - tracked.startedAt), site: tracked.site });
+        emit({ client: tracked.client, kind: 'held', target: tracked.target, heldMs: Math.round(now - tracked.startedAt), site: tracked.site() });
       }
     },
   };
@@ -147,14 +149,14 @@ export async function attach(options: AttachOptions = {}): Promise<Attached> {
   if (wanted.has('http')) {
     // node publishes http.client.request.start once the request has a socket, when the application's
     // frames are gone: its line is taken where it calls request() or get(), and found again by the request.
-    const sites = new WeakMap<object, string | null>();
+    const sites = new WeakMap<object, () => string | null>();
     for (const mod of [http, https] as unknown as Record<string, (...args: unknown[]) => http.ClientRequest>[]) {
       for (const name of ['request', 'get']) {
         const original = mod[name];
         if (original === undefined) continue;
         const wrapped = function (this: unknown, ...args: unknown[]): http.ClientRequest {
           const request = Reflect.apply<unknown, unknown[], http.ClientRequest>(original, this, args);
-          sites.set(request, applicationSite());
+          sites.set(request, captureApplicationSite());
           return request;
         };
         mod[name] = wrapped;
@@ -166,7 +168,7 @@ export async function attach(options: AttachOptions = {}): Promise<Attached> {
       const request = (message as { request: http.ClientRequest }).request;
       const agent = (request as unknown as { agent?: unknown }).agent;
       const agentName = agent === http.globalAgent ? 'http.globalAgent' : agent === https.globalAgent ? 'https.globalAgent' : 'agent';
-      track(request, 'http', `${agentName} ${request.method} ${request.protocol}//${String(request.getHeader('host') ?? request.host)}${request.path}`, sites.get(request) ?? null);
+      track(request, 'http', `${agentName} ${request.method} ${request.protocol}//${String(request.getHeader('host') ?? request.host)}${request.path}`, sites.get(request) ?? noSite);
       request.once('close', () => { inFlight.delete(request); });
     };
     dc.subscribe('http.client.request.start', onStart);
@@ -178,7 +180,7 @@ export async function attach(options: AttachOptions = {}): Promise<Attached> {
   if (wanted.has('fetch')) {
     const onCreate = (message: unknown): void => {
       const request = (message as { request: { origin?: unknown; path?: unknown; method?: unknown } }).request;
-      track(request, 'fetch', `${String(request.method)} ${String(request.origin)}${String(request.path)}`, applicationSite());
+      track(request, 'fetch', `${String(request.method)} ${String(request.origin)}${String(request.path)}`, captureApplicationSite());
     };
     const onDone = (message: unknown): void => { inFlight.delete((message as { request: object }).request); };
     dc.subscribe('undici:request:create', onCreate);
