@@ -40,8 +40,9 @@ describe('lifeguard/register on unmodified sample apps', { skip: service.skip },
   for (const [flag, file] of [['--import', 'esm-app.mjs'], ['-r', 'cjs-app.cjs']] as const) {
     it(`node ${flag} lifeguard/register ${file}: pg, fetch and http leaks reported as JSON lines naming the acquiring line`, async () => {
       const { stdout, lines } = await runApp(flag, file);
-      const app = JSON.parse(stdout.trim()) as { status: number; poolIsPg: boolean; name: string };
-      assert.deepEqual(app, { status: 200, poolIsPg: true, name: 'Pool' });
+      const app = JSON.parse(stdout.trim()) as { status: number; poolIsPg: boolean; name: string; attached: boolean };
+      // attached: the pool is the drop-in (and, in ESM, `import { Pool } from 'pg'` is the attached Pool too).
+      assert.deepEqual(app, { status: 200, poolIsPg: true, name: 'Pool', attached: true });
       const expected = markers(file);
       for (const client of ['pg', 'fetch', 'http']) {
         const leak = lines.find((l) => l.lifeguard === 'leak' && l.client === client);
