@@ -141,6 +141,8 @@ class Pool extends MysqlPoolBase {
       destroy: async (conn: PoolConnection): Promise<void> => {
         watches.get(conn)?.closing();
         this.#closing.add(conn);
+        // A lease Lifeguard took back (reclaimAfterMs, a lost budget permit) never comes through release().
+        this.#leases.delete(conn);
         const internals = conn as unknown as ConnectionInternals;
         await closeConnection(() => new Promise<void>((resolve) => { internals._realEnd(() => { resolve(); }); }), () => { conn.destroy(); });
       },

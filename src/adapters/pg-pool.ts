@@ -248,6 +248,8 @@ class Pool extends PgPoolBase {
       destroy: async (client: PoolClient): Promise<void> => {
         watches.get(client)?.closing();
         this.#created.delete(client);
+        // A lease Lifeguard took back (reclaimAfterMs, a lost budget permit) never comes through release().
+        this.#leases.delete(client);
         await closeConnection(() => this.#ends.get(client) ?? client.end(), () => { kill(client); });
         this.emit('remove', client);
       },

@@ -104,6 +104,21 @@ describe('lifeguard/pg Pool against PostgreSQL', { skip: service.skip }, () => {
     await full.end();
   });
 
+  it('a client held past lifeguard.reclaimAfterMs is taken back: its slot serves the next caller, its late release is harmless', async () => {
+    const pool = new Pool({ ...base, max: 1, lifeguard: { reclaimAfterMs: 200 } });
+    const removed: unknown[] = [];
+    pool.on('remove', (client) => { removed.push(client); });
+    const held = await pool.connect();
+    const next = await pool.connect(); // waits until the first is reclaimed
+    assert.notEqual(next, held);
+    assert.deepEqual(removed, [held]);
+    held.release();
+    assert.equal((await next.query<{ n: number }>('SELECT 1 AS n')).rows[0]?.n, 1);
+    next.release();
+    assert.equal(pool.totalCount, 1);
+    await pool.end();
+  });
+
   it('Kysely (PostgresDialect): queries, a transaction, and a leak named by its line', async () => {
     const pool = new Pool({ ...base, max: 3, lifeguard: watchLeaks });
     const db = new Kysely<{ lg_dropin_items: { id: number; name: string } }>({ dialect: new PostgresDialect({ pool }) });
