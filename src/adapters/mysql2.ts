@@ -20,6 +20,8 @@ import {
 
 export { AdapterErrorCodes, ConnectTimeoutError, ConnectionLostError, DriverMissingError, type AdapterErrorCode } from './errors.js';
 export type { ConnectOptions } from './shared.js';
+/** A drop-in for mysql2's `createPool` (`import { createPool } from 'lifeguard/mysql2'`). See docs/adapters.md. */
+export { createPool, type Mysql2DropInLeak, type Mysql2DropInLifeguardOptions, type Mysql2DropInOptions, type Mysql2DropInPool } from './mysql2-pool.js';
 
 const mysql = (await loadDriver(() => import('mysql2'), 'mysql2', 'lifeguard/mysql2')).default;
 

@@ -7,10 +7,14 @@
  * const pool = createPgPool({ connection: { host: '127.0.0.1', database: 'app' }, max: 10 });
  * const rows = await pool.use((client) => client.query('SELECT now()'));
  * ```
+ * or, as a drop-in for `pg.Pool`: `import { Pool } from 'lifeguard/pg'; const pool = new Pool({ max: 10 });`
  */
 import { Socket } from 'node:net';
 import type { Client, ClientConfig } from 'pg';
-import type { Pool } from '../pool/pool.js';
+import type { Pool as LifeguardPool } from '../pool/pool.js';
+import { PgPool, type PgDropInPool } from './pg-pool.js';
+
+export { lendToKnex, type KnexLike } from './pg-pool.js';
 import type { CreateContext, Factory, PoolOptions } from '../pool/options.js';
 import {
   ConnectionWatch, adapterPool, choiceOption, closeConnection, connectTimeoutOption, connectWithin, driverOptions,
@@ -19,6 +23,14 @@ import {
 
 export { AdapterErrorCodes, ConnectTimeoutError, ConnectionLostError, DriverMissingError, type AdapterErrorCode } from './errors.js';
 export type { ConnectOptions } from './shared.js';
+export type { PgDropInConfig, PgDropInLeak, PgDropInLifeguardOptions, PgDropInPool, PgDropInPoolConstructor } from './pg-pool.js';
+
+/**
+ * A drop-in for node-postgres's `pg.Pool` (`import { Pool } from 'lifeguard/pg'`): same options, methods,
+ * getters and events, an `instanceof pg.Pool`, with a Lifeguard pool underneath. See docs/adapters.md.
+ */
+export const Pool = PgPool;
+export type Pool = PgDropInPool;
 
 const pg = (await loadDriver(() => import('pg'), 'pg', 'lifeguard/pg')).default;
 
@@ -162,6 +174,6 @@ function makeFactory(source: Record<string, unknown>): Factory<Client> {
  * A Lifeguard pool of node-postgres clients: {@link pgFactory}'s options plus every pool option.
  * Unknown keys are rejected, naming the known ones.
  */
-export function createPgPool(options: PgPoolOptions = {}): Pool<Client> {
+export function createPgPool(options: PgPoolOptions = {}): LifeguardPool<Client> {
   return adapterPool(options, ADAPTER_KEYS, 'createPgPool', makeFactory);
 }

@@ -3,6 +3,7 @@ import type { Clock } from '../internal/clock.js';
 import { InvalidOptionError } from '../pool/errors.js';
 import { describe } from '../pool/options.js';
 import { MetricsCollector } from './collector.js';
+import { DriverMissingError } from '../adapters/errors.js';
 
 const require = createRequire(import.meta.url);
 
@@ -14,7 +15,12 @@ export function loadOptional(name: string, feature: string): unknown {
   try {
     return require(name);
   } catch (error) {
-    throw new Error(`${feature} needs the optional peer dependency "${name}", which could not be loaded (${error instanceof Error ? error.message : String(error)}); install it with "npm install ${name}"`, { cause: error });
+    const code = (error as { code?: unknown } | null)?.code;
+    const message = error instanceof Error ? error.message : '';
+    // Only "the package itself is absent" becomes LG_DRIVER_MISSING (one line, naming the package; the
+    // require stack stays in `cause`); a package that is installed but fails to load is reported as is.
+    if (code === 'MODULE_NOT_FOUND' && message.includes(`'${name}'`)) throw new DriverMissingError(name, feature, { cause: error });
+    throw error;
   }
 }
 

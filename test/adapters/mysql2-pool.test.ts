@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import mysql from 'mysql2';
+import { Kysely, MysqlDialect, sql } from 'kysely';
+import { drizzle } from 'drizzle-orm/mysql2';
+import { sql as dsql } from 'drizzle-orm';
+import { createPool, type Mysql2DropInLeak, type Mysql2DropInPool } from '../../src/adapters/mysql2.js';
+import { createPool as createPromisePool } from '../../src/adapters/mysql2-promise.js';
+import { activeResources } from '../support/handles.js';
+import { SERVICES, requireService } from '../support/services.js';
+import { callerLocation, pointsAt } from '../support/site.js';
+import { assertNoHandlesLeft, uniqueName, waitFor } from './helpers.js';
+
+const service = await requireService('mariadb');
+const { host, port, user, database } = SERVICES.mariadb;
+const base = { host, port, user, database };
+const watchLeaks = { leakDetection: 'full', leakWarnAfterMs: 150 } as const;
+
+function nextLeak(pool: Mysql2DropInPool): Promise<Mysql2DropInLeak> {
+  return new Promise((resolve) => { pool.on('leak', resolve); });
+}
+
+describe('lifeguard/mysql2 createPool (drop-in) options', () => {
+  it('refuses a pool without a cap and Lifeguard options that mysql2 options set', () => {
+    assert.throws(() => createPool({ ...base, connectionLimit: 0 }), /invalid option "connectionLimit" .*expected an integer >= 1/);
+    assert.throws(() => createPool({ ...base, lifeguard: { max: 2 } as never }), (e: Error & { option?: string }) => e.option === 'lifeguard.max');
+  });
+});
+
+describe('lifeguard/mysql2 createPool against MariaDB', { skip: service.skip }, () => {
+  const admin = mysql.createConnection(base);
+  before(async () => {
+    await admin.promise().query('CREATE TABLE IF NOT EXISTS lg_dropin_items (id int AUTO_INCREMENT PRIMARY KEY, name varchar(200) NOT NULL)');
+  });
+  after(async () => { await admin.promise().end(); });
+
+  it('query, execute, getConnection and release, events, the promise wrapper, end; no handle left', async () => {
+    const handles = activeResources();
+    const pool = createPool({ ...base, connectionLimit: 2 });
+    const events: string[] = [];
+    for (const name of ['connection', 'acquire', 'release'] as const) pool.on(name, () => { events.push(name); });
+    const rows = await new Promise<unknown>((resolve, reject) => {
+      pool.query('SELECT 1 + ? AS n', [1], (err, result) => { if (err) reject(err); else resolve(result); });
+    });
+    assert.deepEqual(rows, [{ n: 2 }]);
+    const executed = await new Promise<unknown>((resolve, reject) => {
+      pool.execute('SELECT ? AS s', ['x'], (err, result) => { if (err) reject(err); else resolve(result); });
+    });
+    assert.deepEqual(executed, [{ s: 'x' }]);
+    const name = uniqueName('mysql2');
+    const conn = await new Promise<mysql.PoolConnection>((resolve, reject) => {
+      pool.getConnection((err, c) => { if (err) reject(err); else resolve(c); });
+    });
+    await conn.promise().beginTransaction();
+    await conn.promise().query('INSERT INTO lg_dropin_items (name) VALUES (?)', [name]);
+    await conn.promise().commit();
+    conn.release();
+    conn.release(); // a second release is a no-op, as in mysql2
+    const promised = pool.promise();
+    const [counted] = await promised.query('SELECT COUNT(*) AS n FROM lg_dropin_items WHERE name = ?', [name]);
+    assert.deepEqual(counted, [{ n: 1 }]);
+    const pc = await promised.getConnection();
+    await pc.ping();
+    pc.release();
+    assert.deepEqual(events.slice(0, 3), ['connection', 'acquire', 'release']);
+    assert.ok(pool.lifeguard.stats().size >= 1 && pool.lifeguard.stats().size <= 2);
+    await new Promise<void>((resolve, reject) => { pool.end((err) => { if (err) reject(err); else resolve(); }); });
+    await assert.rejects(promised.query('SELECT 1'), /Pool is closed/);
+    await assertNoHandlesLeft(handles, 'the mysql2 drop-in after end()');
+  });
+
+  it('evicts a connection killed while idle and serves the next query on a new one', async () => {
+    const pool = createPromisePool({ ...base, connectionLimit: 1 });
+    const [[first]] = await pool.query('SELECT CONNECTION_ID() AS id') as unknown as [[{ id: number }]];
+    await admin.promise().query(`KILL ${first.id}`);
+    await waitFor(() => pool.lifeguard.stats().size === 0, 5000, 'the killed connection to be evicted');
+    const [[second]] = await pool.query('SELECT CONNECTION_ID() AS id') as unknown as [[{ id: number }]];
+    assert.notEqual(second.id, first.id);
+    await pool.end();
+  });
+
+  it('Kysely (MysqlDialect): queries, a transaction, and a leak named by its line', async () => {
+    const pool = createPool({ ...base, connectionLimit: 3, lifeguard: watchLeaks });
+    const db = new Kysely<{ lg_dropin_items: { id: number; name: string } }>({ dialect: new MysqlDialect({ pool }) });
+    const name = uniqueName('kysely');
+    await db.transaction().execute(async (trx) => {
+      await trx.insertInto('lg_dropin_items').values({ name } as never).execute();
+    });
+    const rows = await db.selectFrom('lg_dropin_items').select('name').where('name', '=', name).execute();
+    assert.equal(rows.length, 1);
+    let letGo!: () => void;
+    const gate = new Promise<void>((resolve) => { letGo = resolve; });
+    const leak = nextLeak(pool);
+    let where = '';
+    async function handler(): Promise<void> {
+      where = callerLocation(1); await db.connection().execute(async (conn) => { await sql`SELECT 1`.execute(conn); await gate; });
+    }
+    const running = handler();
+    const report = await leak;
+    assert.ok(pointsAt(report.appSite, where), `leak site ${String(report.appSite)} should point at ${where}`);
+    letGo();
+    await running;
+    await db.destroy();
+  });
+
+  it('Drizzle (mysql2 driver): queries, a transaction, and a leak named by its line', async () => {
+    const pool = createPool({ ...base, connectionLimit: 3, lifeguard: watchLeaks });
+    const db = drizzle({ client: pool });
+    const name = uniqueName('drizzle');
+    await db.transaction(async (tx) => {
+      await tx.execute(dsql`INSERT INTO lg_dropin_items (name) VALUES (${name})`);
+    });
+    const [counted] = await db.execute(dsql`SELECT COUNT(*) AS n FROM lg_dropin_items WHERE name = ${name}`) as unknown as [[{ n: number }]];
+    assert.equal(String(counted[0].n), '1');
+    let letGo!: () => void;
+    const gate = new Promise<void>((resolve) => { letGo = resolve; });
+    const leak = nextLeak(pool);
+    let where = '';
+    async function handler(): Promise<void> {
+      where = callerLocation(1); await db.transaction(async (tx) => { await tx.execute(dsql`SELECT 1`); await gate; });
+    }
+    const running = handler();
+    const report = await leak;
+    assert.ok(pointsAt(report.appSite, where), `leak site ${String(report.appSite)} should point at ${where}`);
+    letGo();
+    await running;
+    await new Promise<void>((resolve) => { pool.end(() => { resolve(); }); });
+  });
+});

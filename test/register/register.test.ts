@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { optionsFromEnv } from '../../src/register/attach.js';
+import { SERVICES, requireService } from '../support/services.js';
+
+const run = promisify(execFile);
+const root = path.resolve(import.meta.dirname, '..', '..', '..');
+const fixtures = path.join(root, 'test', 'fixtures', 'register');
+const service = await requireService('postgres');
+const mariadb = await requireService('mariadb');
+const { host, port, user, database } = SERVICES.postgres;
+
+interface Line { lifeguard: string; client?: string; site?: string | null; target?: string; kind?: string }
+
+/** `file:line` of each `// LEAK:<client>` marker in a fixture. */
+function markers(file: string): Map<string, string> {
+  const out = new Map<string, string>();
+  readFileSync(path.join(fixtures, file), 'utf8').split('\n').forEach((line, i) => {
+    const match = /\/\/ LEAK:(\w+)/.exec(line);
+    if (match?.[1] !== undefined) out.set(match[1], `test/fixtures/register/${file}:${i + 1}:`);
+  });
+  return out;
+}
+
+async function runApp(flag: string, file: string, env: Record<string, string> = {}): Promise<{ stdout: string; lines: Line[] }> {
+  const { stdout, stderr } = await run(process.execPath, [flag, 'lifeguard/register', path.join('test', 'fixtures', 'register', file)], {
+    cwd: root,
+    timeout: 30_000,
+    env: { ...process.env, NODE_OPTIONS: '', PGHOST: host, PGPORT: String(port), PGUSER: user, PGDATABASE: database, LIFEGUARD_LEAK_AFTER_MS: '200', APP_RUN_MS: '1500', ...env },
+  });
+  const lines = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
+  return { stdout, lines };
+}
+
+describe('lifeguard/register on unmodified sample apps', { skip: service.skip }, () => {
+  for (const [flag, file] of [['--import', 'esm-app.mjs'], ['-r', 'cjs-app.cjs']] as const) {
+    it(`node ${flag} lifeguard/register ${file}: pg, fetch and http leaks reported as JSON lines naming the acquiring line`, async () => {
+      const { stdout, lines } = await runApp(flag, file);
+      const app = JSON.parse(stdout.trim()) as { status: number; poolIsPg: boolean; name: string; attached: boolean };
+      // attached: the pool is the drop-in (and, in ESM, `import { Pool } from 'pg'` is the attached Pool too).
+      assert.deepEqual(app, { status: 200, poolIsPg: true, name: 'Pool', attached: true });
+      const expected = markers(file);
+      for (const client of ['pg', 'fetch', 'http']) {
+        const leak = lines.find((l) => l.lifeguard === 'leak' && l.client === client);
+        assert.ok(leak !== undefined, `a ${client} leak line in ${JSON.stringify(lines)}`);
+        assert.equal(leak.kind, 'held');
+        assert.ok(leak.site?.startsWith(expected.get(client) ?? '?') === true, `${client} leak site ${String(leak.site)} should be ${String(expected.get(client))}`);
+      }
+    });
+
+    it(`node ${flag} lifeguard/register ${file}: no leak line when the app releases and consumes everything`, async () => {
+      const { stdout, lines } = await runApp(flag, file, { APP_CLEAN: '1' });
+      assert.equal((JSON.parse(stdout.trim()) as { status: number }).status, 200);
+      assert.deepEqual(lines.filter((l) => l.lifeguard === 'leak'), []);
+    });
+  }
+
+  it('node --import lifeguard/register mysql-app.mjs: mysql2 pools (callback, promise, named import) attached, a leak named by line', { skip: mariadb.skip }, async () => {
+    const my = SERVICES.mariadb;
+    const { stdout, lines } = await runApp('--import', 'mysql-app.mjs', { MYHOST: my.host, MYPORT: String(my.port), MYUSER: my.user, MYDATABASE: my.database });
+    const app = JSON.parse(stdout.trim()) as { rows: unknown; viaCallback: unknown; viaNamed: unknown; attached: boolean[] };
+    assert.deepEqual(app, { rows: [{ x: 1 }], viaCallback: [{ x: 2 }], viaNamed: [{ x: 3 }], attached: [true, true, true] });
+    const leak = lines.find((l) => l.lifeguard === 'leak' && l.client === 'mysql2');
+    assert.ok(leak?.site?.startsWith(markers('mysql-app.mjs').get('mysql2') ?? '?') === true, `a mysql2 leak at the marked line in ${JSON.stringify(lines)}`);
+  });
+
+  it('writes diagnoseSelf()\'s report on LIFEGUARD_REPORT_SIGNAL', async () => {
+    const script = "setTimeout(() => process.kill(process.pid, 'SIGUSR2'), 50); setTimeout(() => {}, 3000);";
+    const { stderr } = await run(process.execPath, ['--import', 'lifeguard/register', '-e', script], {
+      cwd: root, timeout: 30_000, env: { ...process.env, NODE_OPTIONS: '', LIFEGUARD_REPORT_SIGNAL: 'SIGUSR2' },
+    });
+    const report = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { lifeguard: string; report?: { pid?: number } }).find((l) => l.lifeguard === 'report');
+    assert.ok(report?.report !== undefined, `a report line in ${stderr}`);
+  });
+});
+
+describe('lifeguard/register environment variables', () => {
+  it('reads each variable and refuses bad values by name', () => {
+    assert.deepEqual(optionsFromEnv({ LIFEGUARD_ATTACH: 'pg, fetch', LIFEGUARD_LEAK_AFTER_MS: '500', LIFEGUARD_DASHBOARD_PORT: '0', LIFEGUARD_REPORT_SIGNAL: 'SIGUSR2', LIFEGUARD_REPORT_FILE: '/tmp/r.json' }),
+      { clients: ['pg', 'fetch'], leakAfterMs: 500, dashboardPort: 0, reportSignal: 'SIGUSR2', reportFile: '/tmp/r.json' });
+    assert.deepEqual(optionsFromEnv({}), {});
+    assert.throws(() => optionsFromEnv({ LIFEGUARD_ATTACH: 'pg,redis' }), /invalid LIFEGUARD_ATTACH: .*got "redis"/);
+    assert.throws(() => optionsFromEnv({ LIFEGUARD_LEAK_AFTER_MS: '0' }), /invalid LIFEGUARD_LEAK_AFTER_MS: expected an integer >= 1, got "0"/);
+    assert.throws(() => optionsFromEnv({ LIFEGUARD_DASHBOARD_PORT: '70000' }), /invalid LIFEGUARD_DASHBOARD_PORT/);
+    assert.throws(() => optionsFromEnv({ LIFEGUARD_REPORT_SIGNAL: 'SIGKILL' }), /invalid LIFEGUARD_REPORT_SIGNAL/);
+  });
+});
