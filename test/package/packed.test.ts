@@ -24,7 +24,7 @@ const PKG = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as
   peerDependencies: Record<string, string>;
 };
 /** Subpaths whose module loads a driver when imported: without it they must fail with a code. */
-const DRIVER_SUBPATHS: Readonly<Record<string, string>> = { './pg': 'pg', './mysql2': 'mysql2', './ioredis': 'ioredis' };
+const DRIVER_SUBPATHS: Readonly<Record<string, string>> = { './pg': 'pg', './mysql2': 'mysql2', './mysql2/promise': 'mysql2', './ioredis': 'ioredis' };
 const SUBPATHS = Object.keys(PKG.exports).filter((key) => key !== './package.json');
 const LONG = { timeout: 4 * 60_000, maxBuffer: 64 * 1024 * 1024 };
 
