@@ -265,6 +265,22 @@ function skipBlanks(bytes: Buffer, j: number): number {
   return j;
 }
 
+/** A `Connection` value (a comma-separated token list, RFC 9110 §7.6.1) holds the token `close`: `keep-alive, close` closes. */
+function hasCloseToken(value: Buffer): boolean {
+  const n = value.length;
+  let i = 0;
+  while (i < n) {
+    i = skipBlanks(value, i);
+    if (i + CLOSE.length <= n && matchesAt(value, i, CLOSE)) {
+      const j = skipBlanks(value, i + CLOSE.length);
+      if (j >= n || value[j] === 0x2c) return true;
+    }
+    while (i < n && value[i] !== 0x2c) i++;
+    i++;
+  }
+  return false;
+}
+
 /**
  * Longest keep-alive hint taken as given, in seconds (68 years): longer ones are clamped to it, by both
  * readers alike, so that a run of digits never adds up past what a double holds exactly.
@@ -292,8 +308,7 @@ export function readConnectionHeaders(conn: PooledSocket, raw: readonly Buffer[]
     const name = raw[i] as Buffer;
     if (name.length !== 10) continue;
     if (matchesAt(name, 0, CONNECTION)) {
-      const value = raw[i + 1] as Buffer;
-      if (value.length === 5 && matchesAt(value, 0, CLOSE)) conn.reusable = false;
+      if (hasCloseToken(raw[i + 1] as Buffer)) conn.reusable = false;
     } else if (matchesAt(name, 0, KEEP_ALIVE)) {
       const seconds = keepAliveSeconds(raw[i + 1] as Buffer);
       if (seconds >= 0) conn.keepAliveHint(seconds, marginMs, now);
@@ -303,7 +318,7 @@ export function readConnectionHeaders(conn: PooledSocket, raw: readonly Buffer[]
 
 const CONNECTION_NAME = /^connection$/i;
 const KEEP_ALIVE_NAME = /^keep-alive$/i;
-const CLOSE_VALUE = /^close$/i;
+const CLOSE_TOKEN = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
 const TIMEOUT_PARAMETER = /timeout[ \t]*=[ \t]*(\d+)/i;
 
 /** {@link readConnectionHeaders} for node's `rawHeaders` (strings, as the agent gets them): the same rules. */
@@ -313,12 +328,34 @@ export function readConnectionHeaderStrings(conn: PooledSocket, raw: readonly st
     if (name.length !== 10) continue;
     const value = raw[i + 1] as string;
     if (CONNECTION_NAME.test(name)) {
-      if (CLOSE_VALUE.test(value)) conn.reusable = false;
+      if (CLOSE_TOKEN.test(value)) conn.reusable = false;
     } else if (KEEP_ALIVE_NAME.test(name)) {
       const seconds = TIMEOUT_PARAMETER.exec(value)?.[1];
       if (seconds !== undefined) conn.keepAliveHint(Math.min(Number(seconds), MAX_HINT_SECONDS), marginMs, now);
     }
   }
+}
+
+/** @internal For tests: whether the byte reader finds the token `close` in a `Connection` value. */
+export function connectionCloses(value: string): boolean {
+  return hasCloseToken(Buffer.from(value, 'latin1'));
+}
+
+/**
+ * undici's own verdict on a socket: it sets its `reset` symbol on a socket it will close after the
+ * current response (any `close` token, an HTTP/1.0 response without keep-alive, a keep-alive hint too
+ * short to use). Found on the socket by its description, once: undici does not export its symbols.
+ */
+let kUndiciReset: symbol | undefined;
+
+/** True when undici will close `socket` after the response now running on it. */
+export function undiciWillClose(socket: object): boolean {
+  if (kUndiciReset === undefined) {
+    const found = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'reset');
+    if (found === undefined) return false;
+    kUndiciReset = found;
+  }
+  return (socket as Record<symbol, unknown>)[kUndiciReset] === true;
 }
 
 /** @internal For tests: the seconds the byte reader finds in a `Keep-Alive` value, or -1. */

@@ -5,9 +5,9 @@ import type { Lease } from '../pool/lease.js';
 import { ErrorCodes } from '../pool/errors.js';
 import { kAcquireInto, kHandOff, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
 import type { AcquireSite } from '../leak/site.js';
-import { readConnectionHeaders, type HttpConnection } from './connection.js';
+import { readConnectionHeaders, undiciWillClose, type HttpConnection } from './connection.js';
 import type { HttpCore, OriginEntry, TrackedResponse } from './core.js';
-import { HttpClosedError, QueueFullError, QueueTimeoutError } from './errors.js';
+import { HttpClosedError, HttpErrorCodes, QueueFullError, QueueTimeoutError } from './errors.js';
 import { backoffMs, isConnectionError, isIdempotent, isReplayable, parseRetryAfter, rawHeader } from './retry.js';
 
 /** undici's handler interface as `Client` calls it (the "legacy" callbacks, which undici.request and fetch use). */
@@ -99,6 +99,9 @@ export function legacyHandler(handler: Dispatcher.DispatchHandler): LegacyHandle
   return typeof handler.onRequestStart === 'function' ? new ControllerAdapter(handler) : (handler);
 }
 
+/** Most times one request goes back to the queue because a connection died before it was written to it. */
+const MAX_UNSENT_RETRIES = 8;
+
 const WAITING = 0;
 const RUNNING = 1;
 const BACKOFF = 2;
@@ -131,6 +134,8 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
   #acquires = 0;
   #attempt = 1;
   #transparentDone = false;
+  /** Times it went back to the queue because its connection died before it was written. */
+  #unsentRetries = 0;
   #wantFresh = false;
   #lease: Lease<HttpConnection> | null = null;
   #conn: HttpConnection | null = null;
@@ -327,7 +332,11 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     const core = this.#core;
     const now = core.clock.now();
     this.headersAt = now;
-    readConnectionHeaders(this.#conn as HttpConnection, rawHeaders, core.o.keepAliveSafetyMarginMs, now);
+    const conn = this.#conn as HttpConnection;
+    readConnectionHeaders(conn, rawHeaders, core.o.keepAliveSafetyMarginMs, now);
+    // undici decided to close the socket after this response (HTTP/1.0 without keep-alive, and whatever
+    // else it knows): it must not be lent again in the instant between this response and that close.
+    if (undiciWillClose(conn.socket)) conn.reusable = false;
     const retry = core.o.retry;
     if (retry !== null && retry.statuses.has(statusCode) && this.#userAbort === null) {
       const delay = this.#retryDelay(rawHeaders, now);
@@ -418,6 +427,15 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     // Closed or destroyed under us: no retry may start (its timer would outlive the dispatcher).
     if (core.closed) {
       this.#finish(error);
+      return;
+    }
+    // The Client found its socket gone before writing a byte of this request: the server never saw it,
+    // so it goes again on another connection whatever its method (bounded: each try needs a connection
+    // that was alive when lent, and the deadline still holds).
+    if ((error as { code?: unknown }).code === HttpErrorCodes.CONNECTION_GONE && this.#unsentRetries < MAX_UNSENT_RETRIES && isReplayable(this.#opts.body)) {
+      this.#unsentRetries++;
+      core.counters.transparentRetries++;
+      this.#acquire();
       return;
     }
     // A reused connection that fails before any response byte was most likely closed by the server
