@@ -33,12 +33,16 @@ class AgentRequest implements TrackedResponse, AcquireReceiver<AgentSocket> {
   readonly #engine: AgentEngine;
   /** Stamped by the body-leak check when it first sees the response (NaN until then). */
   headersAt = NaN;
+  readAt = NaN;
+  bytesSeen = 0;
   leakReported = false;
   /** The socket is lent to this request (until the response is consumed, or the socket closes). */
   lent = false;
   /** When the socket was lent: the reference of keep-alive hints, which must end early rather than late. */
   lentAt = 0;
   lease: Lease<AgentSocket> | null = null;
+  /** The lent socket (kept here: a revoked lease's `resource` throws). */
+  socket: net.Socket | null = null;
   /** Already failed (by a failed connect): a lease it still gets goes straight back. */
   failed = false;
 
@@ -55,6 +59,10 @@ class AgentRequest implements TrackedResponse, AcquireReceiver<AgentSocket> {
   /** The response headers arrived and its socket is still lent: the body is not consumed yet. */
   get bodyPending(): boolean {
     return this.lent && (this.req as { res?: http.IncomingMessage | null }).res != null;
+  }
+
+  get bytesRead(): number {
+    return this.socket?.bytesRead ?? 0;
   }
 
   abandon(error: Error): void {
@@ -265,6 +273,7 @@ class AgentEngine {
     conn.idle = false;
     conn.loan = request;
     request.lease = lease;
+    request.socket = conn.socket;
     request.lentAt = now;
     request.lent = true;
     core.inflight.add(request);
@@ -284,6 +293,7 @@ class AgentEngine {
     core.inflight.delete(request);
     const lease = request.lease;
     request.lease = null;
+    request.socket = null;
     if (lease?.active !== true) return;
     // null until the response headers arrive (node's ClientRequest starts with `res = null`).
     const res = (request.req as { res?: http.IncomingMessage | null }).res;

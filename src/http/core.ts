@@ -73,6 +73,12 @@ export interface TrackedResponse {
    * the body-leak check then stamps the first time it sees the body pending, at most one check late.
    */
   headersAt: number;
+  /** Bytes read so far from the response's socket (it grows only while the caller consumes the body). */
+  readonly bytesRead: number;
+  /** When the body-leak check last saw the caller consume data (NaN: not yet looked); the leak clock runs from here. */
+  readAt: number;
+  /** {@link bytesRead} at that moment. */
+  bytesSeen: number;
   leakReported: boolean;
   /** Cancels the body and destroys its connection. */
   abandon(error: Error): void;
@@ -320,7 +326,7 @@ export class HttpCore {
     for (const connection of entry.connections) if (connection.request !== null) active.push(connection.request);
     active.sort((a, b) => a.startedAt - b.startedAt);
     for (const r of active.slice(0, 5)) {
-      const body = r.bodyPending ? `, body unconsumed for ${Math.round(now - r.headersAt)} ms` : '';
+      const body = r.bodyPending ? `, body unconsumed for ${Math.round(now - (Number.isNaN(r.readAt) ? r.headersAt : Math.max(r.readAt, r.headersAt)))} ms` : '';
       lines.push(`    ${r.method} ${r.path} running for ${Math.round(now - r.startedAt)} ms${body}, requested at ${r.site?.frame ?? '(site not sampled)'}`);
     }
     const bySite = new Map<string, number>();
@@ -337,7 +343,19 @@ export class HttpCore {
     for (const request of this.tracked()) {
       if (!request.bodyPending) continue;
       if (Number.isNaN(request.headersAt)) request.headersAt = now;
-      const held = now - request.headersAt;
+      // The clock runs from the last time the caller consumed data, not from the headers: a body read
+      // slowly but steadily (a long download) is never a leak. The socket's byte count moves only while
+      // the caller reads (both clients stop reading the socket when the body's buffer is full), and
+      // reading it here costs the hot path nothing.
+      const bytes = request.bytesRead;
+      if (Number.isNaN(request.readAt) || request.readAt < request.headersAt) {
+        request.readAt = request.headersAt;
+        request.bytesSeen = bytes;
+      } else if (bytes !== request.bytesSeen) {
+        request.bytesSeen = bytes;
+        request.readAt = now;
+      }
+      const held = now - request.readAt;
       if (o.bodyAbandonAfterMs > 0 && held >= o.bodyAbandonAfterMs) {
         this.counters.bodiesAbandoned++;
         const report = this.#report('abandoned', request, held);

@@ -149,6 +149,8 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
   #timer: TimerHandle | null = null;
   /** When the response headers arrived (the body-leak clock, and the reference of keep-alive hints). */
   headersAt = 0;
+  readAt = NaN;
+  bytesSeen = 0;
   leakReported = false;
 
   constructor(core: HttpCore, entry: OriginEntry, opts: Dispatcher.DispatchOptions, handler: LegacyHandler, site: AcquireSite | null, now: number) {
@@ -170,6 +172,10 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
 
   get origin(): string {
     return this.#entry.parts.origin;
+  }
+
+  get bytesRead(): number {
+    return this.#conn?.socket.bytesRead ?? 0;
   }
 
   get bodyPending(): boolean {
