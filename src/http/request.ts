@@ -7,7 +7,7 @@ import { kAcquireInto, kHandOff, kWithdraw, type AcquireReceiver } from '../pool
 import type { AcquireSite } from '../leak/site.js';
 import { readConnectionHeaders, undiciWillClose, type HttpConnection } from './connection.js';
 import type { HttpCore, OriginEntry, TrackedResponse } from './core.js';
-import { HttpClosedError, HttpErrorCodes, QueueFullError, QueueTimeoutError } from './errors.js';
+import { HttpClosedError, HttpErrorCodes, QueueFullError, QueueTimeoutError, RequestDeadlineError } from './errors.js';
 import { backoffMs, isConnectionError, isIdempotent, isReplayable, parseRetryAfter, rawHeader } from './retry.js';
 
 /** undici's handler interface as `Client` calls it (the "legacy" callbacks, which undici.request and fetch use). */
@@ -146,6 +146,10 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
   #responded = false;
   /** A retryable status is being drained; retry after this many ms once it completes. */
   #retryAfterMs = -1;
+  /** The status being drained, for messages. */
+  #drainStatus = 0;
+  /** Set when the deadline cut a drain short: the request ends with it. */
+  #deadlineError: Error | null = null;
   #timer: TimerHandle | null = null;
   /** When the response headers arrived (the body-leak clock, and the reference of keep-alive hints). */
   headersAt = 0;
@@ -349,6 +353,13 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
       if (delay >= 0) {
         // Drained, not shown to the user: the connection stays reusable and the request is sent again.
         this.#retryAfterMs = delay;
+        this.#drainStatus = statusCode;
+        // The drain is bounded by the deadline: a body that stalls must not hold the caller past it.
+        this.#timer = core.clock.setTimeout(() => {
+          this.#timer = null;
+          this.#deadlineError = new RequestDeadlineError(`${this.#describe()}: its deadline (retry.deadlineMs=${core.deadlineMs}) passed while draining the body of a retryable ${statusCode} response before retrying it (attempt ${this.#attempt} of ${core.o.retry?.maxAttempts ?? 1}); the connection was closed`);
+          this.#clientAbort?.(this.#deadlineError);
+        }, this.#deadline - now, false);
         return true;
       }
     }
@@ -364,6 +375,7 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
   onComplete(trailers: Buffer[] | string[] | null): void {
     this.#endLease(null);
     if (this.#retryAfterMs >= 0) {
+      this.#clearTimer();
       this.#retryDrained();
       return;
     }
@@ -373,6 +385,12 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
 
   onError(error: Error): void {
     this.#endLease(error);
+    if (this.#retryAfterMs >= 0) this.#clearTimer();
+    if (this.#deadlineError !== null) {
+      this.#retryAfterMs = -1;
+      this.#finish(this.#deadlineError);
+      return;
+    }
     if (this.#retryAfterMs >= 0 && this.#userAbort === null) {
       // The retryable response itself broke while being drained: the retry was decided already.
       this.#retryDrained();
@@ -423,6 +441,11 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
       this.#finish(this.#core.closedError('retry a request'));
       return;
     }
+    const now = this.#core.clock.now();
+    if (now + delay >= this.#deadline) {
+      this.#finish(new RequestDeadlineError(`${this.#describe()}: a retryable ${this.#drainStatus} response took until ${Math.round(now - this.startedAt)} ms to drain; a retry after ${delay} ms more would pass its deadline (retry.deadlineMs=${this.#core.deadlineMs}), so it was not retried (attempt ${this.#attempt} of ${this.#core.o.retry?.maxAttempts ?? 1})`));
+      return;
+    }
     this.#core.counters.retries++;
     this.#attempt++;
     this.#backoff(delay);
@@ -464,6 +487,11 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
       }
     }
     this.#finish(error);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== null) this.#core.clock.clearTimeout(this.#timer);
+    this.#timer = null;
   }
 
   #backoff(delay: number): void {
