@@ -7,7 +7,7 @@ import type { AcquireSite } from '../leak/site.js';
 import { ErrorCodes } from '../pool/errors.js';
 import type { Lease } from '../pool/lease.js';
 import { Pool, kAcquireInto, kWaiting, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
-import { HttpCore, emitLeak, reapIdlePools, statsOf, type HttpStats, type ReapablePool, type TrackedResponse } from './core.js';
+import { HttpCore, budgetOption, emitLeak, reapIdlePools, statsOf, type HttpStats, type ReapablePool, type TrackedResponse } from './core.js';
 import { HttpClosedError, QueueFullError, QueueTimeoutError } from './errors.js';
 import { PooledSocket, readConnectionHeaderStrings } from './connection.js';
 import { resolveHttpPoolOptions, type HttpPoolOptions } from './options.js';
@@ -355,6 +355,7 @@ class AgentEngine {
       validateAfterIdleMs: Math.min(1000, o.keepAliveSafetyMarginMs),
       leakDetection: 'off',
       ...(o.clock === undefined ? {} : { clock: o.clock }),
+      ...budgetOption(o, origin),
     });
     core.addPool(pool as Pool<unknown>);
     const entry: AgentOrigin = { origin, pool, emptySince: NaN, acquiredSeen: 0 };

@@ -7,6 +7,7 @@ import { BodyAbandonedError, HttpClosedError, HttpErrorCodes, InvalidOriginError
 import { ConnectionGate } from './gate.js';
 import type { HttpPoolOptions, ResolvedHttpPoolOptions } from './options.js';
 import type { AcquireSite } from '../leak/site.js';
+import type { Budget } from '../budget/index.js';
 import { requestOf, type PooledRequest } from './request.js';
 import { SiteSampler } from './site.js';
 
@@ -246,6 +247,7 @@ export class HttpCore {
         // Leases are tracked per request here, with the request's own call site (see body leaks).
         leakDetection: 'off',
         ...(this.o.clock === undefined ? {} : { clock: this.o.clock }),
+        ...budgetOption(this.o, parts.origin),
       });
       entry = { parts, pool, connections, emptySince: NaN, acquiredSeen: 0 };
       this.#origins.set(parts.origin, entry);
@@ -335,7 +337,7 @@ export class HttpCore {
       bySite.set(site, (bySite.get(site) ?? 0) + 1);
     }
     if (bySite.size > 0) lines.push(`  connections held by call site: ${[...bySite].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([site, n]) => `${site} x${n}`).join(', ')}`);
-    return lines.join('\n');
+    return lines.join('\n') + budgetLine(this.o, entry.parts.origin);
   }
 
   #checkBodies(now: number): void {
@@ -428,6 +430,22 @@ export class HttpCore {
     this.#housekeeper.unregister(this.#task);
     if (this.#parent !== null) this.#parent.#children.delete(this);
   }
+}
+
+/** The pool's `budget` option for `origin`: the pool takes a permit before each connect and gives it back once the socket is closed. */
+export function budgetOption(o: ResolvedHttpPoolOptions, origin: string): { budget?: Budget } {
+  // The agent names origins with their port (`http://host:80`): budgets are keyed by `URL#origin`.
+  const budget = o.budgetFor?.(new URL(origin).origin);
+  return budget === undefined ? {} : { budget };
+}
+
+/** One line on an origin's budget for timeout messages (empty without one). */
+export function budgetLine(o: ResolvedHttpPoolOptions, origin: string): string {
+  if (o.budgetFor === null) return '';
+  const budget = o.budgetFor(new URL(origin).origin);
+  if (budget === undefined) return '';
+  const b = budget.stats();
+  return `\n  budget "${b.key}": this process holds ${b.held} of limit=${b.limit} permits, ${b.waiting} waiting here for one (a wait for a permit counts against the deadline)`;
 }
 
 export function statsOf(core: HttpCore, extra: readonly PoolStats[] = []): HttpStats {
