@@ -10,6 +10,9 @@ import type { PooledRequest } from './request.js';
 
 let connectionSeq = 0;
 
+/** Longest wait for the server's FIN after ours when an idle connection is closed. */
+const GRACEFUL_CLOSE_MS = 1000;
+
 /** `http://host:port` split the way undici's connector wants it. */
 export interface OriginParts {
   readonly origin: string;
@@ -136,6 +139,9 @@ export class PooledSocket implements GatedConnection {
   /** Closes the socket; resolves once it is closed and its slot is free. */
   dispose(): Promise<void> {
     if (this.#disposed !== null) return this.#disposed;
+    // An idle, healthy connection (idle timeout, lifetime, eviction, close()) is closed the polite way:
+    // our FIN, then the server's. A broken or busy one is destroyed at once.
+    const graceful = this.idle && this.gone === null && !this.detached && !this.socket.destroyed;
     this.gone ??= new Error(`connection #${this.id} to ${this.origin} was closed by the pool`);
     this.#gate.untrack(this);
     // The slot is free once the socket is closed, not merely asked to close: a remote that counts
@@ -146,7 +152,20 @@ export class PooledSocket implements GatedConnection {
         resolve();
       };
       if (this.detached || this.socket.closed) release();
-      else {
+      else if (graceful) {
+        // The slot (and a budget's permit) goes back once the server has answered our FIN with its own,
+        // so it has counted this connection out before another process can be granted the permit and
+        // connect: a `destroy()` closes only our side, and a server that counts connections (incident 2)
+        // may accept the next one before it reads our FIN. Bounded: a server that never closes its side
+        // is cut off after GRACEFUL_CLOSE_MS.
+        const timer = setTimeout(() => { this.socket.destroy(); }, GRACEFUL_CLOSE_MS);
+        timer.unref();
+        this.socket.once('close', () => {
+          clearTimeout(timer);
+          release();
+        });
+        this.socket.end();
+      } else {
         this.socket.once('close', release);
         this.socket.destroy();
       }
@@ -194,7 +213,9 @@ export class HttpConnection extends PooledSocket {
 
   /** Closes the socket and the Client and frees the connection's slot. */
   async close(): Promise<void> {
-    await Promise.all([this.dispose(), this.client.destroy().catch(() => undefined)]);
+    // The socket first: the Client's destroy() would cut short a graceful close.
+    await this.dispose();
+    await this.client.destroy().catch(() => undefined);
   }
 }
 
