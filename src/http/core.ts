@@ -17,6 +17,8 @@ export interface OriginEntry extends ReapablePool {
   readonly pool: Pool<HttpConnection>;
   /** Open connections (added when connected, removed when the pool destroys them). */
   readonly connections: Set<HttpConnection>;
+  /** Requests dispatched to this origin and not finished (waiting, running, or with a body pending). */
+  active: number;
 }
 
 /** An origin's pool as the reaper sees it (the dispatcher's and the agent's). */
@@ -249,7 +251,7 @@ export class HttpCore {
         ...(this.o.clock === undefined ? {} : { clock: this.o.clock }),
         ...budgetOption(this.o, parts.origin),
       });
-      entry = { parts, pool, connections, emptySince: NaN, acquiredSeen: 0 };
+      entry = { parts, pool, connections, active: 0, emptySince: NaN, acquiredSeen: 0 };
       this.#origins.set(parts.origin, entry);
     }
     if (key !== undefined) this.#origins.set(key, entry);
@@ -321,23 +323,9 @@ export class HttpCore {
 
   /** Who holds the connections of `entry`, oldest first: for timeout messages. */
   holders(entry: OriginEntry): string {
-    const now = this.clock.now();
-    const s = entry.pool.stats();
-    const lines = [`  ${entry.parts.origin}: ${s.inUse} connections in use, ${s.idle} idle, ${s.pending} waiting (connectionsPerOrigin=${this.o.connectionsPerOrigin}; ${this.gate.total} of maxConnections=${this.o.maxConnections} open)`];
     const active: PooledRequest[] = [];
     for (const connection of entry.connections) if (connection.request !== null) active.push(connection.request);
-    active.sort((a, b) => a.startedAt - b.startedAt);
-    for (const r of active.slice(0, 5)) {
-      const body = r.bodyPending ? `, body unconsumed for ${Math.round(now - (Number.isNaN(r.readAt) ? r.headersAt : Math.max(r.readAt, r.headersAt)))} ms` : '';
-      lines.push(`    ${r.method} ${r.path} running for ${Math.round(now - r.startedAt)} ms${body}, requested at ${r.site?.frame ?? '(site not sampled)'}`);
-    }
-    const bySite = new Map<string, number>();
-    for (const r of active) {
-      const site = r.site?.frame ?? '(site not sampled)';
-      bySite.set(site, (bySite.get(site) ?? 0) + 1);
-    }
-    if (bySite.size > 0) lines.push(`  connections held by call site: ${[...bySite].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([site, n]) => `${site} x${n}`).join(', ')}`);
-    return lines.join('\n') + budgetLine(this.o, entry.parts.origin);
+    return describeHolders(this, entry.parts.origin, entry.pool.stats(), active);
   }
 
   #checkBodies(now: number): void {
@@ -430,6 +418,35 @@ export class HttpCore {
     this.#housekeeper.unregister(this.#task);
     if (this.#parent !== null) this.#parent.#children.delete(this);
   }
+}
+
+/** A request holding a connection, as a timeout message names it. */
+export interface Holder extends TrackedResponse {
+  readonly startedAt: number;
+}
+
+/**
+ * The state of an origin's pool and who holds its connections: the five oldest holders (method, path,
+ * age, how long their body has gone unread, call site) and the holders grouped by call site, the most
+ * frequent first. Shared by the dispatcher's and the agent's queue timeouts.
+ */
+export function describeHolders(core: HttpCore, origin: string, s: PoolStats, holders: Holder[]): string {
+  const now = core.clock.now();
+  const o = core.o;
+  const lines = [`  ${origin}: ${s.inUse} connections in use, ${s.idle} idle, ${s.pending} waiting (connectionsPerOrigin=${o.connectionsPerOrigin}; ${core.gate.total} of maxConnections=${o.maxConnections} open)`];
+  holders.sort((a, b) => a.startedAt - b.startedAt);
+  for (const r of holders.slice(0, 5)) {
+    const since = Number.isNaN(r.headersAt) ? NaN : Number.isNaN(r.readAt) ? r.headersAt : Math.max(r.readAt, r.headersAt);
+    const body = r.bodyPending && !Number.isNaN(since) ? `, body unconsumed for ${Math.round(now - since)} ms` : r.bodyPending ? ', body unconsumed' : '';
+    lines.push(`    ${r.method} ${r.path} running for ${Math.round(now - r.startedAt)} ms${body}, requested at ${r.site?.frame ?? '(site not sampled)'}`);
+  }
+  const bySite = new Map<string, number>();
+  for (const r of holders) {
+    const site = r.site?.frame ?? '(site not sampled)';
+    bySite.set(site, (bySite.get(site) ?? 0) + 1);
+  }
+  if (bySite.size > 0) lines.push(`  connections held by call site: ${[...bySite].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([site, n]) => `${site} x${n}`).join(', ')}`);
+  return lines.join('\n') + budgetLine(o, origin);
 }
 
 /** The pool's `budget` option for `origin`: the pool takes a permit before each connect and gives it back once the socket is closed. */

@@ -5,6 +5,7 @@ import type { Lease } from '../pool/lease.js';
 import { ErrorCodes } from '../pool/errors.js';
 import { kAcquireInto, kHandOff, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
 import type { AcquireSite } from '../leak/site.js';
+import { leaseLabel } from './site.js';
 import { readConnectionHeaders, undiciWillClose, type HttpConnection } from './connection.js';
 import type { HttpCore, OriginEntry, TrackedResponse } from './core.js';
 import { HttpClosedError, HttpErrorCodes, QueueFullError, QueueTimeoutError, RequestDeadlineError } from './errors.js';
@@ -134,6 +135,7 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
   #acquires = 0;
   #attempt = 1;
   #transparentDone = false;
+  #label: string | undefined;
   /** Times it went back to the queue because its connection died before it was written. */
   #unsentRetries = 0;
   #wantFresh = false;
@@ -164,6 +166,14 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     this.#handler = handler;
     this.site = site;
     this.startedAt = now;
+    entry.active++;
+  }
+
+  /** The request is over (completed, failed, upgraded): it no longer counts as demand on its origin. */
+  #over(): void {
+    if (this.#state === DONE) return;
+    this.#state = DONE;
+    this.#entry.active--;
   }
 
   get method(): string {
@@ -241,7 +251,12 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     }
     // Bounded by the pool's own default deadline whenever that ends first: the pool keeps default
     // deadlines in arrival order, cheaper than a per-call deadline.
-    const options = remaining >= core.o.acquireTimeoutMs ? undefined : { timeoutMs: remaining };
+    // A captured site goes into the lease's label: the doctor's join (diagnoseSelf()) then names the
+    // requesting line for this socket. The pool's own site capture would name undici's frame instead.
+    const label = this.#label ??= this.site === null ? undefined : leaseLabel(this.method, this.origin, this.path, this.site);
+    const options = label !== undefined
+      ? (remaining >= core.o.acquireTimeoutMs ? { label } : { timeoutMs: remaining, label })
+      : (remaining >= core.o.acquireTimeoutMs ? undefined : { timeoutMs: remaining });
     // A receiver instead of a promise: no promise, callbacks or microtask hops per request.
     const receiver: AcquireReceiver<HttpConnection> = first ? this : new Attempt(this);
     this.#current = receiver;
@@ -379,7 +394,7 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
       this.#retryDrained();
       return;
     }
-    this.#state = DONE;
+    this.#over();
     this.#handler.onComplete?.(trailers);
   }
 
@@ -409,7 +424,7 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     // The socket now belongs to the caller (CONNECT, WebSocket): it leaves the pool without being closed.
     if (conn !== null) conn.detached = true;
     this.#endLease(new Error('connection upgraded and handed to the caller'));
-    this.#state = DONE;
+    this.#over();
     this.#handler.onUpgrade?.(statusCode, rawHeaders, socket);
   }
 
@@ -534,7 +549,7 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
   }
 
   #finish(error: Error): void {
-    this.#state = DONE;
+    this.#over();
     this.#core.backingOff.delete(this);
     if (this.#handler.onError === undefined) throw error;
     this.#handler.onError(error);
