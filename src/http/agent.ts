@@ -331,6 +331,14 @@ class AgentEngine {
     // caller never reads it) is a large share of the agent's garbage.
     if (res != null) readConnectionHeaderStrings(conn, res.rawHeaders, core.o.keepAliveSafetyMarginMs, now);
     if (!destroy && conn.usable(now) && request.req.shouldKeepAlive) {
+      // Fair under a shared total cap (see PooledRequest's end of lease).
+      if (core.gate.waitingAnywhere) {
+        const mine = oldestAgentRequest(request.entry.pool);
+        if (mine !== undefined && core.gate.olderWaiterElsewhere(conn.origin, mine)) {
+          lease.destroy(new Error('agent socket closed to free its slot for an older request waiting elsewhere under the shared cap'));
+          return;
+        }
+      }
       conn.socket.unref();
       conn.giveBack(lease, request.entry.pool);
     } else {
@@ -344,16 +352,18 @@ class AgentEngine {
     const o = core.o;
     const gate = core.gate;
     const sockets = new Set<AgentSocket>();
+    const budgeted = budgetOption(o, origin).budget !== undefined;
     const pool: Pool<AgentSocket> = new Pool<AgentSocket>({
       name: `${o.name}-agent ${origin}${route.tag}`,
       factory: {
         create: async (context) => {
           // Only while a request needs this socket (see connectionFactory).
-          await gate.acquire(origin, AbortSignal.any([context.signal, context.unwanted]));
+          await gate.acquire(origin, AbortSignal.any([context.signal, context.unwanted]), oldestAgentRequest(pool) ?? core.clock.now());
           try {
             const socket = await connect(host, port, route.tls, o.connectTimeoutMs, context.signal);
             const conn = new AgentSocket(origin, socket, gate, context.invalidate, core.clock.now());
             sockets.add(conn);
+            conn.closeGracefully = budgeted;
             // Installed once per socket, not per request: node's own agent does the same.
             socket.on('free', () => { this.#end(conn, false); });
             socket.on('close', () => { this.#end(conn, true); });
@@ -509,6 +519,12 @@ export class LifeguardHttpsAgent extends https.Agent {
     this.#engine.destroy();
     super.destroy();
   }
+}
+
+/** When the oldest request waiting in an agent pool arrived, or undefined. */
+function oldestAgentRequest(pool: Pool<AgentSocket>): number | undefined {
+  const first = pool[kWaiting](1)[0];
+  return first instanceof AgentRequest ? first.startedAt : undefined;
 }
 
 /** Fails a request that never got a socket: node's own agent does it the same way (`onSocket(socket, err)`). */

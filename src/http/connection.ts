@@ -75,6 +75,12 @@ export class PooledSocket implements GatedConnection {
   /** The socket was handed to the user by an upgrade (CONNECT, WebSocket): it is no longer ours to close. */
   detached = false;
   evicted = false;
+  /**
+   * Close it idle with our FIN and the server's before freeing its slot (see dispose()): set when a
+   * budget pays for it, as a remote that counts connections must have counted it out before its permit
+   * can go to another process. Without a budget the slot goes back at once.
+   */
+  closeGracefully = false;
   readonly #gate: ConnectionGate;
   readonly #invalidate: (reason: unknown) => void;
   #disposed: Promise<void> | null = null;
@@ -141,7 +147,7 @@ export class PooledSocket implements GatedConnection {
     if (this.#disposed !== null) return this.#disposed;
     // An idle, healthy connection (idle timeout, lifetime, eviction, close()) is closed the polite way:
     // our FIN, then the server's. A broken or busy one is destroyed at once.
-    const graceful = this.idle && this.gone === null && !this.detached && !this.socket.destroyed;
+    const graceful = this.closeGracefully && this.idle && this.gone === null && !this.detached && !this.socket.destroyed;
     this.gone ??= new Error(`connection #${this.id} to ${this.origin} was closed by the pool`);
     this.#gate.untrack(this);
     // The slot is free once the socket is closed, not merely asked to close: a remote that counts
@@ -224,6 +230,8 @@ export interface ConnectionHooks {
   /** A connect failed (refused, TLS error, timeout): like undici, one waiting request fails with it. */
   connectFailed(error: unknown): void;
   opened(connection: HttpConnection): void;
+  /** When the oldest request waiting for a connection of this pool arrived (its place in the gate's line). */
+  arrivedAt(): number;
   closed(connection: HttpConnection): void;
 }
 
@@ -234,7 +242,7 @@ export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: R
     async create(context) {
       // Waiting for a slot only while a request needs this connection: a wait for a slot can evict another
       // origin's idle connection.
-      await gate.acquire(parts.origin, AbortSignal.any([context.signal, context.unwanted]));
+      await gate.acquire(parts.origin, AbortSignal.any([context.signal, context.unwanted]), hooks.arrivedAt());
       let socket: Socket;
       try {
         socket = await connectSocket(connector, parts, context.signal);
@@ -245,6 +253,7 @@ export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: R
       }
       try {
         const connection = new HttpConnection(parts, socket, gate, context, o, clock.now());
+        connection.closeGracefully = o.budgetFor?.(parts.origin) !== undefined;
         hooks.opened(connection);
         return connection;
       } catch (error) {

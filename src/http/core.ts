@@ -231,6 +231,7 @@ export class HttpCore {
           opened: (connection) => {
             connections.add(connection);
           },
+          arrivedAt: () => oldestWaiting(pool) ?? this.clock.now(),
           closed: (connection) => {
             connections.delete(connection);
           },
@@ -447,6 +448,12 @@ export function describeHolders(core: HttpCore, origin: string, s: PoolStats, ho
   }
   if (bySite.size > 0) lines.push(`  connections held by call site: ${[...bySite].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([site, n]) => `${site} x${n}`).join(', ')}`);
   return lines.join('\n') + budgetLine(o, origin);
+}
+
+/** When the oldest request waiting in `pool` arrived (a retry keeps its first arrival), or undefined. */
+export function oldestWaiting(pool: Pool<HttpConnection>): number | undefined {
+  const first = pool[kWaiting](1)[0];
+  return first === undefined ? undefined : requestOf(first)?.startedAt;
 }
 
 /** The pool's `budget` option for `origin`: the pool takes a permit before each connect and gives it back once the socket is closed. */

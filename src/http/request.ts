@@ -7,7 +7,7 @@ import { kAcquireInto, kHandOff, kWithdraw, type AcquireReceiver } from '../pool
 import type { AcquireSite } from '../leak/site.js';
 import { leaseLabel } from './site.js';
 import { readConnectionHeaders, undiciWillClose, type HttpConnection } from './connection.js';
-import type { HttpCore, OriginEntry, TrackedResponse } from './core.js';
+import { oldestWaiting, type HttpCore, type OriginEntry, type TrackedResponse } from './core.js';
 import { HttpClosedError, HttpErrorCodes, QueueFullError, QueueTimeoutError, RequestDeadlineError } from './errors.js';
 import { backoffMs, isConnectionError, isIdempotent, isReplayable, parseRetryAfter, rawHeader } from './retry.js';
 
@@ -540,6 +540,15 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     // clock precisely at release and at lend), and the gate's "idle since" is the release's reading.
     if (error === null && conn.usable(this.headersAt)) {
       const pool = this.#entry.pool;
+      // Fair under a shared total cap: an older request waiting for a slot elsewhere (another scope or
+      // origin) gets this connection's slot; the requests of this pool wait their turn at the gate.
+      if (this.#core.gate.waitingAnywhere) {
+        const mine = oldestWaiting(pool);
+        if (mine !== undefined && this.#core.gate.olderWaiterElsewhere(conn.origin, mine)) {
+          lease.destroy(new Error(`connection #${conn.id} to ${conn.origin} closed to free its slot for an older request waiting elsewhere under the shared cap`));
+          return;
+        }
+      }
       // Requests waiting: the connection goes straight to the oldest (with a fresh reading of the clock
       // for its keep-alive check), without a release and a new lend.
       if (!pool[kHandOff](lease)) conn.giveBack(lease, pool);
