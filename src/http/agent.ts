@@ -364,6 +364,8 @@ class AgentEngine {
             const conn = new AgentSocket(origin, socket, gate, context.invalidate, core.clock.now());
             sockets.add(conn);
             conn.closeGracefully = budgeted;
+            conn.now = () => core.clock.now();
+            conn.marginMs = o.keepAliveSafetyMarginMs;
             // Installed once per socket, not per request: node's own agent does the same.
             socket.on('free', () => { this.#end(conn, false); });
             socket.on('close', () => { this.#end(conn, true); });

@@ -81,6 +81,10 @@ export class PooledSocket implements GatedConnection {
    * can go to another process. Without a budget the slot goes back at once.
    */
   closeGracefully = false;
+  /** The pool's clock, for the idle time at which the server closes; set by whoever makes the connection. */
+  now: (() => number) | null = null;
+  /** The keep-alive safety margin (keepAliveSafetyMarginMs), also applied to learned idle closes. */
+  marginMs = 1000;
   readonly #gate: ConnectionGate;
   readonly #invalidate: (reason: unknown) => void;
   #disposed: Promise<void> | null = null;
@@ -96,7 +100,11 @@ export class PooledSocket implements GatedConnection {
     const broken = (reason: Error): void => {
       this.#broken(reason);
     };
-    socket.on('end', () => { broken(new Error(`the server half-closed connection #${this.id} to ${this.origin} (FIN received)`)); });
+    socket.on('end', () => {
+      // A FIN on an idle socket tells when this server closes idle connections, hint or not.
+      if (this.idle && this.gone === null && this.requests > 0 && this.now !== null) gate.learnIdleClose(this.origin, this.now() - this.idleSince);
+      broken(new Error(`the server half-closed connection #${this.id} to ${this.origin} (FIN received)`));
+    });
     socket.on('close', () => { broken(new Error(`connection #${this.id} to ${this.origin} closed`)); });
     socket.on('error', broken);
     gate.track(this);
@@ -123,7 +131,9 @@ export class PooledSocket implements GatedConnection {
 
   /** Usable for another request right now. */
   usable(now: number): boolean {
-    return this.gone === null && this.reusable && !this.evicted && !this.socket.destroyed && now < this.keepAliveUntil;
+    return this.gone === null && this.reusable && !this.evicted && !this.socket.destroyed && now < this.keepAliveUntil
+      // Idle too close to the time this server was seen closing idle connections (no hint needed).
+      && (!this.idle || this.requests === 0 || now - this.idleSince < this.#gate.idleLimit(this.origin, this.marginMs));
   }
 
   /** Applies a response's `Keep-Alive: timeout=N` (seconds): reusable until N s minus the margin, or never. */
@@ -254,6 +264,8 @@ export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: R
       try {
         const connection = new HttpConnection(parts, socket, gate, context, o, clock.now());
         connection.closeGracefully = o.budgetFor?.(parts.origin) !== undefined;
+        connection.now = () => clock.now();
+        connection.marginMs = o.keepAliveSafetyMarginMs;
         hooks.opened(connection);
         return connection;
       } catch (error) {

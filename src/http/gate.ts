@@ -23,6 +23,9 @@ export interface GateSnapshot {
   readonly children: readonly GateSnapshot[];
 }
 
+/** Idle closes remembered per origin. */
+const IDLE_SAMPLES = 8;
+
 interface Waiter {
   readonly origin: string;
   /** When the request this slot is for arrived: waiters anywhere in the tree are served in this order. */
@@ -73,6 +76,39 @@ export class ConnectionGate {
   /** Connections holding a slot of this gate (its children's included). */
   get total(): number {
     return this.#total;
+  }
+
+  /**
+   * Root only: the idle times at which each origin's server was seen closing idle connections (FIN on an
+   * idle socket), the last {@link IDLE_SAMPLES} per origin. Servers that announce no `Keep-Alive:
+   * timeout=` still close idle connections at some time; reusing one just then races that close.
+   */
+  readonly #idleCloses = new Map<string, number[]>();
+
+  /** A FIN arrived on a connection to `origin` idle for `idleMs`: the server's idle timeout is at most about that. */
+  learnIdleClose(origin: string, idleMs: number): void {
+    const root = this.#root;
+    let seen = root.#idleCloses.get(origin);
+    if (seen === undefined) {
+      // Bounded: a process that talks to many hosts keeps at most this many.
+      if (root.#idleCloses.size >= 1024) root.#idleCloses.clear();
+      seen = [];
+      root.#idleCloses.set(origin, seen);
+    }
+    seen.push(idleMs);
+    if (seen.length > IDLE_SAMPLES) seen.shift();
+  }
+
+  /**
+   * How long a connection to `origin` may sit idle and still be reused: the shortest idle close seen
+   * lately minus a margin (`marginMs`, at most a quarter of it), or Infinity when none was seen. The
+   * shortest, because an early close (a restart) only costs reuse, while a late estimate costs requests.
+   */
+  idleLimit(origin: string, marginMs: number): number {
+    const seen = this.#root.#idleCloses.get(origin);
+    if (seen === undefined) return Infinity;
+    const shortest = Math.min(...seen);
+    return shortest - Math.min(marginMs, shortest / 4);
   }
 
   /** True while a request waits for a slot at any gate of this tree. */
