@@ -32,14 +32,17 @@ export class SiteSampler {
   /**
    * The call site of a request, or null when it is not sampled. `demand` is how many requests of its
    * origin pool are already running or waiting, of `max` connections: in `sampled` mode every request is
-   * captured once that reaches a thirty-second of the pool (at least one), because a pool filling up is
-   * what a leak looks like before any body is old enough to report, and its holders must then be named
-   * (incident 4: 50 sockets leaked in one burst of a few ms). An idle or lightly used pool pays nothing.
+   * captured from the moment that reaches a thirty-second of the pool (at least one) until it reaches
+   * the pool's size, because a pool filling up is what a leak looks like before any body is old enough
+   * to report, and its holders must then be named (incident 4: 50 sockets leaked in one burst of a few
+   * ms). An idle or lightly used pool pays nothing, and neither does a saturated one (every connection
+   * busy and requests queueing: the steady state of a loaded service, where capturing every request
+   * cost a third of the throughput); its holders were captured while it filled.
    */
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- frames above `callee` are dropped
   capture(callee: Function, now: number, demand = 0, max = Infinity): AcquireSite | null {
     if (this.#mode === 'off') return null;
-    if (this.#mode === 'sampled' && now >= this.#escalatedUntil && demand * 32 < max && demand < max) {
+    if (this.#mode === 'sampled' && now >= this.#escalatedUntil && (demand * 32 < max || demand >= max)) {
       if (--this.#countdown > 0) return null;
       this.#countdown = this.#gap;
     }
