@@ -10,6 +10,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import readline from 'node:readline';
 import { Pool as UndiciPool, request, type Dispatcher } from 'undici';
+import { createBudget } from '../src/budget/index.js';
 import { LifeguardAgent, LifeguardDispatcher } from '../src/http/index.js';
 import { keepTickObjectShape } from '../src/internal/tick-shape.js';
 import { formatOps, median, table } from './harness.js';
@@ -178,9 +179,10 @@ function makeClient(library: HttpLibrary, port: number): Client {
   const url = `http://127.0.0.1:${port}/`;
   switch (library) {
     case 'lifeguard-dispatcher':
-      return viaDispatcher(library, url, new LifeguardDispatcher({ connectionsPerOrigin: CONNECTIONS }));
+      // As shipped plus an in-process budget (issue 13): default leak detection, a permit per connection.
+      return viaDispatcher(library, url, new LifeguardDispatcher({ connectionsPerOrigin: CONNECTIONS, budget: createBudget(CONNECTIONS) }));
     case 'lifeguard-agent': {
-      const agent = new LifeguardAgent({ connectionsPerOrigin: CONNECTIONS });
+      const agent = new LifeguardAgent({ connectionsPerOrigin: CONNECTIONS, budget: createBudget(CONNECTIONS) });
       return viaAgent(library, url, agent, () => agent.close());
     }
     case 'undici-pool':

@@ -7,10 +7,11 @@ import type { AcquireSite } from '../leak/site.js';
 import { ErrorCodes } from '../pool/errors.js';
 import type { Lease } from '../pool/lease.js';
 import { Pool, kAcquireInto, kWaiting, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
-import { HttpCore, emitLeak, reapIdlePools, statsOf, type HttpStats, type ReapablePool, type TrackedResponse } from './core.js';
+import { HttpCore, budgetOption, describeHolders, emitLeak, reapIdlePools, statsOf, type HttpStats, type ReapablePool, type TrackedResponse } from './core.js';
 import { HttpClosedError, QueueFullError, QueueTimeoutError } from './errors.js';
 import { PooledSocket, readConnectionHeaderStrings } from './connection.js';
 import { resolveHttpPoolOptions, type HttpPoolOptions } from './options.js';
+import { leaseLabel } from './site.js';
 
 /** A socket of the agent and the request it currently serves (its loan). */
 class AgentSocket extends PooledSocket {
@@ -33,16 +34,24 @@ class AgentRequest implements TrackedResponse, AcquireReceiver<AgentSocket> {
   readonly #engine: AgentEngine;
   /** Stamped by the body-leak check when it first sees the response (NaN until then). */
   headersAt = NaN;
+  readAt = NaN;
+  bytesSeen = 0;
   leakReported = false;
   /** The socket is lent to this request (until the response is consumed, or the socket closes). */
   lent = false;
   /** When the socket was lent: the reference of keep-alive hints, which must end early rather than late. */
   lentAt = 0;
   lease: Lease<AgentSocket> | null = null;
+  /** The lent socket (kept here: a revoked lease's `resource` throws). */
+  socket: net.Socket | null = null;
   /** Already failed (by a failed connect): a lease it still gets goes straight back. */
   failed = false;
+  readonly startedAt: number;
+  /** The pool acquire's options: the lease label naming the call site, when captured. */
+  readonly acquireOptions: { readonly label: string } | undefined;
+  #over = false;
 
-  constructor(engine: AgentEngine, entry: AgentOrigin, req: http.ClientRequest, site: AcquireSite | null) {
+  constructor(engine: AgentEngine, entry: AgentOrigin, req: http.ClientRequest, site: AcquireSite | null, now: number) {
     this.#engine = engine;
     this.origin = entry.origin;
     this.entry = entry;
@@ -50,11 +59,25 @@ class AgentRequest implements TrackedResponse, AcquireReceiver<AgentSocket> {
     this.method = req.method;
     this.path = req.path;
     this.site = site;
+    this.startedAt = now;
+    this.acquireOptions = site === null ? undefined : { label: leaseLabel(req.method, entry.origin, req.path, site) };
+    entry.active++;
+  }
+
+  /** The request no longer holds or waits for a socket: it stops counting as demand on its origin. */
+  over(): void {
+    if (this.#over) return;
+    this.#over = true;
+    this.entry.active--;
   }
 
   /** The response headers arrived and its socket is still lent: the body is not consumed yet. */
   get bodyPending(): boolean {
     return this.lent && (this.req as { res?: http.IncomingMessage | null }).res != null;
+  }
+
+  get bytesRead(): number {
+    return this.socket?.bytesRead ?? 0;
   }
 
   abandon(error: Error): void {
@@ -69,6 +92,7 @@ class AgentRequest implements TrackedResponse, AcquireReceiver<AgentSocket> {
 
   /** @internal The pool could not lend a socket in time (AcquireReceiver). */
   onAcquireError(error: Error): void {
+    this.over();
     if (!this.failed) failRequest(this.req, this.#engine.wrap(error, this));
   }
 }
@@ -76,6 +100,10 @@ class AgentRequest implements TrackedResponse, AcquireReceiver<AgentSocket> {
 interface AgentOrigin extends ReapablePool {
   readonly origin: string;
   readonly pool: Pool<AgentSocket>;
+  /** Its open sockets, for the holders a queue timeout names. */
+  readonly sockets: Set<AgentSocket>;
+  /** Requests waiting for or holding a socket: the demand that switches call-site capture on. */
+  active: number;
 }
 
 /** Where a request goes: its pool key, origin (the gate's per-origin cap) and how to connect. */
@@ -224,11 +252,11 @@ class AgentEngine {
     const route = this.#route(req, options);
     const entry = this.#origins.get(route.key) ?? this.#newEntry(route);
     const now = core.clock.now();
-    const request = new AgentRequest(this, entry, req, core.sampler.capture(this.#marker, now));
+    const request = new AgentRequest(this, entry, req, core.sampler.capture(this.#marker, now, entry.active, core.o.connectionsPerOrigin), now);
     core.counters.requests++;
     // A failed connect fails the oldest waiting request at once (connectFailed), which costs less than an
     // AbortSignal per request.
-    entry.pool[kAcquireInto](request, undefined, now);
+    entry.pool[kAcquireInto](request, request.acquireOptions, now);
   }
 
   /** Like node's agent (and undici), a failed connect (refused, TLS error, timeout) fails one waiting request, the oldest. */
@@ -236,6 +264,7 @@ class AgentEngine {
     for (const request of pool[kWaiting](1)) {
       if (!(request instanceof AgentRequest) || request.failed) continue;
       request.failed = true;
+      request.over();
       // Its pool waiter goes too: the pool must not keep reconnecting for a request that has failed.
       request.entry.pool[kWithdraw](request);
       const reason = error instanceof Error ? error : new Error(String(error));
@@ -248,7 +277,12 @@ class AgentEngine {
     const code = (error as { code?: unknown }).code;
     const origin = request.origin;
     const what = `${request.method} ${origin}${request.path}`;
-    if (code === ErrorCodes.ACQUIRE_TIMEOUT) return new QueueTimeoutError(`${what}: no agent connection to ${origin} became free in time (${(error as Error).message.split('\n')[0] ?? ''})`, { cause: error });
+    if (code === ErrorCodes.ACQUIRE_TIMEOUT) {
+      const entry = request.entry;
+      const holders: AgentRequest[] = [];
+      for (const socket of entry.sockets) if (socket.loan !== null) holders.push(socket.loan);
+      return new QueueTimeoutError(`${what}: no agent connection to ${origin} became free in time (${(error as Error).message.split('\n')[0] ?? ''})\n${describeHolders(this.core, origin, entry.pool.stats(), holders)}`, { cause: error });
+    }
     if (code === ErrorCodes.QUEUE_FULL) return new QueueFullError(`${what}: rejected at once, the agent queue of ${origin} is full (maxWaiting=${this.core.o.maxWaiting})`, { cause: error });
     if (code === ErrorCodes.POOL_CLOSED) return new HttpClosedError(`${what}: the agent was closed`, { cause: error });
     return error instanceof Error ? error : new Error(String(error));
@@ -259,12 +293,13 @@ class AgentEngine {
     const conn = lease.resource;
     if (!conn.usable(now)) {
       lease.destroy(conn.gone ?? new Error('agent connection no longer usable'));
-      request.entry.pool[kAcquireInto](request);
+      request.entry.pool[kAcquireInto](request, request.acquireOptions);
       return;
     }
     conn.idle = false;
     conn.loan = request;
     request.lease = lease;
+    request.socket = conn.socket;
     request.lentAt = now;
     request.lent = true;
     core.inflight.add(request);
@@ -279,11 +314,13 @@ class AgentEngine {
     const request = conn.loan;
     if (request === null) return;
     conn.loan = null;
+    request.over();
     request.lent = false;
     const core = this.core;
     core.inflight.delete(request);
     const lease = request.lease;
     request.lease = null;
+    request.socket = null;
     if (lease?.active !== true) return;
     // null until the response headers arrive (node's ClientRequest starts with `res = null`).
     const res = (request.req as { res?: http.IncomingMessage | null }).res;
@@ -294,6 +331,14 @@ class AgentEngine {
     // caller never reads it) is a large share of the agent's garbage.
     if (res != null) readConnectionHeaderStrings(conn, res.rawHeaders, core.o.keepAliveSafetyMarginMs, now);
     if (!destroy && conn.usable(now) && request.req.shouldKeepAlive) {
+      // Fair under a shared total cap (see PooledRequest's end of lease).
+      if (core.gate.waitingAnywhere) {
+        const mine = oldestAgentRequest(request.entry.pool);
+        if (mine !== undefined && core.gate.olderWaiterElsewhere(conn.origin, mine)) {
+          lease.destroy(new Error('agent socket closed to free its slot for an older request waiting elsewhere under the shared cap'));
+          return;
+        }
+      }
       conn.socket.unref();
       conn.giveBack(lease, request.entry.pool);
     } else {
@@ -306,15 +351,21 @@ class AgentEngine {
     const core = this.core;
     const o = core.o;
     const gate = core.gate;
+    const sockets = new Set<AgentSocket>();
+    const budgeted = budgetOption(o, origin).budget !== undefined;
     const pool: Pool<AgentSocket> = new Pool<AgentSocket>({
       name: `${o.name}-agent ${origin}${route.tag}`,
       factory: {
         create: async (context) => {
           // Only while a request needs this socket (see connectionFactory).
-          await gate.acquire(origin, AbortSignal.any([context.signal, context.unwanted]));
+          await gate.acquire(origin, AbortSignal.any([context.signal, context.unwanted]), oldestAgentRequest(pool) ?? core.clock.now());
           try {
             const socket = await connect(host, port, route.tls, o.connectTimeoutMs, context.signal);
             const conn = new AgentSocket(origin, socket, gate, context.invalidate, core.clock.now());
+            sockets.add(conn);
+            conn.closeGracefully = budgeted;
+            conn.now = () => core.clock.now();
+            conn.marginMs = o.keepAliveSafetyMarginMs;
             // Installed once per socket, not per request: node's own agent does the same.
             socket.on('free', () => { this.#end(conn, false); });
             socket.on('close', () => { this.#end(conn, true); });
@@ -330,7 +381,10 @@ class AgentEngine {
             throw error;
           }
         },
-        destroy: (conn) => conn.dispose(),
+        destroy: (conn) => {
+          sockets.delete(conn);
+          return conn.dispose();
+        },
         validate: (conn) => conn.usable(core.clock.now()),
         socket: (conn) => conn.socket,
       },
@@ -345,9 +399,10 @@ class AgentEngine {
       validateAfterIdleMs: Math.min(1000, o.keepAliveSafetyMarginMs),
       leakDetection: 'off',
       ...(o.clock === undefined ? {} : { clock: o.clock }),
+      ...budgetOption(o, origin),
     });
     core.addPool(pool as Pool<unknown>);
-    const entry: AgentOrigin = { origin, pool, emptySince: NaN, acquiredSeen: 0 };
+    const entry: AgentOrigin = { origin, pool, sockets, active: 0, emptySince: NaN, acquiredSeen: 0 };
     this.#origins.set(route.key, entry);
     return entry;
   }
@@ -466,6 +521,12 @@ export class LifeguardHttpsAgent extends https.Agent {
     this.#engine.destroy();
     super.destroy();
   }
+}
+
+/** When the oldest request waiting in an agent pool arrived, or undefined. */
+function oldestAgentRequest(pool: Pool<AgentSocket>): number | undefined {
+  const first = pool[kWaiting](1)[0];
+  return first instanceof AgentRequest ? first.startedAt : undefined;
 }
 
 /** Fails a request that never got a socket: node's own agent does it the same way (`onSocket(socket, err)`). */

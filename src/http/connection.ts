@@ -10,6 +10,9 @@ import type { PooledRequest } from './request.js';
 
 let connectionSeq = 0;
 
+/** Longest wait for the server's FIN after ours when an idle connection is closed. */
+const GRACEFUL_CLOSE_MS = 1000;
+
 /** `http://host:port` split the way undici's connector wants it. */
 export interface OriginParts {
   readonly origin: string;
@@ -72,6 +75,16 @@ export class PooledSocket implements GatedConnection {
   /** The socket was handed to the user by an upgrade (CONNECT, WebSocket): it is no longer ours to close. */
   detached = false;
   evicted = false;
+  /**
+   * Close it idle with our FIN and the server's before freeing its slot (see dispose()): set when a
+   * budget pays for it, as a remote that counts connections must have counted it out before its permit
+   * can go to another process. Without a budget the slot goes back at once.
+   */
+  closeGracefully = false;
+  /** The pool's clock, for the idle time at which the server closes; set by whoever makes the connection. */
+  now: (() => number) | null = null;
+  /** The keep-alive safety margin (keepAliveSafetyMarginMs), also applied to learned idle closes. */
+  marginMs = 1000;
   readonly #gate: ConnectionGate;
   readonly #invalidate: (reason: unknown) => void;
   #disposed: Promise<void> | null = null;
@@ -87,7 +100,11 @@ export class PooledSocket implements GatedConnection {
     const broken = (reason: Error): void => {
       this.#broken(reason);
     };
-    socket.on('end', () => { broken(new Error(`the server half-closed connection #${this.id} to ${this.origin} (FIN received)`)); });
+    socket.on('end', () => {
+      // A FIN on an idle socket tells when this server closes idle connections, hint or not.
+      if (this.idle && this.gone === null && this.requests > 0 && this.now !== null) gate.learnIdleClose(this.origin, this.now() - this.idleSince);
+      broken(new Error(`the server half-closed connection #${this.id} to ${this.origin} (FIN received)`));
+    });
     socket.on('close', () => { broken(new Error(`connection #${this.id} to ${this.origin} closed`)); });
     socket.on('error', broken);
     gate.track(this);
@@ -114,7 +131,9 @@ export class PooledSocket implements GatedConnection {
 
   /** Usable for another request right now. */
   usable(now: number): boolean {
-    return this.gone === null && this.reusable && !this.evicted && !this.socket.destroyed && now < this.keepAliveUntil;
+    return this.gone === null && this.reusable && !this.evicted && !this.socket.destroyed && now < this.keepAliveUntil
+      // Idle too close to the time this server was seen closing idle connections (no hint needed).
+      && (!this.idle || this.requests === 0 || now - this.idleSince < this.#gate.idleLimit(this.origin, this.marginMs));
   }
 
   /** Applies a response's `Keep-Alive: timeout=N` (seconds): reusable until N s minus the margin, or never. */
@@ -136,6 +155,9 @@ export class PooledSocket implements GatedConnection {
   /** Closes the socket; resolves once it is closed and its slot is free. */
   dispose(): Promise<void> {
     if (this.#disposed !== null) return this.#disposed;
+    // An idle, healthy connection (idle timeout, lifetime, eviction, close()) is closed the polite way:
+    // our FIN, then the server's. A broken or busy one is destroyed at once.
+    const graceful = this.closeGracefully && this.idle && this.gone === null && !this.detached && !this.socket.destroyed;
     this.gone ??= new Error(`connection #${this.id} to ${this.origin} was closed by the pool`);
     this.#gate.untrack(this);
     // The slot is free once the socket is closed, not merely asked to close: a remote that counts
@@ -146,7 +168,20 @@ export class PooledSocket implements GatedConnection {
         resolve();
       };
       if (this.detached || this.socket.closed) release();
-      else {
+      else if (graceful) {
+        // The slot (and a budget's permit) goes back once the server has answered our FIN with its own,
+        // so it has counted this connection out before another process can be granted the permit and
+        // connect: a `destroy()` closes only our side, and a server that counts connections (incident 2)
+        // may accept the next one before it reads our FIN. Bounded: a server that never closes its side
+        // is cut off after GRACEFUL_CLOSE_MS.
+        const timer = setTimeout(() => { this.socket.destroy(); }, GRACEFUL_CLOSE_MS);
+        timer.unref();
+        this.socket.once('close', () => {
+          clearTimeout(timer);
+          release();
+        });
+        this.socket.end();
+      } else {
         this.socket.once('close', release);
         this.socket.destroy();
       }
@@ -194,7 +229,9 @@ export class HttpConnection extends PooledSocket {
 
   /** Closes the socket and the Client and frees the connection's slot. */
   async close(): Promise<void> {
-    await Promise.all([this.dispose(), this.client.destroy().catch(() => undefined)]);
+    // The socket first: the Client's destroy() would cut short a graceful close.
+    await this.dispose();
+    await this.client.destroy().catch(() => undefined);
   }
 }
 
@@ -203,6 +240,8 @@ export interface ConnectionHooks {
   /** A connect failed (refused, TLS error, timeout): like undici, one waiting request fails with it. */
   connectFailed(error: unknown): void;
   opened(connection: HttpConnection): void;
+  /** When the oldest request waiting for a connection of this pool arrived (its place in the gate's line). */
+  arrivedAt(): number;
   closed(connection: HttpConnection): void;
 }
 
@@ -213,7 +252,7 @@ export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: R
     async create(context) {
       // Waiting for a slot only while a request needs this connection: a wait for a slot can evict another
       // origin's idle connection.
-      await gate.acquire(parts.origin, AbortSignal.any([context.signal, context.unwanted]));
+      await gate.acquire(parts.origin, AbortSignal.any([context.signal, context.unwanted]), hooks.arrivedAt());
       let socket: Socket;
       try {
         socket = await connectSocket(connector, parts, context.signal);
@@ -224,6 +263,9 @@ export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: R
       }
       try {
         const connection = new HttpConnection(parts, socket, gate, context, o, clock.now());
+        connection.closeGracefully = o.budgetFor?.(parts.origin) !== undefined;
+        connection.now = () => clock.now();
+        connection.marginMs = o.keepAliveSafetyMarginMs;
         hooks.opened(connection);
         return connection;
       } catch (error) {
@@ -265,6 +307,22 @@ function skipBlanks(bytes: Buffer, j: number): number {
   return j;
 }
 
+/** A `Connection` value (a comma-separated token list, RFC 9110 §7.6.1) holds the token `close`: `keep-alive, close` closes. */
+function hasCloseToken(value: Buffer): boolean {
+  const n = value.length;
+  let i = 0;
+  while (i < n) {
+    i = skipBlanks(value, i);
+    if (i + CLOSE.length <= n && matchesAt(value, i, CLOSE)) {
+      const j = skipBlanks(value, i + CLOSE.length);
+      if (j >= n || value[j] === 0x2c) return true;
+    }
+    while (i < n && value[i] !== 0x2c) i++;
+    i++;
+  }
+  return false;
+}
+
 /**
  * Longest keep-alive hint taken as given, in seconds (68 years): longer ones are clamped to it, by both
  * readers alike, so that a run of digits never adds up past what a double holds exactly.
@@ -292,8 +350,7 @@ export function readConnectionHeaders(conn: PooledSocket, raw: readonly Buffer[]
     const name = raw[i] as Buffer;
     if (name.length !== 10) continue;
     if (matchesAt(name, 0, CONNECTION)) {
-      const value = raw[i + 1] as Buffer;
-      if (value.length === 5 && matchesAt(value, 0, CLOSE)) conn.reusable = false;
+      if (hasCloseToken(raw[i + 1] as Buffer)) conn.reusable = false;
     } else if (matchesAt(name, 0, KEEP_ALIVE)) {
       const seconds = keepAliveSeconds(raw[i + 1] as Buffer);
       if (seconds >= 0) conn.keepAliveHint(seconds, marginMs, now);
@@ -303,7 +360,7 @@ export function readConnectionHeaders(conn: PooledSocket, raw: readonly Buffer[]
 
 const CONNECTION_NAME = /^connection$/i;
 const KEEP_ALIVE_NAME = /^keep-alive$/i;
-const CLOSE_VALUE = /^close$/i;
+const CLOSE_TOKEN = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
 const TIMEOUT_PARAMETER = /timeout[ \t]*=[ \t]*(\d+)/i;
 
 /** {@link readConnectionHeaders} for node's `rawHeaders` (strings, as the agent gets them): the same rules. */
@@ -313,12 +370,34 @@ export function readConnectionHeaderStrings(conn: PooledSocket, raw: readonly st
     if (name.length !== 10) continue;
     const value = raw[i + 1] as string;
     if (CONNECTION_NAME.test(name)) {
-      if (CLOSE_VALUE.test(value)) conn.reusable = false;
+      if (CLOSE_TOKEN.test(value)) conn.reusable = false;
     } else if (KEEP_ALIVE_NAME.test(name)) {
       const seconds = TIMEOUT_PARAMETER.exec(value)?.[1];
       if (seconds !== undefined) conn.keepAliveHint(Math.min(Number(seconds), MAX_HINT_SECONDS), marginMs, now);
     }
   }
+}
+
+/** @internal For tests: whether the byte reader finds the token `close` in a `Connection` value. */
+export function connectionCloses(value: string): boolean {
+  return hasCloseToken(Buffer.from(value, 'latin1'));
+}
+
+/**
+ * undici's own verdict on a socket: it sets its `reset` symbol on a socket it will close after the
+ * current response (any `close` token, an HTTP/1.0 response without keep-alive, a keep-alive hint too
+ * short to use). Found on the socket by its description, once: undici does not export its symbols.
+ */
+let kUndiciReset: symbol | undefined;
+
+/** True when undici will close `socket` after the response now running on it. */
+export function undiciWillClose(socket: object): boolean {
+  if (kUndiciReset === undefined) {
+    const found = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'reset');
+    if (found === undefined) return false;
+    kUndiciReset = found;
+  }
+  return (socket as Record<symbol, unknown>)[kUndiciReset] === true;
 }
 
 /** @internal For tests: the seconds the byte reader finds in a `Keep-Alive` value, or -1. */

@@ -8,6 +8,7 @@ import { BodyAbandonedError, HttpClosedError, HttpErrorCodes, InvalidOriginError
 import { ConnectionGate } from './gate.js';
 import type { HttpPoolOptions, ResolvedHttpPoolOptions } from './options.js';
 import type { AcquireSite } from '../leak/site.js';
+import type { Budget } from '../budget/index.js';
 import { requestOf, type PooledRequest } from './request.js';
 import { SiteSampler } from './site.js';
 
@@ -17,6 +18,8 @@ export interface OriginEntry extends ReapablePool {
   readonly pool: Pool<HttpConnection>;
   /** Open connections (added when connected, removed when the pool destroys them). */
   readonly connections: Set<HttpConnection>;
+  /** Requests dispatched to this origin and not finished (waiting, running, or with a body pending). */
+  active: number;
 }
 
 /** An origin's pool as the reaper sees it (the dispatcher's and the agent's). */
@@ -74,6 +77,12 @@ export interface TrackedResponse {
    * the body-leak check then stamps the first time it sees the body pending, at most one check late.
    */
   headersAt: number;
+  /** Bytes read so far from the response's socket (it grows only while the caller consumes the body). */
+  readonly bytesRead: number;
+  /** When the body-leak check last saw the caller consume data (NaN: not yet looked); the leak clock runs from here. */
+  readAt: number;
+  /** {@link bytesRead} at that moment. */
+  bytesSeen: number;
   leakReported: boolean;
   /** Cancels the body and destroys its connection. */
   abandon(error: Error): void;
@@ -224,6 +233,7 @@ export class HttpCore {
           opened: (connection) => {
             connections.add(connection);
           },
+          arrivedAt: () => oldestWaiting(pool) ?? this.clock.now(),
           closed: (connection) => {
             connections.delete(connection);
           },
@@ -242,8 +252,9 @@ export class HttpCore {
         // Leases are tracked per request here, with the request's own call site (see body leaks).
         leakDetection: 'off',
         ...(this.o.clock === undefined ? {} : { clock: this.o.clock }),
+        ...budgetOption(this.o, parts.origin),
       });
-      entry = { parts, pool, connections, emptySince: NaN, acquiredSeen: 0 };
+      entry = { parts, pool, connections, active: 0, emptySince: NaN, acquiredSeen: 0 };
       this.#origins.set(parts.origin, entry);
     }
     if (key !== undefined) this.#origins.set(key, entry);
@@ -315,23 +326,9 @@ export class HttpCore {
 
   /** Who holds the connections of `entry`, oldest first: for timeout messages. */
   holders(entry: OriginEntry): string {
-    const now = this.clock.now();
-    const s = entry.pool.stats();
-    const lines = [`  ${entry.parts.origin}: ${s.inUse} connections in use, ${s.idle} idle, ${s.pending} waiting (connectionsPerOrigin=${this.o.connectionsPerOrigin}; ${this.gate.total} of maxConnections=${this.o.maxConnections} open)`];
     const active: PooledRequest[] = [];
     for (const connection of entry.connections) if (connection.request !== null) active.push(connection.request);
-    active.sort((a, b) => a.startedAt - b.startedAt);
-    for (const r of active.slice(0, 5)) {
-      const body = r.bodyPending ? `, body unconsumed for ${Math.round(now - r.headersAt)} ms` : '';
-      lines.push(`    ${r.method} ${r.path} running for ${Math.round(now - r.startedAt)} ms${body}, requested at ${r.site?.frame ?? '(site not sampled)'}`);
-    }
-    const bySite = new Map<string, number>();
-    for (const r of active) {
-      const site = r.site?.frame ?? '(site not sampled)';
-      bySite.set(site, (bySite.get(site) ?? 0) + 1);
-    }
-    if (bySite.size > 0) lines.push(`  connections held by call site: ${[...bySite].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([site, n]) => `${site} x${n}`).join(', ')}`);
-    return lines.join('\n');
+    return describeHolders(this, entry.parts.origin, entry.pool.stats(), active);
   }
 
   #checkBodies(now: number): void {
@@ -339,7 +336,19 @@ export class HttpCore {
     for (const request of this.tracked()) {
       if (!request.bodyPending) continue;
       if (Number.isNaN(request.headersAt)) request.headersAt = now;
-      const held = now - request.headersAt;
+      // The clock runs from the last time the caller consumed data, not from the headers: a body read
+      // slowly but steadily (a long download) is never a leak. The socket's byte count moves only while
+      // the caller reads (both clients stop reading the socket when the body's buffer is full), and
+      // reading it here costs the hot path nothing.
+      const bytes = request.bytesRead;
+      if (Number.isNaN(request.readAt) || request.readAt < request.headersAt) {
+        request.readAt = request.headersAt;
+        request.bytesSeen = bytes;
+      } else if (bytes !== request.bytesSeen) {
+        request.bytesSeen = bytes;
+        request.readAt = now;
+      }
+      const held = now - request.readAt;
       if (o.bodyAbandonAfterMs > 0 && held >= o.bodyAbandonAfterMs) {
         this.counters.bodiesAbandoned++;
         const report = this.#report('abandoned', request, held);
@@ -412,6 +421,57 @@ export class HttpCore {
     this.#housekeeper.unregister(this.#task);
     if (this.#parent !== null) this.#parent.#children.delete(this);
   }
+}
+
+/** A request holding a connection, as a timeout message names it. */
+export interface Holder extends TrackedResponse {
+  readonly startedAt: number;
+}
+
+/**
+ * The state of an origin's pool and who holds its connections: the five oldest holders (method, path,
+ * age, how long their body has gone unread, call site) and the holders grouped by call site, the most
+ * frequent first. Shared by the dispatcher's and the agent's queue timeouts.
+ */
+export function describeHolders(core: HttpCore, origin: string, s: PoolStats, holders: Holder[]): string {
+  const now = core.clock.now();
+  const o = core.o;
+  const lines = [`  ${origin}: ${s.inUse} connections in use, ${s.idle} idle, ${s.pending} waiting (connectionsPerOrigin=${o.connectionsPerOrigin}; ${core.gate.total} of maxConnections=${o.maxConnections} open)`];
+  holders.sort((a, b) => a.startedAt - b.startedAt);
+  for (const r of holders.slice(0, 5)) {
+    const since = Number.isNaN(r.headersAt) ? NaN : Number.isNaN(r.readAt) ? r.headersAt : Math.max(r.readAt, r.headersAt);
+    const body = r.bodyPending && !Number.isNaN(since) ? `, body unconsumed for ${Math.round(now - since)} ms` : r.bodyPending ? ', body unconsumed' : '';
+    lines.push(`    ${r.method} ${r.path} running for ${Math.round(now - r.startedAt)} ms${body}, requested at ${r.site?.frame ?? '(site not sampled)'}`);
+  }
+  const bySite = new Map<string, number>();
+  for (const r of holders) {
+    const site = r.site?.frame ?? '(site not sampled)';
+    bySite.set(site, (bySite.get(site) ?? 0) + 1);
+  }
+  if (bySite.size > 0) lines.push(`  connections held by call site: ${[...bySite].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([site, n]) => `${site} x${n}`).join(', ')}`);
+  return lines.join('\n') + budgetLine(o, origin);
+}
+
+/** When the oldest request waiting in `pool` arrived (a retry keeps its first arrival), or undefined. */
+export function oldestWaiting(pool: Pool<HttpConnection>): number | undefined {
+  const first = pool[kWaiting](1)[0];
+  return first === undefined ? undefined : requestOf(first)?.startedAt;
+}
+
+/** The pool's `budget` option for `origin`: the pool takes a permit before each connect and gives it back once the socket is closed. */
+export function budgetOption(o: ResolvedHttpPoolOptions, origin: string): { budget?: Budget } {
+  // The agent names origins with their port (`http://host:80`): budgets are keyed by `URL#origin`.
+  const budget = o.budgetFor?.(new URL(origin).origin);
+  return budget === undefined ? {} : { budget };
+}
+
+/** One line on an origin's budget for timeout messages (empty without one). */
+export function budgetLine(o: ResolvedHttpPoolOptions, origin: string): string {
+  if (o.budgetFor === null) return '';
+  const budget = o.budgetFor(new URL(origin).origin);
+  if (budget === undefined) return '';
+  const b = budget.stats();
+  return `\n  budget "${b.key}": this process holds ${b.held} of limit=${b.limit} permits, ${b.waiting} waiting here for one (a wait for a permit counts against the deadline)`;
 }
 
 export function statsOf(core: HttpCore, extra: readonly PoolStats[] = []): HttpStats {

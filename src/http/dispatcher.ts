@@ -72,7 +72,7 @@ export class LifeguardDispatcher extends Dispatcher {
     }
     const now = core.clock.now();
     // eslint-disable-next-line @typescript-eslint/unbound-method -- only a marker: stack frames above it are dropped
-    const site = core.sampler.capture(LifeguardDispatcher.prototype.dispatch, now);
+    const site = core.sampler.capture(LifeguardDispatcher.prototype.dispatch, now, entry.active, core.o.connectionsPerOrigin);
     core.counters.requests++;
     new PooledRequest(core, entry, options, h, site, now).start();
     // Never "busy": queueing (bounded, with deadlines) is the pool's job, not the caller's.

@@ -17,6 +17,11 @@ export const HttpErrorCodes = Object.freeze({
   BODY_ABANDONED: 'LG_HTTP_BODY_ABANDONED',
   /** The request's `origin` is missing or not an http(s) URL. */
   INVALID_ORIGIN: 'LG_HTTP_INVALID_ORIGIN',
+  /**
+   * The request's deadline (`retry.deadlineMs`) passed while it was not waiting in a queue: while draining
+   * the body of a retryable response before retrying it, or with the retry's delay reaching past it.
+   */
+  DEADLINE: 'LG_HTTP_DEADLINE',
   /** An undici Client tried to open a second TCP connection for a pooled connection (internal: retried). */
   CONNECTION_GONE: 'LG_HTTP_CONNECTION_GONE',
 } as const);
@@ -64,5 +69,12 @@ export class InvalidOriginError extends HttpError {
 export class ConnectionGoneError extends HttpError {
   constructor(message: string) {
     super(HttpErrorCodes.CONNECTION_GONE, message);
+  }
+}
+
+/** The request's deadline passed outside a queue (draining a retryable response, or before its retry). */
+export class RequestDeadlineError extends HttpError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(HttpErrorCodes.DEADLINE, message, options);
   }
 }

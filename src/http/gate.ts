@@ -23,8 +23,14 @@ export interface GateSnapshot {
   readonly children: readonly GateSnapshot[];
 }
 
+/** Idle closes remembered per origin. */
+const IDLE_SAMPLES = 8;
+
 interface Waiter {
   readonly origin: string;
+  /** When the request this slot is for arrived: waiters anywhere in the tree are served in this order. */
+  readonly arrivedAt: number;
+  readonly seq: number;
   readonly resolve: () => void;
   readonly reject: (error: Error) => void;
   readonly signal: AbortSignal | undefined;
@@ -56,6 +62,8 @@ export class ConnectionGate {
   #waitingInTree = 0;
   readonly #evicting = new Set<GatedConnection>();
   #closed: Error | null = null;
+  /** Root only: numbers waiters, to keep arrival order among equal times. */
+  #seq = 0;
 
   constructor(perOrigin: number, maxTotal: number, parent: ConnectionGate | null = null) {
     this.perOrigin = perOrigin;
@@ -70,6 +78,44 @@ export class ConnectionGate {
     return this.#total;
   }
 
+  /**
+   * Root only: the idle times at which each origin's server was seen closing idle connections (FIN on an
+   * idle socket), the last {@link IDLE_SAMPLES} per origin. Servers that announce no `Keep-Alive:
+   * timeout=` still close idle connections at some time; reusing one just then races that close.
+   */
+  readonly #idleCloses = new Map<string, number[]>();
+
+  /** A FIN arrived on a connection to `origin` idle for `idleMs`: the server's idle timeout is at most about that. */
+  learnIdleClose(origin: string, idleMs: number): void {
+    const root = this.#root;
+    let seen = root.#idleCloses.get(origin);
+    if (seen === undefined) {
+      // Bounded: a process that talks to many hosts keeps at most this many.
+      if (root.#idleCloses.size >= 1024) root.#idleCloses.clear();
+      seen = [];
+      root.#idleCloses.set(origin, seen);
+    }
+    seen.push(idleMs);
+    if (seen.length > IDLE_SAMPLES) seen.shift();
+  }
+
+  /**
+   * How long a connection to `origin` may sit idle and still be reused: the shortest idle close seen
+   * lately minus a margin (`marginMs`, at most a quarter of it), or Infinity when none was seen. The
+   * shortest, because an early close (a restart) only costs reuse, while a late estimate costs requests.
+   */
+  idleLimit(origin: string, marginMs: number): number {
+    const seen = this.#root.#idleCloses.get(origin);
+    if (seen === undefined) return Infinity;
+    const shortest = Math.min(...seen);
+    return shortest - Math.min(marginMs, shortest / 4);
+  }
+
+  /** True while a request waits for a slot at any gate of this tree. */
+  get waitingAnywhere(): boolean {
+    return this.#root.#waitingInTree > 0;
+  }
+
   /** Requests for a slot waiting at this gate. */
   get waiting(): number {
     return this.#waiters.length;
@@ -79,16 +125,20 @@ export class ConnectionGate {
     return this.#counts.get(origin) ?? 0;
   }
 
-  /** Resolves once a slot for `origin` is taken (call {@link release} when its connection is gone). */
-  acquire(origin: string, signal?: AbortSignal): Promise<void> {
+  /**
+   * Resolves once a slot for `origin` is taken (call {@link release} when its connection is gone).
+   * `arrivedAt` is when the request that needs it arrived: slots are granted in that order across every
+   * gate of the tree, so that no scope or origin is served ahead of requests that came before.
+   */
+  acquire(origin: string, signal?: AbortSignal, arrivedAt = -Infinity): Promise<void> {
     if (this.#closed !== null) return Promise.reject(this.#closed);
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
-    if (this.#waiters.length === 0 && this.#canTake(origin)) {
+    if (this.#root.#waitingInTree === 0 && this.#canTake(origin)) {
       this.#take(origin);
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { origin, resolve, reject, signal, onAbort: undefined };
+      const waiter: Waiter = { origin, arrivedAt, seq: this.#root.#seq++, resolve, reject, signal, onAbort: undefined };
       if (signal !== undefined) {
         waiter.onAbort = () => {
           if (this.#remove(waiter)) reject(signal.reason as Error);
@@ -199,9 +249,51 @@ export class ConnectionGate {
     if (this.#closed !== null && this.#total === 0) this.#detach();
   }
 
+  /** Root only: grants the waiters of every gate of the tree that fit, in arrival order (skipping, not blocking on, those that do not fit). */
   #pumpTree(): void {
-    this.#pump();
-    for (const child of [...this.#children]) child.#pumpTree();
+    if (this.#waitingInTree === 0) {
+      for (const gate of [...this.#gates()]) gate.#pump();
+      return;
+    }
+    const all: [ConnectionGate, Waiter][] = [];
+    for (const gate of this.#gates()) for (const waiter of gate.#waiters) all.push([gate, waiter]);
+    all.sort((a, b) => a[1].arrivedAt - b[1].arrivedAt || a[1].seq - b[1].seq);
+    for (const [gate, waiter] of all) {
+      if (!gate.#canTake(waiter.origin)) continue;
+      gate.#remove(waiter);
+      gate.#take(waiter.origin);
+      waiter.resolve();
+    }
+    for (const gate of [...this.#gates()]) if (gate.#closed !== null && gate.#total === 0) gate.#detach();
+  }
+
+  /**
+   * True when a request that arrived before `before` waits at another gate of the tree, or for another
+   * origin, and would get a slot if a connection to `origin` of this gate closed. A connection whose
+   * request ends then closes instead of going to the next request of its own pool: a pool that keeps
+   * handing its connections to its own queue would otherwise starve every other scope and origin
+   * behind a shared total cap.
+   */
+  olderWaiterElsewhere(origin: string, before: number): boolean {
+    const root = this.#root;
+    if (root.#waitingInTree === 0) return false;
+    const mine = new Set(this.#lineage());
+    for (const gate of root.#gates()) {
+      for (const waiter of gate.#waiters) {
+        if (waiter.arrivedAt >= before || (gate === this && waiter.origin === origin)) continue;
+        let fits = true;
+        for (const g of gate.#lineage()) {
+          const freed = mine.has(g) ? 1 : 0;
+          const freedHere = freed === 1 && waiter.origin === origin ? 1 : 0;
+          if (g.#total - freed >= g.maxTotal || (g.#counts.get(waiter.origin) ?? 0) - freedHere >= g.perOrigin) {
+            fits = false;
+            break;
+          }
+        }
+        if (fits) return true;
+      }
+    }
+    return false;
   }
 
   /** Root only: evicts idle connections that stand in the way of waiters, one per waiter at most. */

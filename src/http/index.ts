@@ -2,5 +2,5 @@ export { LifeguardDispatcher, withScope, type HttpDispatcherEvents } from './dis
 export { LifeguardAgent, LifeguardHttpsAgent } from './agent.js';
 export type { BodyLeakReport, HttpCounters, HttpStats } from './core.js';
 export type { HttpConnection } from './connection.js';
-export type { HttpPoolOptions, RetryOptions } from './options.js';
+export type { HttpBudgetOption, HttpPoolOptions, RetryOptions } from './options.js';
 export * from './errors.js';

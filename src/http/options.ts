@@ -1,3 +1,4 @@
+import type { Budget } from '../budget/index.js';
 import type { Clock } from '../internal/clock.js';
 import { InvalidOptionError } from '../pool/errors.js';
 import type { LeakDetectionMode } from '../pool/options.js';
@@ -76,7 +77,18 @@ export interface HttpPoolOptions {
   readonly closeTimeoutMs?: number;
   /** Time source, for tests. @default the system's monotonic clock */
   readonly clock?: Clock;
+  /**
+   * A connection budget (`lifeguard/budget`: `createBudget(n)` in one process, a `RedisBudget` across a
+   * fleet): each connection is opened only with a permit, held until the socket is closed. One budget for
+   * every origin, or per origin: a `Map` or object keyed by origin (`https://host:port`), or a function of
+   * the origin (`undefined`: no budget for it). Waiting for a permit counts against the request's deadline;
+   * a permit reported lost closes its connection at once. @default none
+   */
+  readonly budget?: HttpBudgetOption;
 }
+
+/** The `budget` option: one budget for all origins, or one per origin. */
+export type HttpBudgetOption = Budget | ReadonlyMap<string, Budget> | Readonly<Record<string, Budget>> | ((origin: string) => Budget | undefined);
 
 export interface ResolvedHttpPoolOptions {
   readonly closeTimeoutMs: number;
@@ -99,12 +111,14 @@ export interface ResolvedHttpPoolOptions {
   readonly retry: ResolvedRetryOptions | null;
   readonly tls: Readonly<Record<string, unknown>>;
   readonly clock: Clock | undefined;
+  /** The budget of an origin (its `URL#origin`), or undefined. */
+  readonly budgetFor: ((origin: string) => Budget | undefined) | null;
 }
 
 const KNOWN = new Set([
   'name', 'connectionsPerOrigin', 'maxConnections', 'maxWaiting', 'acquireTimeoutMs', 'connectTimeoutMs', 'idleTimeoutMs',
   'keepAliveSafetyMarginMs', 'maxLifetimeMs', 'maxLifetimeJitterMs', 'headersTimeoutMs', 'bodyTimeoutMs',
-  'bodyLeakWarnAfterMs', 'bodyAbandonAfterMs', 'leakDetection', 'leakSampleRate', 'retry', 'tls', 'closeTimeoutMs', 'clock',
+  'bodyLeakWarnAfterMs', 'bodyAbandonAfterMs', 'leakDetection', 'leakSampleRate', 'retry', 'tls', 'closeTimeoutMs', 'clock', 'budget',
 ]);
 const RETRY_KNOWN = new Set(['maxAttempts', 'initialDelayMs', 'maxDelayMs', 'deadlineMs', 'statuses', 'onConnectionError', 'retryNonIdempotent', 'honorRetryAfter']);
 
@@ -161,6 +175,49 @@ export function resolveRetryOptions(value: unknown): ResolvedRetryOptions | null
   });
 }
 
+function isBudget(value: unknown): value is Budget {
+  const b = value as Partial<Budget> | null;
+  return typeof value === 'object' && b !== null && typeof b.acquire === 'function' && typeof b.stats === 'function' && typeof b.close === 'function';
+}
+
+const BUDGET_EXPECTED = 'a budget (createBudget(n) or a RedisBudget), a Map or object of budgets keyed by origin, or a function of the origin';
+
+/** Normalizes an origin key of a per-origin budget map (`http://Host:80/` is `http://host`). */
+function originKey(key: string, option: string): string {
+  let url: URL;
+  try {
+    url = new URL(key);
+  } catch {
+    fail(option, 'origins as keys (like "https://registry.example:443")', key);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(option, 'http: or https: origins as keys', key);
+  return url.origin;
+}
+
+export function resolveBudget(value: unknown): ((origin: string) => Budget | undefined) | null {
+  if (value === undefined) return null;
+  if (isBudget(value)) return () => value;
+  if (typeof value === 'function') {
+    const fn = value as (origin: string) => unknown;
+    return (origin) => {
+      const b = fn(origin);
+      if (b === undefined || b === null) return undefined;
+      if (!isBudget(b)) fail('budget', `the budget function to return a budget or undefined for ${origin}`, b);
+      return b;
+    };
+  }
+  let entries: [string, unknown][];
+  if (value instanceof Map) entries = [...(value as Map<unknown, unknown>)].map(([k, v]) => [String(k), v]);
+  else if (typeof value === 'object' && value !== null && !Array.isArray(value)) entries = Object.entries(value);
+  else fail('budget', BUDGET_EXPECTED, value);
+  const byOrigin = new Map<string, Budget>();
+  for (const [key, budget] of entries) {
+    if (!isBudget(budget)) fail(`budget[${JSON.stringify(key)}]`, 'a budget (createBudget(n) or a RedisBudget)', budget);
+    byOrigin.set(originKey(key, `budget[${JSON.stringify(key)}]`), budget);
+  }
+  return (origin) => byOrigin.get(origin);
+}
+
 export function resolveHttpPoolOptions(options: HttpPoolOptions | undefined, what: string): ResolvedHttpPoolOptions {
   const source = objectOption(options ?? {}, 'options');
   rejectUnknownKeys(source, KNOWN, what);
@@ -204,6 +261,7 @@ export function resolveHttpPoolOptions(options: HttpPoolOptions | undefined, wha
     tls: Object.freeze({ ...tls }),
     closeTimeoutMs: numberOption(source, 'closeTimeoutMs', 30_000, { allowInfinity: true }),
     clock,
+    budgetFor: resolveBudget(source['budget']),
   });
 }
 

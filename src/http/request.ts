@@ -5,9 +5,10 @@ import type { Lease } from '../pool/lease.js';
 import { ErrorCodes } from '../pool/errors.js';
 import { kAcquireInto, kHandOff, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
 import type { AcquireSite } from '../leak/site.js';
-import { readConnectionHeaders, type HttpConnection } from './connection.js';
-import type { HttpCore, OriginEntry, TrackedResponse } from './core.js';
-import { HttpClosedError, QueueFullError, QueueTimeoutError } from './errors.js';
+import { leaseLabel } from './site.js';
+import { readConnectionHeaders, undiciWillClose, type HttpConnection } from './connection.js';
+import { oldestWaiting, type HttpCore, type OriginEntry, type TrackedResponse } from './core.js';
+import { HttpClosedError, HttpErrorCodes, QueueFullError, QueueTimeoutError, RequestDeadlineError } from './errors.js';
 import { backoffMs, isConnectionError, isIdempotent, isReplayable, parseRetryAfter, rawHeader } from './retry.js';
 
 /** undici's handler interface as `Client` calls it (the "legacy" callbacks, which undici.request and fetch use). */
@@ -99,6 +100,9 @@ export function legacyHandler(handler: Dispatcher.DispatchHandler): LegacyHandle
   return typeof handler.onRequestStart === 'function' ? new ControllerAdapter(handler) : (handler);
 }
 
+/** Most times one request goes back to the queue because a connection died before it was written to it. */
+const MAX_UNSENT_RETRIES = 8;
+
 const WAITING = 0;
 const RUNNING = 1;
 const BACKOFF = 2;
@@ -131,6 +135,9 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
   #acquires = 0;
   #attempt = 1;
   #transparentDone = false;
+  #label: string | undefined;
+  /** Times it went back to the queue because its connection died before it was written. */
+  #unsentRetries = 0;
   #wantFresh = false;
   #lease: Lease<HttpConnection> | null = null;
   #conn: HttpConnection | null = null;
@@ -141,9 +148,15 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
   #responded = false;
   /** A retryable status is being drained; retry after this many ms once it completes. */
   #retryAfterMs = -1;
+  /** The status being drained, for messages. */
+  #drainStatus = 0;
+  /** Set when the deadline cut a drain short: the request ends with it. */
+  #deadlineError: Error | null = null;
   #timer: TimerHandle | null = null;
   /** When the response headers arrived (the body-leak clock, and the reference of keep-alive hints). */
   headersAt = 0;
+  readAt = NaN;
+  bytesSeen = 0;
   leakReported = false;
 
   constructor(core: HttpCore, entry: OriginEntry, opts: Dispatcher.DispatchOptions, handler: LegacyHandler, site: AcquireSite | null, now: number) {
@@ -153,6 +166,14 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     this.#handler = handler;
     this.site = site;
     this.startedAt = now;
+    entry.active++;
+  }
+
+  /** The request is over (completed, failed, upgraded): it no longer counts as demand on its origin. */
+  #over(): void {
+    if (this.#state === DONE) return;
+    this.#state = DONE;
+    this.#entry.active--;
   }
 
   get method(): string {
@@ -165,6 +186,10 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
 
   get origin(): string {
     return this.#entry.parts.origin;
+  }
+
+  get bytesRead(): number {
+    return this.#conn?.socket.bytesRead ?? 0;
   }
 
   get bodyPending(): boolean {
@@ -226,7 +251,12 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     }
     // Bounded by the pool's own default deadline whenever that ends first: the pool keeps default
     // deadlines in arrival order, cheaper than a per-call deadline.
-    const options = remaining >= core.o.acquireTimeoutMs ? undefined : { timeoutMs: remaining };
+    // A captured site goes into the lease's label: the doctor's join (diagnoseSelf()) then names the
+    // requesting line for this socket. The pool's own site capture would name undici's frame instead.
+    const label = this.#label ??= this.site === null ? undefined : leaseLabel(this.method, this.origin, this.path, this.site);
+    const options = label !== undefined
+      ? (remaining >= core.o.acquireTimeoutMs ? { label } : { timeoutMs: remaining, label })
+      : (remaining >= core.o.acquireTimeoutMs ? undefined : { timeoutMs: remaining });
     // A receiver instead of a promise: no promise, callbacks or microtask hops per request.
     const receiver: AcquireReceiver<HttpConnection> = first ? this : new Attempt(this);
     this.#current = receiver;
@@ -327,13 +357,24 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     const core = this.#core;
     const now = core.clock.now();
     this.headersAt = now;
-    readConnectionHeaders(this.#conn as HttpConnection, rawHeaders, core.o.keepAliveSafetyMarginMs, now);
+    const conn = this.#conn as HttpConnection;
+    readConnectionHeaders(conn, rawHeaders, core.o.keepAliveSafetyMarginMs, now);
+    // undici decided to close the socket after this response (HTTP/1.0 without keep-alive, and whatever
+    // else it knows): it must not be lent again in the instant between this response and that close.
+    if (undiciWillClose(conn.socket)) conn.reusable = false;
     const retry = core.o.retry;
     if (retry !== null && retry.statuses.has(statusCode) && this.#userAbort === null) {
       const delay = this.#retryDelay(rawHeaders, now);
       if (delay >= 0) {
         // Drained, not shown to the user: the connection stays reusable and the request is sent again.
         this.#retryAfterMs = delay;
+        this.#drainStatus = statusCode;
+        // The drain is bounded by the deadline: a body that stalls must not hold the caller past it.
+        this.#timer = core.clock.setTimeout(() => {
+          this.#timer = null;
+          this.#deadlineError = new RequestDeadlineError(`${this.#describe()}: its deadline (retry.deadlineMs=${core.deadlineMs}) passed while draining the body of a retryable ${statusCode} response before retrying it (attempt ${this.#attempt} of ${core.o.retry?.maxAttempts ?? 1}); the connection was closed`);
+          this.#clientAbort?.(this.#deadlineError);
+        }, this.#deadline - now, false);
         return true;
       }
     }
@@ -349,15 +390,22 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
   onComplete(trailers: Buffer[] | string[] | null): void {
     this.#endLease(null);
     if (this.#retryAfterMs >= 0) {
+      this.#clearTimer();
       this.#retryDrained();
       return;
     }
-    this.#state = DONE;
+    this.#over();
     this.#handler.onComplete?.(trailers);
   }
 
   onError(error: Error): void {
     this.#endLease(error);
+    if (this.#retryAfterMs >= 0) this.#clearTimer();
+    if (this.#deadlineError !== null) {
+      this.#retryAfterMs = -1;
+      this.#finish(this.#deadlineError);
+      return;
+    }
     if (this.#retryAfterMs >= 0 && this.#userAbort === null) {
       // The retryable response itself broke while being drained: the retry was decided already.
       this.#retryDrained();
@@ -376,7 +424,7 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     // The socket now belongs to the caller (CONNECT, WebSocket): it leaves the pool without being closed.
     if (conn !== null) conn.detached = true;
     this.#endLease(new Error('connection upgraded and handed to the caller'));
-    this.#state = DONE;
+    this.#over();
     this.#handler.onUpgrade?.(statusCode, rawHeaders, socket);
   }
 
@@ -408,6 +456,11 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
       this.#finish(this.#core.closedError('retry a request'));
       return;
     }
+    const now = this.#core.clock.now();
+    if (now + delay >= this.#deadline) {
+      this.#finish(new RequestDeadlineError(`${this.#describe()}: a retryable ${this.#drainStatus} response took until ${Math.round(now - this.startedAt)} ms to drain; a retry after ${delay} ms more would pass its deadline (retry.deadlineMs=${this.#core.deadlineMs}), so it was not retried (attempt ${this.#attempt} of ${this.#core.o.retry?.maxAttempts ?? 1})`));
+      return;
+    }
     this.#core.counters.retries++;
     this.#attempt++;
     this.#backoff(delay);
@@ -418,6 +471,15 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     // Closed or destroyed under us: no retry may start (its timer would outlive the dispatcher).
     if (core.closed) {
       this.#finish(error);
+      return;
+    }
+    // The Client found its socket gone before writing a byte of this request: the server never saw it,
+    // so it goes again on another connection whatever its method (bounded: each try needs a connection
+    // that was alive when lent, and the deadline still holds).
+    if ((error as { code?: unknown }).code === HttpErrorCodes.CONNECTION_GONE && this.#unsentRetries < MAX_UNSENT_RETRIES && isReplayable(this.#opts.body)) {
+      this.#unsentRetries++;
+      core.counters.transparentRetries++;
+      this.#acquire();
       return;
     }
     // A reused connection that fails before any response byte was most likely closed by the server
@@ -440,6 +502,11 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
       }
     }
     this.#finish(error);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== null) this.#core.clock.clearTimeout(this.#timer);
+    this.#timer = null;
   }
 
   #backoff(delay: number): void {
@@ -473,6 +540,15 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     // clock precisely at release and at lend), and the gate's "idle since" is the release's reading.
     if (error === null && conn.usable(this.headersAt)) {
       const pool = this.#entry.pool;
+      // Fair under a shared total cap: an older request waiting for a slot elsewhere (another scope or
+      // origin) gets this connection's slot; the requests of this pool wait their turn at the gate.
+      if (this.#core.gate.waitingAnywhere) {
+        const mine = oldestWaiting(pool);
+        if (mine !== undefined && this.#core.gate.olderWaiterElsewhere(conn.origin, mine)) {
+          lease.destroy(new Error(`connection #${conn.id} to ${conn.origin} closed to free its slot for an older request waiting elsewhere under the shared cap`));
+          return;
+        }
+      }
       // Requests waiting: the connection goes straight to the oldest (with a fresh reading of the clock
       // for its keep-alive check), without a release and a new lend.
       if (!pool[kHandOff](lease)) conn.giveBack(lease, pool);
@@ -482,7 +558,7 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
   }
 
   #finish(error: Error): void {
-    this.#state = DONE;
+    this.#over();
     this.#core.backingOff.delete(this);
     if (this.#handler.onError === undefined) throw error;
     this.#handler.onError(error);

@@ -29,10 +29,20 @@ export class SiteSampler {
     this.#countdown = this.#gap;
   }
 
+  /**
+   * The call site of a request, or null when it is not sampled. `demand` is how many requests of its
+   * origin pool are already running or waiting, of `max` connections: in `sampled` mode every request is
+   * captured from the moment that reaches a thirty-second of the pool (at least one) until it reaches
+   * the pool's size, because a pool filling up is what a leak looks like before any body is old enough
+   * to report, and its holders must then be named (incident 4: 50 sockets leaked in one burst of a few
+   * ms). An idle or lightly used pool pays nothing, and neither does a saturated one (every connection
+   * busy and requests queueing: the steady state of a loaded service, where capturing every request
+   * cost a third of the throughput); its holders were captured while it filled.
+   */
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- frames above `callee` are dropped
-  capture(callee: Function, now: number): AcquireSite | null {
+  capture(callee: Function, now: number, demand = 0, max = Infinity): AcquireSite | null {
     if (this.#mode === 'off') return null;
-    if (this.#mode === 'sampled' && now >= this.#escalatedUntil) {
+    if (this.#mode === 'sampled' && now >= this.#escalatedUntil && (demand * 32 < max || demand >= max)) {
       if (--this.#countdown > 0) return null;
       this.#countdown = this.#gap;
     }
@@ -48,4 +58,9 @@ export class SiteSampler {
   escalate(now: number): void {
     this.#escalatedUntil = now + LEAK_ESCALATION_MS;
   }
+}
+
+/** The pool lease label of a request whose site was captured: what `diagnoseSelf()` and the doctor print for its socket. */
+export function leaseLabel(method: string, origin: string, path: string, site: AcquireSite): string {
+  return `${method} ${origin}${path} requested at ${site.frame}`;
 }

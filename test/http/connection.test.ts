@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { keepAliveTimeoutOf, readConnectionHeaderStrings, readConnectionHeaders, type PooledSocket } from '../../src/http/connection.js';
+import { connectionCloses, keepAliveTimeoutOf, readConnectionHeaderStrings, readConnectionHeaders, type PooledSocket } from '../../src/http/connection.js';
 
 /** What the header reader touches of a connection: whether it may be reused, and its keep-alive hint. */
 function connection(): PooledSocket & { hints: number[][] } {
@@ -25,6 +25,22 @@ function byRegex(value: string): number {
 const bytes = (maxLength: number): fc.Arbitrary<string> => fc.string({ unit: fc.nat(255).map((c) => String.fromCharCode(c)), maxLength });
 
 describe('connection headers', () => {
+  it('keep-alive-close token list: reads Connection as a comma-separated token list, both readers alike', () => {
+    const cases: [string, boolean][] = [
+      ['close', true], ['Close', true], ['keep-alive, close', true], ['close, keep-alive', true], ['keep-alive,close', true],
+      [' upgrade ,\tCLOSE\t', true], ['keep-alive', false], ['closed', false], ['xclose', false], ['keep-alive, closes', false], ['', false],
+    ];
+    for (const [value, closes] of cases) {
+      assert.equal(connectionCloses(value), closes, JSON.stringify(value));
+      const viaBytes = connection();
+      readConnectionHeaders(viaBytes, [Buffer.from('Connection'), Buffer.from(value)], 1000, 0);
+      const viaStrings = connection();
+      readConnectionHeaderStrings(viaStrings, ['connection', value], 1000, 0);
+      assert.equal(viaBytes.reusable, !closes, `bytes ${JSON.stringify(value)}`);
+      assert.equal(viaStrings.reusable, !closes, `strings ${JSON.stringify(value)}`);
+    }
+  });
+
   it('reads Keep-Alive timeouts the way servers write them', () => {
     assert.equal(keepAliveTimeoutOf('timeout=5'), 5);
     assert.equal(keepAliveTimeoutOf('timeout=60, max=1000'), 60);
