@@ -118,6 +118,11 @@ export const APP_JS = `(function () {
       var section = poolSection(pool);
       section.querySelector('.figures').textContent = 'max ' + pool.max + ' · min ' + pool.min + ' · used ' + pool.used + ' · idle ' + pool.idle +
         ' · pending ' + pool.pending + ' · acquires ' + pool.acquired + ' · timeouts ' + pool.timeouts + ' · leak reports ' + pool.leaks;
+      var b = pool.budget;
+      if (b) {
+        section.querySelector('.figures').textContent += ' · budget "' + b.key + '": ' + b.createsWaiting + ' creations waiting for a permit (limit ' + b.limit +
+          ', held here ' + b.heldHere + ', waiting here ' + b.waitingHere + ', held in fleet ' + b.heldInFleet + ', waiting in fleet ' + b.waitingInFleet + ')';
+      }
       var s = pool.series;
       draw('connections:' + pool.name, section.querySelector('.connections'), 'Connections of ' + pool.name,
         [{ label: 'used', color: COLORS.used }, { label: 'idle', color: COLORS.idle }, { label: 'pending', color: COLORS.pending }],

@@ -4,6 +4,7 @@ import type { Clock } from '../internal/clock.js';
 import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
 import type { Alert, AlertMonitor } from '../metrics/alerts.js';
 import type { MetricsCollector, PoolSnapshot } from '../metrics/collector.js';
+import type { PoolBudgetStats } from '../pool/budget-option.js';
 
 /** One pool's history, as columns (the shape uPlot draws): `t` in seconds since the epoch. */
 export interface PoolSeries {
@@ -28,6 +29,8 @@ export interface DashboardPool {
   readonly acquired: number;
   readonly timeouts: number;
   readonly leaks: number;
+  /** With the pool's `budget` option: creations waiting for a permit, and the budget's figures here and in the fleet. */
+  readonly budget: PoolBudgetStats | null;
   readonly series: PoolSeries;
 }
 
@@ -161,6 +164,7 @@ export class DashboardSampler {
         max: sum((p) => p.stats.max), min: sum((p) => p.stats.min), size: sum((p) => p.stats.size),
         idle: sum((p) => p.stats.idle), used: sum((p) => p.stats.inUse), pending: sum((p) => p.stats.pending),
         acquired: sum((p) => p.stats.acquired), timeouts: sum((p) => p.stats.timeouts), leaks: sum((p) => p.stats.leaks),
+        budget: budgetOf(same),
       });
     }
     const leaks: DashboardLeak[] = [];
@@ -233,4 +237,17 @@ export class DashboardSampler {
     }
     if (!this.#closed) this.#s.onSample();
   }
+}
+
+/** The budget line of pools that share a name: the budget's figures from the first, creations waiting summed. */
+function budgetOf(same: readonly PoolSnapshot[]): PoolBudgetStats | null {
+  let first: PoolBudgetStats | null = null;
+  let creates = 0;
+  for (const p of same) {
+    const b = p.stats.budget;
+    if (b === undefined) continue;
+    first ??= b;
+    creates += b.createsWaiting;
+  }
+  return first === null ? null : { ...first, createsWaiting: creates };
 }

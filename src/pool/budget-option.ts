@@ -92,14 +92,23 @@ export interface PoolBudgetStats {
   readonly waitingHere: number;
   /** This pool's creations waiting for a permit now. */
   readonly createsWaiting: number;
+  /** Permits held by the whole fleet, as this process last saw them (no extra round trip: see `BudgetStats.fleet`). */
+  readonly heldInFleet: number;
+  /** Acquires waiting in the whole fleet, likewise. */
+  readonly waitingInFleet: number;
+  /** How old the two fleet figures are, in ms (0 for an in-process budget; null before the first round trip to the store). */
+  readonly fleetAgeMs: number | null;
 }
 
 export function budgetStatsOf(budget: Budget, waits: PermitWaits): PoolBudgetStats {
   const s = budget.stats();
-  return { key: s.key, limit: s.limit, heldHere: s.held, waitingHere: s.waiting, createsWaiting: waits.creates };
+  return {
+    key: s.key, limit: s.limit, heldHere: s.held, waitingHere: s.waiting, createsWaiting: waits.creates,
+    heldInFleet: s.fleet.held, waitingInFleet: s.fleet.waiting, fleetAgeMs: s.fleet.ageMs === null ? null : Math.round(s.fleet.ageMs),
+  };
 }
 
 /** The budget line of the acquire-timeout message. */
 export function describeBudget(b: PoolBudgetStats): string {
-  return `budget "${b.key}": ${b.createsWaiting} creation${b.createsWaiting === 1 ? '' : 's'} of this pool waiting for a permit; limit=${b.limit} held here=${b.heldHere} waiting here=${b.waitingHere}`;
+  return `budget "${b.key}": ${b.createsWaiting} creation${b.createsWaiting === 1 ? '' : 's'} of this pool waiting for a permit; limit=${b.limit} held here=${b.heldHere} waiting here=${b.waitingHere} held in fleet=${b.heldInFleet} waiting in fleet=${b.waitingInFleet} (${b.fleetAgeMs === null ? 'fleet figures not read yet' : `fleet figures ${b.fleetAgeMs} ms old`})`;
 }

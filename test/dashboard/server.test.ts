@@ -4,6 +4,7 @@ import net from 'node:net';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidOptionError, Pool } from '../../src/index.js';
+import { createBudget } from '../../src/budget/index.js';
 import { dashboardHandler, mountDashboard, runDashboardCommand, startDashboard, type DashboardState } from '../../src/dashboard/index.js';
 import { TestFactory } from '../support/factory.js';
 import { activeResources, grown } from '../support/handles.js';
@@ -182,6 +183,30 @@ describe('the dashboard\'s wait-time percentiles', () => {
       held.release();
       await handler.close();
       await pool.close();
+    }
+  });
+});
+
+describe('the dashboard and a pool with a budget (issue 15 §2)', () => {
+  it('says that creations wait for the budget, with its key, limit, and what is held and waiting here and in the fleet', async () => {
+    const budget = createBudget({ limit: 1, key: 'registry' });
+    const holder = new Pool({ name: 'holder', factory: new TestFactory().basic(), max: 1, budget });
+    const starved = new Pool({ name: 'budget-starved', factory: new TestFactory().basic(), max: 2, budget, acquireTimeoutMs: 5_000 });
+    const handler = dashboardHandler({ alerts: false, process: false, metrics: false, sampleIntervalMs: 20 });
+    const held = await holder.acquire();
+    const waiting = starved.acquire().catch(() => undefined);
+    try {
+      const budgetOf = (): unknown => handler.state().pools.find((p) => p.name === 'budget-starved')?.budget;
+      await until(`the starved pool shows its budget (last: ${JSON.stringify(budgetOf())})`, () => (budgetOf() as { createsWaiting?: number } | undefined)?.createsWaiting === 1);
+      assert.deepEqual(budgetOf(), { key: 'registry', limit: 1, heldHere: 1, waitingHere: 1, createsWaiting: 1, heldInFleet: 1, waitingInFleet: 1, fleetAgeMs: 0 });
+      assert.equal(handler.state().pools.find((p) => p.name === 'holder')?.budget?.createsWaiting, 0);
+    } finally {
+      held.release();
+      await waiting;
+      await handler.close();
+      await starved.close();
+      await holder.close();
+      await budget.close();
     }
   });
 });

@@ -212,7 +212,7 @@ describe('Pool option "budget"', () => {
 });
 
 describe('budget clarity (issue 15 §2, pool side)', () => {
-  it('stats() and the acquire-timeout message say how many creations wait for the budget, with its key, limit, held and waiting here', async () => {
+  it('stats() and the acquire-timeout message say how many creations wait for the budget, with its key, limit, held and waiting here and in the fleet', async () => {
     const clock = new FakeClock();
     const budget = createBudget({ limit: 1, key: 'registry', clock });
     const a = new Pool<TestResource>({ factory: new TestFactory().basic(), clock, max: 2, budget, name: 'a' });
@@ -220,11 +220,11 @@ describe('budget clarity (issue 15 §2, pool side)', () => {
     const held = await a.acquire();
     const waiting = b.acquire().then(() => new Error('lent'), (e: unknown) => e as Error);
     await flush();
-    assert.deepEqual(b.stats().budget, { key: 'registry', limit: 1, heldHere: 1, waitingHere: 1, createsWaiting: 1 });
+    assert.deepEqual(b.stats().budget, { key: 'registry', limit: 1, heldHere: 1, waitingHere: 1, createsWaiting: 1, heldInFleet: 1, waitingInFleet: 1, fleetAgeMs: 0 });
     assert.equal(a.stats().budget?.createsWaiting, 0);
     await clock.advance(1000);
     const error = await waiting;
-    assert.match(error.message, /budget "registry": 1 creation of this pool waiting for a permit; limit=1 held here=1 waiting here=1/);
+    assert.match(error.message, /budget "registry": 1 creation of this pool waiting for a permit; limit=1 held here=1 waiting here=1 held in fleet=1 waiting in fleet=1 \(fleet figures 0 ms old\)/);
     held.release();
     await a.close();
     await b.close();
