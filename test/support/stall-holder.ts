@@ -7,10 +7,16 @@
  * Config: JSON in argv[2] ({@link StallHolderConfig}). `check: 'validUntil'` checks
  * `permit.validUntil > clock.now()` before each use (what the pool does before lending); `check: 'lost'`
  * trusts the `permit.lost` signal alone (the control: a timer that cannot run before I/O callbacks).
+ *
+ * `via: 'pool'` holds the connection through a `Pool` with `budget` instead (the pool takes the permit
+ * per create and checks `validUntil` before each lend): every request is one `pool.use()`. `via:
+ * 'raw-lease'` is its control: one lease per permit, its raw socket used across requests outside the
+ * pool, so nothing checks the permit between requests.
  */
 import net from 'node:net';
 import { RedisBudget, type Permit } from '../../src/budget/index.js';
 import { systemClock } from '../../src/internal/clock.js';
+import { Pool, type CreateContext } from '../../src/index.js';
 
 export interface StallHolderConfig {
   readonly serverPort: number;
@@ -22,6 +28,8 @@ export interface StallHolderConfig {
   /** CPU work between requests (busy loop), ms. */
   readonly cpuMs: number;
   readonly maxRunMs: number;
+  /** How the holder reaches its connection: on its own permit (default), through a budgeted pool, or a pool lease held across requests. */
+  readonly via?: 'permit' | 'pool' | 'raw-lease';
 }
 
 export type StallHolderMessage =
@@ -33,7 +41,8 @@ export type StallHolderMessage =
    * between the comparison and the system call, the one window no check can close.
    */
   | { readonly type: 'raced'; readonly tenure: number; readonly gapMs: number }
-  | { readonly type: 'done'; readonly tenures: number; readonly uses: number };
+  /** windowUs: mean time from the check (or the call that made it) to the return of the write, µs. */
+  | { readonly type: 'done'; readonly tenures: number; readonly uses: number; readonly windowUs: number };
 
 const config = JSON.parse(process.argv[2] ?? '{}') as StallHolderConfig;
 const send = (message: StallHolderMessage): void => {
@@ -61,8 +70,11 @@ function connect(): Promise<net.Socket> {
   });
 }
 
-/** Sends one request if `permit` is still valid (checked right before the write); false if it was not. */
-function get(socket: net.Socket, path: string, permit: Permit): Promise<boolean> {
+/**
+ * Sends one request if `allowed()` (checked right before the write); false if not. `since`: when the
+ * check that allowed it happened, if before this call (the pool's lend check).
+ */
+function get(socket: net.Socket, path: string, allowed: () => boolean, since?: number): Promise<boolean> {
   return new Promise((resolve, reject) => {
     let buffer = '';
     const onData = (chunk: Buffer): void => {
@@ -81,16 +93,20 @@ function get(socket: net.Socket, path: string, permit: Permit): Promise<boolean>
     socket.on('data', onData);
     socket.once('close', onClose);
     const request = `GET ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`;
-    if (!valid(permit)) {
+    if (!allowed()) {
       socket.off('data', onData);
       socket.off('close', onClose);
       resolve(false);
       return;
     }
-    const checkedAt = systemClock.now();
+    const checkedAt = since ?? systemClock.now();
     socket.write(request);
     const gapMs = systemClock.now() - checkedAt;
     if (gapMs > config.permitTtlMs / 4) send({ type: 'raced', tenure: tenures, gapMs: Math.round(gapMs) });
+    else {
+      windowSum += gapMs;
+      windowCount++;
+    }
   });
 }
 
@@ -109,12 +125,77 @@ function closeSocket(socket: net.Socket): Promise<void> {
 let stopping = false;
 let tenures = 0;
 let uses = 0;
+let windowSum = 0;
+let windowCount = 0;
 process.on('message', (message) => {
   if (message === 'stop') stopping = true;
 });
 const hardStop = setTimeout(() => { stopping = true; }, config.maxRunMs);
+const cpuWork = (): void => {
+  const until = systemClock.now() + config.cpuMs;
+  while (systemClock.now() < until) { /* CPU work */ }
+};
 
-while (!stopping) {
+interface Conn { readonly socket: net.Socket; readonly tenure: number; uses: number }
+/** When the pool's last create returned: its hand-over check comes after it. */
+let createdAt = 0;
+const counted = (conn: Conn): void => {
+  uses++;
+  conn.uses++;
+  if (conn.uses % 10 === 0) send({ type: 'uses', tenure: conn.tenure, uses: conn.uses });
+};
+
+if (config.via === 'pool' || config.via === 'raw-lease') {
+  const pool = new Pool<Conn>({
+    factory: {
+      // The budget option has taken the permit by now: one create, one tenure.
+      create: async (context: CreateContext) => {
+        const socket = await connect();
+        socket.once('close', () => { context.invalidate(); });
+        socket.on('error', () => { /* a close follows */ });
+        tenures++;
+        send({ type: 'holding', tenure: tenures });
+        createdAt = systemClock.now();
+        return { socket, tenure: tenures, uses: 0 };
+      },
+      destroy: (conn) => closeSocket(conn.socket),
+    },
+    max: 1,
+    budget,
+    acquireTimeoutMs: 60_000,
+    createTimeoutMs: 60_000,
+  });
+  while (!stopping) {
+    try {
+      if (config.via === 'pool') {
+        const calledAt = systemClock.now();
+        await pool.use(async (conn) => {
+          // The pool compared validUntil after both (fast path: inside acquire; else at hand-over).
+          if (await get(conn.socket, `/work?ms=2&tenure=${conn.tenure}`, () => true, Math.max(calledAt, createdAt))) counted(conn);
+        });
+        cpuWork();
+      } else {
+        const lease = await pool.acquire();
+        const conn = lease.resource;
+        try {
+          // The socket kept across requests: only its revocation (permit.lost, a timer) stops it.
+          while (!stopping && await get(conn.socket, `/work?ms=2&tenure=${conn.tenure}`, () => true)) {
+            counted(conn);
+            cpuWork();
+          }
+        } finally {
+          lease.release();
+        }
+      }
+    } catch {
+      // Revoked (the permit was lost) or closed by the server: the pool makes a new one on a new permit.
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+  await pool.close();
+}
+
+while (!stopping && config.via !== 'pool' && config.via !== 'raw-lease') {
   let permit: Permit;
   try {
     permit = await budget.acquire();
@@ -128,7 +209,7 @@ while (!stopping) {
   let here = 0;
   try {
     while (!stopping) {
-      if (!(await get(socket, `/work?ms=2&tenure=${tenures}`, permit))) break;
+      if (!(await get(socket, `/work?ms=2&tenure=${tenures}`, () => valid(permit)))) break;
       uses++;
       here++;
       if (here % 10 === 0) send({ type: 'uses', tenure: tenures, uses: here });
@@ -143,5 +224,5 @@ while (!stopping) {
 }
 clearTimeout(hardStop);
 await budget.close();
-send({ type: 'done', tenures, uses });
+send({ type: 'done', tenures, uses, windowUs: Math.round(1000 * windowSum / Math.max(1, windowCount)) });
 process.disconnect();
