@@ -66,11 +66,14 @@ describe('RedisBudget when Redis is unreachable', { skip: privateCheck.skip, tim
     try {
       await sleep(TTL); // the first use on a fresh server waits for the recovery grace; let it pass
       const held = await Promise.all([a.acquire(), a.acquire(), a.acquire()]);
+      const stoppingAt = performance.now();
       await server.stop();
       const stoppedAt = Date.now();
-      // A's Redis permits: lost before Redis could have expired them (not kept in fallback).
+      // A's Redis permits are not kept in fallback: each one's local validity ends no later than Redis could
+      // expire it (every refresh was sent before the stop), and it is reported lost. The report itself rides a
+      // timer, so its lateness on a loaded machine is not what is checked; validUntil is what the pool trusts.
+      for (const p of held) assert.ok((p as Permit & { validUntil: number }).validUntil <= stoppingAt + TTL, 'a Redis permit outlived its TTL in fallback');
       await Promise.all(held.map((p) => new Promise((resolve) => { if (p.lost.aborted) resolve(null); else p.lost.addEventListener('abort', resolve); })));
-      assert.ok(Date.now() - stoppedAt < TTL, 'a Redis permit outlived its TTL in fallback');
       // B waits: no fallback grant until Redis has been silent for one TTL (every Redis grant has expired by then).
       const first = b.acquire({ timeoutMs: 10_000 });
       const second = b.acquire({ timeoutMs: 10_000 });
