@@ -22,7 +22,10 @@ export const ServerCodes = Object.freeze({
   TIMEOUTS: 'LG_SERVER_TIMEOUTS',
   /** Shutdown report: every connection closed on its own before the deadline. */
   SHUTDOWN_CLEAN: 'LG_SERVER_SHUTDOWN_CLEAN',
-  /** Shutdown report: connections were still open at the deadline and were destroyed; `blockers` names them. */
+  /**
+   * Shutdown report: connections were still open at the deadline and were destroyed (`blockers` names
+   * them), or responses in flight were cut before they were sent in full (`requestsUnfinished`).
+   */
   SHUTDOWN_FORCED: 'LG_SERVER_SHUTDOWN_FORCED',
 } as const);
 

@@ -57,6 +57,7 @@ interface ShutdownState {
   connectionsAtStart: number;
   inFlightAtStart: number;
   requestsCompleted: number;
+  requestsUnfinished: number;
   closeHeadersSent: number;
   idleClosed: number;
   upgradedClosed: number;
@@ -112,6 +113,9 @@ export class ServerGuard {
   readonly #wrappedEmit: net.Server['emit'];
   readonly #onShutdown: (() => void)[] = [];
   readonly #warnedReap = new Set<string>();
+  /** Responses given `Connection: close` by the shutdown (the last one queued on their socket). */
+  readonly #markedClose = new WeakSet<http.ServerResponse>();
+  readonly #settled = new WeakSet<http.ServerResponse>();
   #nextId = 0;
   #accepted = 0;
   #reaped = { halfClosed: 0, idle: 0, destroyed: 0 };
@@ -238,6 +242,9 @@ export class ServerGuard {
       this.#abandoned = [...this.#open].filter((e) => !e.socket.destroyed).map((e) => this.#info(e, now));
     }
     if (this.server.emit === this.#wrappedEmit) this.server.emit = this.#originalEmit;
+    // The server's 'close' can come before its last sockets' own: their responses still in flight are cut.
+    const shutdown = this.#shutdown;
+    if (shutdown?.stopped === true) for (const e of this.#open) for (const res of e.responses) this.#settle(res, shutdown);
     for (const e of this.#open) this.#detach(e);
     this.#open.clear();
     this.#bySocket.clear();
@@ -419,6 +426,9 @@ export class ServerGuard {
     this.#open.delete(entry);
     this.#bySocket.delete(entry.raw);
     this.#bySocket.delete(entry.socket);
+    // The socket's 'close' can come before its responses' own: the shutdown must count them before it reports.
+    const shutdown = this.#shutdown;
+    if (shutdown?.stopped === true) for (const res of entry.responses) this.#settle(res, shutdown);
     if (this.#open.size === 0) {
       this.#unregisterTask();
       this.#shutdown?.drained?.();
@@ -448,15 +458,38 @@ export class ServerGuard {
     if (entry === undefined) return false; // accepted before the guard, or HTTP/2 compatibility API
     entry.requests++;
     entry.owner = `${req.method ?? '?'} ${pathOf(req.url)}`;
+    this.#trackResponse(entry, res);
     if (shutdown?.stopped === true) {
-      res.setHeader('Connection', 'close');
-      shutdown.closeHeadersSent++;
+      this.#markLast(entry, shutdown);
     } else if (this.#options.keepAliveHint !== 'node' && res.shouldKeepAlive) {
       const seconds = this.#hintSeconds();
       if (seconds !== null) res.setHeader('Keep-Alive', `timeout=${String(seconds)}`);
     }
-    this.#trackResponse(entry, res);
     return false;
+  }
+
+  /**
+   * Shutdown: `Connection: close` goes on the last response queued on the socket only. Node closes the
+   * socket after the first response that says close, so on a pipelined socket an earlier one saying it
+   * would cut the responses queued behind it, whose handlers already ran.
+   */
+  #markLast(entry: Entry, shutdown: ShutdownState): void {
+    const responses = [...entry.responses];
+    const last = responses[responses.length - 1];
+    for (const res of responses) {
+      if (res.headersSent) continue;
+      if (res === last) {
+        if (!this.#markedClose.has(res)) {
+          res.setHeader('Connection', 'close');
+          this.#markedClose.add(res);
+          shutdown.closeHeadersSent++;
+        }
+      } else if (this.#markedClose.has(res)) {
+        res.removeHeader('Connection');
+        this.#markedClose.delete(res);
+        shutdown.closeHeadersSent--;
+      }
+    }
   }
 
   #trackResponse(entry: Entry, res: http.ServerResponse): void {
@@ -467,7 +500,7 @@ export class ServerGuard {
       entry.bytesAtIdle = entry.socket.bytesRead ?? 0;
       const shutdown = this.#shutdown;
       if (shutdown?.stopped !== true) return;
-      if (res.writableFinished) shutdown.requestsCompleted++; // not when the client went away first
+      this.#settle(res, shutdown);
       // A keep-alive response whose headers left before the shutdown could not say `Connection: close`:
       // node keeps its socket open for the next request, so the guard closes it now that it is idle.
       // destroySoon() as node does for its own last response: flush, FIN, then close, so that a request
@@ -477,6 +510,14 @@ export class ServerGuard {
         destroySoon(entry.socket);
       }
     });
+  }
+
+  /** Counts a response of the shutdown once, as completed or cut (the client went away, or its socket was destroyed). */
+  #settle(res: http.ServerResponse, shutdown: ShutdownState): void {
+    if (this.#settled.has(res)) return;
+    this.#settled.add(res);
+    if (res.writableFinished) shutdown.requestsCompleted++;
+    else shutdown.requestsUnfinished++;
   }
 
   // ---- housekeeping --------------------------------------------------------------------------------
@@ -618,6 +659,7 @@ export class ServerGuard {
       connectionsAtStart: 0,
       inFlightAtStart: 0,
       requestsCompleted: 0,
+      requestsUnfinished: 0,
       closeHeadersSent: 0,
       idleClosed: 0,
       upgradedClosed: 0,
@@ -660,22 +702,25 @@ export class ServerGuard {
     }
     const durationMs = Math.round(clock.now() - startedAt);
     this.#lastShutdownMs = durationMs;
+    const clean = blockers.length === 0 && state.requestsUnfinished === 0;
+    const cut = state.requestsUnfinished === 0 ? '' : `; ${String(state.requestsUnfinished)} response(s) did not finish (their socket closed first)`;
     const report: ShutdownReport = {
-      code: blockers.length === 0 ? ServerCodes.SHUTDOWN_CLEAN : ServerCodes.SHUTDOWN_FORCED,
+      code: clean ? ServerCodes.SHUTDOWN_CLEAN : ServerCodes.SHUTDOWN_FORCED,
       server: this.name,
       durationMs,
       timeoutMs,
       connectionsAtStart: state.connectionsAtStart,
       inFlightAtStart: state.inFlightAtStart,
       requestsCompleted: state.requestsCompleted,
+      requestsUnfinished: state.requestsUnfinished,
       closeHeadersSent: state.closeHeadersSent,
       idleClosed: state.idleClosed,
       upgradedClosed: state.upgradedClosed,
       healthChecksFailed: state.healthChecksFailed,
       blockers,
       message: blockers.length === 0
-        ? `server "${this.name}" shut down in ${String(durationMs)} ms: every connection closed on its own`
-        : `server "${this.name}" shut down in ${String(durationMs)} ms: ${String(blockers.length)} connection(s) still open at the ${String(timeoutMs)} ms deadline were destroyed:\n${blockers.slice(0, 10).map((b) => `  ${describeConnection(b)}, ${b.state}, ${String(b.inFlight)} in flight`).join('\n')}${blockers.length > 10 ? `\n  ... and ${String(blockers.length - 10)} more` : ''}`,
+        ? (clean ? `server "${this.name}" shut down in ${String(durationMs)} ms: every connection closed on its own` : `server "${this.name}" shut down in ${String(durationMs)} ms: every connection closed${cut}`)
+        : `server "${this.name}" shut down in ${String(durationMs)} ms: ${String(blockers.length)} connection(s) still open at the ${String(timeoutMs)} ms deadline were destroyed${cut}:\n${blockers.slice(0, 10).map((b) => `  ${describeConnection(b)}, ${b.state}, ${String(b.inFlight)} in flight`).join('\n')}${blockers.length > 10 ? `\n  ... and ${String(blockers.length - 10)} more` : ''}`,
     };
     this.#emitter.emit('shutdown', report);
     return report;
@@ -717,14 +762,7 @@ export class ServerGuard {
             state.idleClosed++;
             e.socket.destroy();
           }
-        } else {
-          for (const res of e.responses) {
-            if (!res.headersSent) {
-              res.setHeader('Connection', 'close');
-              state.closeHeadersSent++;
-            }
-          }
-        }
+        } else this.#markLast(e, state);
       } else {
         this.#closeOther(e);
       }
