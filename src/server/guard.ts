@@ -44,6 +44,10 @@ interface Entry {
   endedAt: number | null;
   endedFor: typeof ServerCodes.HALF_CLOSED | typeof ServerCodes.IDLE | null;
   lastBytes: number;
+  /** Bytes handed to the kernel at the last check: still moving means the application is being read. */
+  lastSent: number;
+  /** When the bytes it handed to the kernel last moved (the kernel takes them in batches of its buffer). */
+  lastSentAt: number;
   /** Bytes read when its last response ended: more since then means a request is arriving. */
   bytesAtIdle: number;
   lastActiveAt: number;
@@ -372,6 +376,8 @@ export class ServerGuard {
       endedAt: null,
       endedFor: null,
       lastBytes: 0,
+      lastSent: 0,
+      lastSentAt: now,
       bytesAtIdle: 0,
       lastActiveAt: now,
       closed: false,
@@ -530,15 +536,24 @@ export class ServerGuard {
         e.lastBytes = bytes;
         e.lastActiveAt = now;
       }
+      // Sent, not buffered: bytesWritten counts what waits in node's queue too, which a stalled reader never takes.
+      const sent = sendProgress(e.raw);
+      if (sent !== e.lastSent) {
+        e.lastSent = sent;
+        e.lastSentAt = now;
+      }
       if (e.socket.destroyed) continue; // its 'close' is on its way
       // The peer's FIN reached the stream but nobody read up to it, so 'end' has not fired (a paused socket).
       if (e.halfClosedAt === null && readableEnded(e.socket)) e.halfClosedAt = now;
       if (e.endedAt !== null) {
-        if (now - e.endedAt >= o.destroyAfterEndMs) this.#destroy(e, now);
+        // Destroyed only once its bytes stopped moving: a slow reader still taking a long reply is served.
+        if (now - e.endedAt >= o.destroyAfterEndMs && now - e.lastSentAt >= o.destroyAfterEndMs) this.#destroy(e, now);
         continue;
       }
       if (this.#shutdown?.stopped === true) continue; // the shutdown's own deadline rules now
-      if (e.halfClosedAt !== null && now - e.halfClosedAt >= o.halfClosedTimeoutMs) this.#reap(e, ServerCodes.HALF_CLOSED, now);
+      // Never while an HTTP response is in flight, nor while the application is still writing: a peer
+      // that half-closed after its request still reads the answer.
+      if (e.halfClosedAt !== null && now - e.halfClosedAt >= o.halfClosedTimeoutMs && e.responses.size === 0 && now - e.lastSentAt >= o.halfClosedTimeoutMs) this.#reap(e, ServerCodes.HALF_CLOSED, now);
       else if (o.idleTimeoutMs !== Infinity && e.responses.size === 0 && now - e.lastActiveAt >= o.idleTimeoutMs) this.#reap(e, ServerCodes.IDLE, now);
     }
   }
@@ -546,9 +561,10 @@ export class ServerGuard {
   #reap(e: Entry, code: typeof ServerCodes.HALF_CLOSED | typeof ServerCodes.IDLE, now: number): void {
     e.endedAt = now;
     e.endedFor = code;
+    // The application ended it (not counted as reaped): it only has to close within destroyAfterEndMs.
+    if (e.socket.writableEnded) return;
     if (code === ServerCodes.HALF_CLOSED) this.#reaped.halfClosed++;
     else this.#reaped.idle++;
-    if (e.socket.writableEnded) return; // the application ended it; it only has to close within the grace
     const info = this.#info(e, now);
     // The application may still write to it; that write must not become an unhandled 'error'.
     e.socket.on('error', ignore);
@@ -599,7 +615,7 @@ export class ServerGuard {
       idleMs: Math.round(e.responses.size > 0 ? 0 : now - e.lastActiveAt),
       halfClosedMs: e.halfClosedAt === null ? null : Math.round(now - e.halfClosedAt),
       bytesIn: e.socket.bytesRead ?? 0,
-      bytesOut: e.socket.bytesWritten ?? 0,
+      bytesOut: e.raw === e.socket ? sentBytes(e.socket) : e.socket.bytesWritten ?? 0,
       requests: e.requests,
       inFlight: e.responses.size,
     };
@@ -832,6 +848,23 @@ function destroySoon(socket: Duplex): void {
 /** True once the stream has received its end (EOF), even if the buffered data before it was never read. */
 function readableEnded(socket: Duplex): boolean {
   return (socket as { _readableState?: { ended?: boolean } })._readableState?.ended === true;
+}
+
+/**
+ * Bytes a socket handed to the kernel, near enough to see them move: `bytesWritten` less what waits in
+ * node's queue and in libuv's (`writeQueueSize` falls as a large write is taken bit by bit, while node's
+ * queue still holds it whole until it completes; the chunk being written counts in both, so this may
+ * undercount by up to that chunk).
+ */
+function sentBytes(socket: Socketish): number {
+  return Math.max(0, sendProgress(socket));
+}
+
+/** Unclamped, so that it moves even while the chunk being written is counted twice. */
+function sendProgress(socket: Socketish): number {
+  const handle = (socket as { _handle?: { writeQueueSize?: unknown } | null })._handle;
+  const libuv = typeof handle?.writeQueueSize === 'number' ? handle.writeQueueSize : 0;
+  return (socket.bytesWritten ?? 0) - socket.writableLength - libuv;
 }
 
 function ignore(): void {

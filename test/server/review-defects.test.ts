@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { guardServer, ServerCodes } from '../../src/server/index.js';
-import { listen, waitFor } from './helpers.js';
+import { guardServer, ServerCodes, type ReapReport } from '../../src/server/index.js';
+import { FakeClock } from '../support/fake-clock.js';
+import { closeServer, listen, waitFor } from './helpers.js';
 
 /** A raw client: writes `data` (then half-closes if asked) and collects every byte until the socket closes. */
 function rawClient(port: number, data: string, halfClose: boolean): { socket: net.Socket; text: () => string; done: Promise<string> } {
@@ -56,5 +57,92 @@ describe('review defects', () => {
     assert.equal(report.code, ServerCodes.SHUTDOWN_FORCED, report.message);
     assert.equal(report.requestsUnfinished, 1);
     assert.match(report.message, /1 response\(s\) did not finish/);
+  });
+
+  it('stream-halfclosed-http: the half-close rule never cuts an HTTP response in flight', async () => {
+    const clock = new FakeClock();
+    let response: http.ServerResponse | null = null;
+    const server = http.createServer((req, res) => { response = res; res.writeHead(200); res.write('chunk 0\n'); });
+    (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true; // else node itself ends the socket on the peer's FIN
+    const guard = guardServer(server, { halfClosedTimeoutMs: 200, checkIntervalMs: 50, destroyAfterEndMs: 100, clock });
+    const reports: ReapReport[] = [];
+    guard.on('reap', (r) => reports.push(r));
+    const port = await listen(server);
+    const client = rawClient(port, 'GET /stream HTTP/1.1\r\nHost: x\r\n\r\n', true);
+    await waitFor('first chunk', () => client.text().includes('chunk 0'));
+    await waitFor('half-closed', () => guard.connections()[0]?.halfClosedMs !== null);
+    for (let i = 1; i <= 10; i++) {
+      response!.write(`chunk ${String(i)}\n`);
+      await clock.advance(50);
+    }
+    await clock.advance(500); // a pause in the stream: still in flight
+    assert.deepEqual(reports.map((r) => r.code), []);
+    response!.end('done\n');
+    const text = await client.done;
+    assert.ok(text.includes('chunk 10') && text.includes('done'), text);
+    await closeServer(server);
+  });
+
+  it('stream-halfclosed-net: the half-close rule does not end a socket the application is still writing to', async () => {
+    const clock = new FakeClock();
+    let accepted: net.Socket | null = null;
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => { accepted = socket; socket.resume(); });
+    const guard = guardServer(server, { halfClosedTimeoutMs: 200, checkIntervalMs: 50, destroyAfterEndMs: 100, clock });
+    const reports: ReapReport[] = [];
+    guard.on('reap', (r) => reports.push(r));
+    const port = await listen(server);
+    const client = rawClient(port, 'hello', true);
+    await waitFor('half-closed', () => guard.connections()[0]?.halfClosedMs != null);
+    for (let i = 0; i < 12; i++) {
+      accepted!.write(`line ${String(i)}\n`);
+      await waitFor(`line ${String(i)} received`, () => client.text().includes(`line ${String(i)}\n`));
+      await clock.advance(50);
+    }
+    assert.deepEqual(reports.map((r) => r.code), [], 'written to within every check period');
+    // It stops writing and never ends: now the rule applies.
+    await clock.advance(300);
+    assert.deepEqual(reports.map((r) => r.code), [ServerCodes.HALF_CLOSED]);
+    await client.done;
+    await closeServer(server);
+  });
+
+  it('slow-reader-destroyed: a socket ended by the application is not destroyed while its bytes still flow', async () => {
+    const clock = new FakeClock();
+    const SIZE = 16 * 1024 * 1024;
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+      socket.resume();
+      socket.once('end', () => { socket.end(Buffer.alloc(SIZE, 120)); });
+    });
+    const guard = guardServer(server, { halfClosedTimeoutMs: 200, checkIntervalMs: 50, destroyAfterEndMs: 300, clock });
+    const reports: ReapReport[] = [];
+    guard.on('reap', (r) => reports.push(r));
+    const port = await listen(server);
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    let got = 0;
+    let target = 0;
+    socket.on('error', () => { /* judged on bytes */ });
+    socket.on('data', (c: Buffer) => { got += c.length; if (got >= target) socket.pause(); });
+    socket.pause();
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.end('request');
+    await waitFor('ended by the application', () => guard.connections()[0]?.state === 'ending');
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    // A slow reader: half a megabyte every check period, far longer than destroyAfterEndMs in all (the
+    // kernel moves bytes in batches of its buffers, so the server sees them move every few periods).
+    for (let i = 0; i < 16; i++) {
+      target = got + 512 * 1024;
+      socket.resume();
+      await waitFor('a slice read', () => got >= Math.min(target, SIZE));
+      // The server side must see its sent bytes move (its kernel buffer drains into ours).
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await clock.advance(50);
+    }
+    assert.deepEqual(reports.map((r) => r.code), [], 'bytes were moving');
+    assert.equal(guard.stats().reaped.halfClosed, 0, 'the application ended it, not the guard');
+    target = Infinity;
+    socket.resume();
+    await closed;
+    assert.equal(got, SIZE);
+    await closeServer(server);
   });
 });
