@@ -307,7 +307,10 @@ export class ServerGuard {
           this.#dispatching = previous;
         }
       }
+      // Node hands `Expect:` requests to checkContinue / checkExpectation when the application listens to them.
       case 'request':
+      case 'checkContinue':
+      case 'checkExpectation':
         if (this.#onRequest(args[0] as http.IncomingMessage, args[1] as http.ServerResponse)) return true;
         return emit();
       case 'upgrade':

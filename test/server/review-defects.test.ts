@@ -145,4 +145,43 @@ describe('review defects', () => {
     assert.equal(got, SIZE);
     await closeServer(server);
   });
+
+  for (const event of ['checkContinue', 'checkExpectation'] as const) it(`checkcontinue: a request delivered by '${event}' is tracked like 'request' (idle rule, shutdown)`, async () => {
+    const clock = new FakeClock();
+    const held: http.ServerResponse[] = [];
+    const server = http.createServer((req, res) => { res.end('plain'); });
+    server.on(event, (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (event === 'checkContinue') res.writeContinue();
+      req.resume();
+      held.push(res);
+    });
+    const guard = guardServer(server, { idleTimeoutMs: 200, checkIntervalMs: 50, shutdownTimeoutMs: 60_000, clock });
+    guard.on('warning', () => { /* keep-alive hint alignment is not the subject */ });
+    const reports: ReapReport[] = [];
+    guard.on('reap', (r) => reports.push(r));
+    const port = await listen(server);
+    const agent = new http.Agent({ keepAlive: true });
+    const response = new Promise<string>((resolve, reject) => {
+      const req = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/upload', agent, headers: { expect: event === 'checkContinue' ? '100-continue' : 'x-custom', 'content-length': 5 } }, (res) => {
+        res.resume();
+        res.on('end', () => { resolve(String(res.headers.connection)); });
+      });
+      req.on('error', reject);
+      if (event === 'checkContinue') req.on('continue', () => { req.end('hello'); });
+      else req.end('hello');
+    });
+    await waitFor('request held', () => held.length === 1);
+    await clock.advance(1_000);
+    assert.deepEqual(reports.map((r) => r.code), [], 'a request is in flight');
+    assert.equal(guard.connections()[0]?.inFlight, 1);
+    const shutdown = guard.shutdown();
+    await waitFor('stopped accepting', () => !server.listening);
+    held[0]!.end('done');
+    assert.equal(await response, 'close');
+    const report = await shutdown;
+    assert.equal(report.code, ServerCodes.SHUTDOWN_CLEAN, report.message);
+    assert.equal(report.inFlightAtStart, 1);
+    assert.equal(report.closeHeadersSent, 1);
+    agent.destroy();
+  });
 });
