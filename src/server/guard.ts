@@ -163,7 +163,15 @@ export class ServerGuard {
     registerGuard(this);
     // Checked when the server listens (timeouts are often set between creation and listen()), or on the
     // next tick when it already does, so that a 'warning' listener added right after guardServer() hears it.
-    if (server.listening) queueMicrotask(() => { if (!this.#closed) this.#checkTimeouts(); });
+    if (server.listening) {
+      queueMicrotask(() => { if (!this.#closed) this.#checkTimeouts(); });
+      const untracked = this.#untracked();
+      if (untracked > 0) {
+        queueMicrotask(() => {
+          if (!this.#closed) this.#warn(ServerCodes.UNTRACKED, `server "${this.name}": guarded while already listening with ${String(untracked)} connection(s) open; they are not tracked (no reaping, no Connection: close), though shutdown() waits for them. Call guardServer() before listen().`);
+        });
+      }
+    }
   }
 
   on<K extends keyof ServerGuardEvents>(event: K, listener: Listener<ServerGuardEvents[K]>): this {
@@ -444,6 +452,12 @@ export class ServerGuard {
     }
   }
 
+  /** Connections the server holds that the guard does not: accepted before it was guarded. */
+  #untracked(): number {
+    const count = (this.server as { _connections?: unknown })._connections;
+    return typeof count === 'number' ? Math.max(0, count - this.#open.size) : 0;
+  }
+
   #unregisterTask(): void {
     if (!this.#registered) return;
     this.#registered = false;
@@ -703,13 +717,18 @@ export class ServerGuard {
         await new Promise<void>((resolve) => { clock.setTimeout(resolve, delay, false); });
       }
       this.#stopAccepting(state);
-      if (this.#open.size > 0 && !this.#closed) {
+      // Untracked connections (accepted before the guard) end with the server's own 'close'.
+      const deadline = { passed: false };
+      void deadlinePassed.then(() => { deadline.passed = true; });
+      while (!this.#closed && !deadline.passed && (this.#open.size > 0 || this.#untracked() > 0)) {
         await Promise.race([new Promise<void>((resolve) => { state.drained = resolve; }), deadlinePassed]);
       }
     } finally {
       if (timers.deadline !== null) clock.clearTimeout(timers.deadline);
     }
     const now = clock.now();
+    const untracked = this.#closed ? 0 : this.#untracked();
+    if (untracked > 0 && isHttp1(this.server)) this.server.closeAllConnections();
     const blockers = [...this.#abandoned, ...[...this.#open].map((e) => this.#info(e, now))];
     if (blockers.length > 0) {
       for (const e of [...this.#open]) {
@@ -721,8 +740,9 @@ export class ServerGuard {
     }
     const durationMs = Math.round(clock.now() - startedAt);
     this.#lastShutdownMs = durationMs;
-    const clean = blockers.length === 0 && state.requestsUnfinished === 0;
-    const cut = state.requestsUnfinished === 0 ? '' : `; ${String(state.requestsUnfinished)} response(s) did not finish (their socket closed first)`;
+    const clean = blockers.length === 0 && state.requestsUnfinished === 0 && untracked === 0;
+    const cut = (state.requestsUnfinished === 0 ? '' : `; ${String(state.requestsUnfinished)} response(s) did not finish (their socket closed first)`)
+      + (untracked === 0 ? '' : `; ${String(untracked)} connection(s) accepted before the guard were still open at the deadline`);
     const report: ShutdownReport = {
       code: clean ? ServerCodes.SHUTDOWN_CLEAN : ServerCodes.SHUTDOWN_FORCED,
       server: this.name,

@@ -46,7 +46,7 @@ export interface ReapReport extends ConnectionInfo {
 }
 
 export interface ServerWarning {
-  readonly code: typeof ServerCodes.KEEPALIVE_HINT | typeof ServerCodes.TIMEOUTS;
+  readonly code: typeof ServerCodes.KEEPALIVE_HINT | typeof ServerCodes.TIMEOUTS | typeof ServerCodes.UNTRACKED;
   readonly server: string;
   readonly message: string;
 }

@@ -184,4 +184,33 @@ describe('review defects', () => {
     assert.equal(report.closeHeadersSent, 1);
     agent.destroy();
   });
+
+  it('guard-after-listen: a guard added to a listening server warns, and its shutdown waits for the connections it does not track', async () => {
+    const held: http.ServerResponse[] = [];
+    const server = http.createServer((req, res) => { held.push(res); });
+    const port = await listen(server);
+    const agent = new http.Agent({ keepAlive: true });
+    const response = new Promise<string>((resolve, reject) => {
+      http.get({ port, host: '127.0.0.1', agent, path: '/slow' }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => { body += c.toString(); });
+        res.on('end', () => { resolve(body); });
+      }).on('error', reject);
+    });
+    await waitFor('request held', () => held.length === 1);
+    const guard = guardServer(server, { name: 'late' });
+    const warnings: string[] = [];
+    guard.on('warning', (w) => warnings.push(w.code));
+    await waitFor('untracked warning', () => warnings.includes(ServerCodes.UNTRACKED));
+    let settled = false;
+    const shutdown = guard.shutdown({ timeoutMs: 60_000 }).then((r) => { settled = true; return r; });
+    await waitFor('stopped accepting', () => !server.listening);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(settled, false, 'an untracked connection is still serving a request');
+    held[0]!.end('slow answer');
+    assert.equal(await response, 'slow answer');
+    agent.destroy();
+    const report = await shutdown;
+    assert.equal(report.code, ServerCodes.SHUTDOWN_CLEAN, report.message);
+  });
 });
