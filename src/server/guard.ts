@@ -39,6 +39,8 @@ interface Entry {
   requests: number;
   readonly responses: Set<http.ServerResponse>;
   session: Http2Session | null;
+  /** HTTP/2 streams open on its session: requests in flight, like `responses` for HTTP/1. */
+  streams: number;
   halfClosedAt: number | null;
   /** When the guard ended the socket (or found it ended by the application but still open when due). */
   endedAt: number | null;
@@ -346,11 +348,16 @@ export class ServerGuard {
         return emit();
       }
       case 'stream': {
-        const stream = args[0] as { session?: Http2Session };
+        const stream = args[0] as { session?: Http2Session; once: (event: 'close', fn: () => void) => void };
         const headers = args[1] as IncomingHttpHeaders;
         const entry = stream.session === undefined ? undefined : this.#sessions.get(stream.session);
         if (entry !== undefined) {
           entry.requests++;
+          entry.streams++;
+          stream.once('close', () => {
+            entry.streams--;
+            entry.lastActiveAt = this.#options.clock.now();
+          });
           entry.owner = `${String(headers[':method'])} ${pathOf(headers[':path'])}`;
         }
         return emit();
@@ -383,6 +390,7 @@ export class ServerGuard {
       requests: 0,
       responses: new Set(),
       session: null,
+      streams: 0,
       halfClosedAt: null,
       endedAt: null,
       endedFor: null,
@@ -571,7 +579,7 @@ export class ServerGuard {
       // Never while an HTTP response is in flight, nor while the application is still writing: a peer
       // that half-closed after its request still reads the answer.
       if (e.halfClosedAt !== null && now - e.halfClosedAt >= o.halfClosedTimeoutMs && e.responses.size === 0 && now - e.lastSentAt >= o.halfClosedTimeoutMs) this.#reap(e, ServerCodes.HALF_CLOSED, now);
-      else if (o.idleTimeoutMs !== Infinity && e.responses.size === 0 && now - e.lastActiveAt >= o.idleTimeoutMs) this.#reap(e, ServerCodes.IDLE, now);
+      else if (o.idleTimeoutMs !== Infinity && e.responses.size === 0 && e.streams === 0 && now - e.lastActiveAt >= o.idleTimeoutMs) this.#reap(e, ServerCodes.IDLE, now);
     }
   }
 
@@ -629,12 +637,12 @@ export class ServerGuard {
       state: this.#state(e),
       owner: e.owner,
       ageMs: Math.round(now - e.openedAt),
-      idleMs: Math.round(e.responses.size > 0 ? 0 : now - e.lastActiveAt),
+      idleMs: Math.round(e.responses.size + e.streams > 0 ? 0 : now - e.lastActiveAt),
       halfClosedMs: e.halfClosedAt === null ? null : Math.round(now - e.halfClosedAt),
       bytesIn: e.socket.bytesRead ?? 0,
       bytesOut: e.raw === e.socket ? sentBytes(e.socket) : e.socket.bytesWritten ?? 0,
       requests: e.requests,
-      inFlight: e.responses.size,
+      inFlight: e.responses.size + e.streams,
     };
   }
 

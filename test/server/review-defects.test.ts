@@ -1,6 +1,7 @@
 /** Regression tests of the defects found by the adversarial review of lifeguard/server (docs/server.md). */
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import { guardServer, ServerCodes, type ReapReport } from '../../src/server/index.js';
@@ -212,5 +213,35 @@ describe('review defects', () => {
     agent.destroy();
     const report = await shutdown;
     assert.equal(report.code, ServerCodes.SHUTDOWN_CLEAN, report.message);
+  });
+
+  it('http2-idle: the idle rule does not end an HTTP/2 connection with a stream in flight', async () => {
+    const clock = new FakeClock();
+    const held: http2.ServerHttp2Stream[] = [];
+    const server = http2.createServer();
+    server.on('stream', (stream) => { held.push(stream); });
+    const guard = guardServer(server, { idleTimeoutMs: 200, checkIntervalMs: 50, clock });
+    const reports: ReapReport[] = [];
+    guard.on('reap', (r) => reports.push(r));
+    const port = await listen(server);
+    const client = http2.connect(`http://127.0.0.1:${String(port)}`);
+    client.on('error', () => { /* judged below */ });
+    const body = new Promise<string>((resolve, reject) => {
+      const stream = client.request({ ':path': '/slow' });
+      let text = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (c: string) => { text += c; });
+      stream.on('end', () => { resolve(text); });
+      stream.on('error', reject);
+    });
+    await waitFor('stream held', () => held.length === 1);
+    await clock.advance(1_000);
+    assert.deepEqual(reports.map((r) => r.code), [], 'a stream is in flight');
+    assert.equal(guard.connections()[0]?.inFlight, 1);
+    held[0]!.respond({ ':status': 200 });
+    held[0]!.end('slow answer');
+    assert.equal(await body, 'slow answer');
+    client.close();
+    await closeServer(server);
   });
 });
