@@ -782,7 +782,8 @@ export class ServerGuard {
     const grace = this.#options.idleGraceMs > 0 && isHttp1(this.server);
     if (grace) (this.server as { closeIdleConnections: () => void }).closeIdleConnections = () => { /* after the grace */ };
     try {
-      this.server.close(() => { /* ERR_SERVER_NOT_RUNNING when it was not listening: nothing to stop */ });
+      // Not when it no longer listens: node would emit a second 'close' for a server already closed.
+      if (this.server.listening) this.server.close(() => { /* its 'close' ends the guard */ });
     } finally {
       if (grace) Reflect.deleteProperty(this.server, 'closeIdleConnections');
     }

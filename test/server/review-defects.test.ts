@@ -244,4 +244,16 @@ describe('review defects', () => {
     client.close();
     await closeServer(server);
   });
+
+  it('lifecycle: shutdown() after the server closed does not close it again (one close event)', async () => {
+    const server = http.createServer((req, res) => { res.end('x'); });
+    let closes = 0;
+    server.on('close', () => { closes++; });
+    const guard = guardServer(server);
+    await listen(server);
+    await closeServer(server);
+    await guard.shutdown({ timeoutMs: 500 });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(closes, 1);
+  });
 });
