@@ -860,11 +860,13 @@ export class ServerGuard {
       const result = hook(e.socket, this.#info(e, this.#options.clock.now()));
       if (result instanceof Promise) {
         result.catch((error: unknown) => {
-          process.emitWarning(`server guard "${this.name}": closeConnection rejected: ${String(error)}`, { code: 'LIFEGUARD_HOOK' });
+          process.emitWarning(`server guard "${this.name}": closeConnection rejected: ${String(error)}; the socket is ended instead`, { code: 'LIFEGUARD_HOOK' });
+          if (!e.closed) e.socket.end();
         });
       }
     } catch (error) {
-      process.emitWarning(`server guard "${this.name}": closeConnection threw: ${String(error)}`, { code: 'LIFEGUARD_HOOK' });
+      process.emitWarning(`server guard "${this.name}": closeConnection threw: ${String(error)}; the socket is ended instead`, { code: 'LIFEGUARD_HOOK' });
+      e.socket.end();
     }
   }
 }

@@ -256,4 +256,20 @@ describe('review defects', () => {
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(closes, 1);
   });
+
+  for (const how of ['throws', 'rejects'] as const) it(`upgrade-hooks: when closeConnection ${how}, the socket is ended instead`, async () => {
+    const server = net.createServer((socket) => { socket.resume(); });
+    const guard = guardServer(server, {
+      shutdownTimeoutMs: 60_000,
+      closeConnection: how === 'throws' ? () => { throw new Error('hook bug'); } : () => Promise.reject(new Error('hook bug')),
+    });
+    const port = await listen(server);
+    const client = rawClient(port, 'hello', false);
+    await waitFor('accepted', () => guard.stats().open === 1);
+    const warned = new Promise((resolve) => process.once('warning', resolve));
+    const report = await guard.shutdown();
+    await warned;
+    await client.done;
+    assert.equal(report.code, ServerCodes.SHUTDOWN_CLEAN, report.message);
+  });
 });
