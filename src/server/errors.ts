@@ -18,11 +18,16 @@ export const ServerCodes = Object.freeze({
   DESTROYED: 'LG_SERVER_DESTROYED',
   /** Warning: the `Keep-Alive: timeout=` hint is not shorter than the time after which the socket really closes. */
   KEEPALIVE_HINT: 'LG_SERVER_KEEPALIVE_HINT',
+  /** Warning: guarded while already listening with connections open: those are not tracked (shutdown still waits for them). */
+  UNTRACKED: 'LG_SERVER_UNTRACKED',
   /** Warning: `headersTimeout` is longer than `requestTimeout`, so it can never fire. */
   TIMEOUTS: 'LG_SERVER_TIMEOUTS',
   /** Shutdown report: every connection closed on its own before the deadline. */
   SHUTDOWN_CLEAN: 'LG_SERVER_SHUTDOWN_CLEAN',
-  /** Shutdown report: connections were still open at the deadline and were destroyed; `blockers` names them. */
+  /**
+   * Shutdown report: connections were still open at the deadline and were destroyed (`blockers` names
+   * them), or responses in flight were cut before they were sent in full (`requestsUnfinished`).
+   */
   SHUTDOWN_FORCED: 'LG_SERVER_SHUTDOWN_FORCED',
 } as const);
 

@@ -39,11 +39,17 @@ interface Entry {
   requests: number;
   readonly responses: Set<http.ServerResponse>;
   session: Http2Session | null;
+  /** HTTP/2 streams open on its session: requests in flight, like `responses` for HTTP/1. */
+  streams: number;
   halfClosedAt: number | null;
   /** When the guard ended the socket (or found it ended by the application but still open when due). */
   endedAt: number | null;
   endedFor: typeof ServerCodes.HALF_CLOSED | typeof ServerCodes.IDLE | null;
   lastBytes: number;
+  /** Bytes handed to the kernel at the last check: still moving means the application is being read. */
+  lastSent: number;
+  /** When the bytes it handed to the kernel last moved (the kernel takes them in batches of its buffer). */
+  lastSentAt: number;
   /** Bytes read when its last response ended: more since then means a request is arriving. */
   bytesAtIdle: number;
   lastActiveAt: number;
@@ -57,6 +63,7 @@ interface ShutdownState {
   connectionsAtStart: number;
   inFlightAtStart: number;
   requestsCompleted: number;
+  requestsUnfinished: number;
   closeHeadersSent: number;
   idleClosed: number;
   upgradedClosed: number;
@@ -112,6 +119,9 @@ export class ServerGuard {
   readonly #wrappedEmit: net.Server['emit'];
   readonly #onShutdown: (() => void)[] = [];
   readonly #warnedReap = new Set<string>();
+  /** Responses given `Connection: close` by the shutdown (the last one queued on their socket). */
+  readonly #markedClose = new WeakSet<http.ServerResponse>();
+  readonly #settled = new WeakSet<http.ServerResponse>();
   #nextId = 0;
   #accepted = 0;
   #reaped = { halfClosed: 0, idle: 0, destroyed: 0 };
@@ -155,7 +165,15 @@ export class ServerGuard {
     registerGuard(this);
     // Checked when the server listens (timeouts are often set between creation and listen()), or on the
     // next tick when it already does, so that a 'warning' listener added right after guardServer() hears it.
-    if (server.listening) queueMicrotask(() => { if (!this.#closed) this.#checkTimeouts(); });
+    if (server.listening) {
+      queueMicrotask(() => { if (!this.#closed) this.#checkTimeouts(); });
+      const untracked = this.#untracked();
+      if (untracked > 0) {
+        queueMicrotask(() => {
+          if (!this.#closed) this.#warn(ServerCodes.UNTRACKED, `server "${this.name}": guarded while already listening with ${String(untracked)} connection(s) open; they are not tracked (no reaping, no Connection: close), though shutdown() waits for them. Call guardServer() before listen().`);
+        });
+      }
+    }
   }
 
   on<K extends keyof ServerGuardEvents>(event: K, listener: Listener<ServerGuardEvents[K]>): this {
@@ -238,6 +256,9 @@ export class ServerGuard {
       this.#abandoned = [...this.#open].filter((e) => !e.socket.destroyed).map((e) => this.#info(e, now));
     }
     if (this.server.emit === this.#wrappedEmit) this.server.emit = this.#originalEmit;
+    // The server's 'close' can come before its last sockets' own: their responses still in flight are cut.
+    const shutdown = this.#shutdown;
+    if (shutdown?.stopped === true) for (const e of this.#open) for (const res of e.responses) this.#settle(res, shutdown);
     for (const e of this.#open) this.#detach(e);
     this.#open.clear();
     this.#bySocket.clear();
@@ -296,7 +317,10 @@ export class ServerGuard {
           this.#dispatching = previous;
         }
       }
+      // Node hands `Expect:` requests to checkContinue / checkExpectation when the application listens to them.
       case 'request':
+      case 'checkContinue':
+      case 'checkExpectation':
         if (this.#onRequest(args[0] as http.IncomingMessage, args[1] as http.ServerResponse)) return true;
         return emit();
       case 'upgrade':
@@ -324,11 +348,16 @@ export class ServerGuard {
         return emit();
       }
       case 'stream': {
-        const stream = args[0] as { session?: Http2Session };
+        const stream = args[0] as { session?: Http2Session; once: (event: 'close', fn: () => void) => void };
         const headers = args[1] as IncomingHttpHeaders;
         const entry = stream.session === undefined ? undefined : this.#sessions.get(stream.session);
         if (entry !== undefined) {
           entry.requests++;
+          entry.streams++;
+          stream.once('close', () => {
+            entry.streams--;
+            entry.lastActiveAt = this.#options.clock.now();
+          });
           entry.owner = `${String(headers[':method'])} ${pathOf(headers[':path'])}`;
         }
         return emit();
@@ -361,10 +390,13 @@ export class ServerGuard {
       requests: 0,
       responses: new Set(),
       session: null,
+      streams: 0,
       halfClosedAt: null,
       endedAt: null,
       endedFor: null,
       lastBytes: 0,
+      lastSent: 0,
+      lastSentAt: now,
       bytesAtIdle: 0,
       lastActiveAt: now,
       closed: false,
@@ -419,10 +451,19 @@ export class ServerGuard {
     this.#open.delete(entry);
     this.#bySocket.delete(entry.raw);
     this.#bySocket.delete(entry.socket);
+    // The socket's 'close' can come before its responses' own: the shutdown must count them before it reports.
+    const shutdown = this.#shutdown;
+    if (shutdown?.stopped === true) for (const res of entry.responses) this.#settle(res, shutdown);
     if (this.#open.size === 0) {
       this.#unregisterTask();
       this.#shutdown?.drained?.();
     }
+  }
+
+  /** Connections the server holds that the guard does not: accepted before it was guarded. */
+  #untracked(): number {
+    const count = (this.server as { _connections?: unknown })._connections;
+    return typeof count === 'number' ? Math.max(0, count - this.#open.size) : 0;
   }
 
   #unregisterTask(): void {
@@ -448,15 +489,38 @@ export class ServerGuard {
     if (entry === undefined) return false; // accepted before the guard, or HTTP/2 compatibility API
     entry.requests++;
     entry.owner = `${req.method ?? '?'} ${pathOf(req.url)}`;
+    this.#trackResponse(entry, res);
     if (shutdown?.stopped === true) {
-      res.setHeader('Connection', 'close');
-      shutdown.closeHeadersSent++;
+      this.#markLast(entry, shutdown);
     } else if (this.#options.keepAliveHint !== 'node' && res.shouldKeepAlive) {
       const seconds = this.#hintSeconds();
       if (seconds !== null) res.setHeader('Keep-Alive', `timeout=${String(seconds)}`);
     }
-    this.#trackResponse(entry, res);
     return false;
+  }
+
+  /**
+   * Shutdown: `Connection: close` goes on the last response queued on the socket only. Node closes the
+   * socket after the first response that says close, so on a pipelined socket an earlier one saying it
+   * would cut the responses queued behind it, whose handlers already ran.
+   */
+  #markLast(entry: Entry, shutdown: ShutdownState): void {
+    const responses = [...entry.responses];
+    const last = responses[responses.length - 1];
+    for (const res of responses) {
+      if (res.headersSent) continue;
+      if (res === last) {
+        if (!this.#markedClose.has(res)) {
+          res.setHeader('Connection', 'close');
+          this.#markedClose.add(res);
+          shutdown.closeHeadersSent++;
+        }
+      } else if (this.#markedClose.has(res)) {
+        res.removeHeader('Connection');
+        this.#markedClose.delete(res);
+        shutdown.closeHeadersSent--;
+      }
+    }
   }
 
   #trackResponse(entry: Entry, res: http.ServerResponse): void {
@@ -467,7 +531,7 @@ export class ServerGuard {
       entry.bytesAtIdle = entry.socket.bytesRead ?? 0;
       const shutdown = this.#shutdown;
       if (shutdown?.stopped !== true) return;
-      if (res.writableFinished) shutdown.requestsCompleted++; // not when the client went away first
+      this.#settle(res, shutdown);
       // A keep-alive response whose headers left before the shutdown could not say `Connection: close`:
       // node keeps its socket open for the next request, so the guard closes it now that it is idle.
       // destroySoon() as node does for its own last response: flush, FIN, then close, so that a request
@@ -477,6 +541,14 @@ export class ServerGuard {
         destroySoon(entry.socket);
       }
     });
+  }
+
+  /** Counts a response of the shutdown once, as completed or cut (the client went away, or its socket was destroyed). */
+  #settle(res: http.ServerResponse, shutdown: ShutdownState): void {
+    if (this.#settled.has(res)) return;
+    this.#settled.add(res);
+    if (res.writableFinished) shutdown.requestsCompleted++;
+    else shutdown.requestsUnfinished++;
   }
 
   // ---- housekeeping --------------------------------------------------------------------------------
@@ -489,25 +561,35 @@ export class ServerGuard {
         e.lastBytes = bytes;
         e.lastActiveAt = now;
       }
+      // Sent, not buffered: bytesWritten counts what waits in node's queue too, which a stalled reader never takes.
+      const sent = sendProgress(e.raw);
+      if (sent !== e.lastSent) {
+        e.lastSent = sent;
+        e.lastSentAt = now;
+      }
       if (e.socket.destroyed) continue; // its 'close' is on its way
       // The peer's FIN reached the stream but nobody read up to it, so 'end' has not fired (a paused socket).
       if (e.halfClosedAt === null && readableEnded(e.socket)) e.halfClosedAt = now;
       if (e.endedAt !== null) {
-        if (now - e.endedAt >= o.destroyAfterEndMs) this.#destroy(e, now);
+        // Destroyed only once its bytes stopped moving: a slow reader still taking a long reply is served.
+        if (now - e.endedAt >= o.destroyAfterEndMs && now - e.lastSentAt >= o.destroyAfterEndMs) this.#destroy(e, now);
         continue;
       }
       if (this.#shutdown?.stopped === true) continue; // the shutdown's own deadline rules now
-      if (e.halfClosedAt !== null && now - e.halfClosedAt >= o.halfClosedTimeoutMs) this.#reap(e, ServerCodes.HALF_CLOSED, now);
-      else if (o.idleTimeoutMs !== Infinity && e.responses.size === 0 && now - e.lastActiveAt >= o.idleTimeoutMs) this.#reap(e, ServerCodes.IDLE, now);
+      // Never while an HTTP response is in flight, nor while the application is still writing: a peer
+      // that half-closed after its request still reads the answer.
+      if (e.halfClosedAt !== null && now - e.halfClosedAt >= o.halfClosedTimeoutMs && e.responses.size === 0 && now - e.lastSentAt >= o.halfClosedTimeoutMs) this.#reap(e, ServerCodes.HALF_CLOSED, now);
+      else if (o.idleTimeoutMs !== Infinity && e.responses.size === 0 && e.streams === 0 && now - e.lastActiveAt >= o.idleTimeoutMs) this.#reap(e, ServerCodes.IDLE, now);
     }
   }
 
   #reap(e: Entry, code: typeof ServerCodes.HALF_CLOSED | typeof ServerCodes.IDLE, now: number): void {
     e.endedAt = now;
     e.endedFor = code;
+    // The application ended it (not counted as reaped): it only has to close within destroyAfterEndMs.
+    if (e.socket.writableEnded) return;
     if (code === ServerCodes.HALF_CLOSED) this.#reaped.halfClosed++;
     else this.#reaped.idle++;
-    if (e.socket.writableEnded) return; // the application ended it; it only has to close within the grace
     const info = this.#info(e, now);
     // The application may still write to it; that write must not become an unhandled 'error'.
     e.socket.on('error', ignore);
@@ -555,12 +637,12 @@ export class ServerGuard {
       state: this.#state(e),
       owner: e.owner,
       ageMs: Math.round(now - e.openedAt),
-      idleMs: Math.round(e.responses.size > 0 ? 0 : now - e.lastActiveAt),
+      idleMs: Math.round(e.responses.size + e.streams > 0 ? 0 : now - e.lastActiveAt),
       halfClosedMs: e.halfClosedAt === null ? null : Math.round(now - e.halfClosedAt),
       bytesIn: e.socket.bytesRead ?? 0,
-      bytesOut: e.socket.bytesWritten ?? 0,
+      bytesOut: e.raw === e.socket ? sentBytes(e.socket) : e.socket.bytesWritten ?? 0,
       requests: e.requests,
-      inFlight: e.responses.size,
+      inFlight: e.responses.size + e.streams,
     };
   }
 
@@ -618,6 +700,7 @@ export class ServerGuard {
       connectionsAtStart: 0,
       inFlightAtStart: 0,
       requestsCompleted: 0,
+      requestsUnfinished: 0,
       closeHeadersSent: 0,
       idleClosed: 0,
       upgradedClosed: 0,
@@ -642,13 +725,18 @@ export class ServerGuard {
         await new Promise<void>((resolve) => { clock.setTimeout(resolve, delay, false); });
       }
       this.#stopAccepting(state);
-      if (this.#open.size > 0 && !this.#closed) {
+      // Untracked connections (accepted before the guard) end with the server's own 'close'.
+      const deadline = { passed: false };
+      void deadlinePassed.then(() => { deadline.passed = true; });
+      while (!this.#closed && !deadline.passed && (this.#open.size > 0 || this.#untracked() > 0)) {
         await Promise.race([new Promise<void>((resolve) => { state.drained = resolve; }), deadlinePassed]);
       }
     } finally {
       if (timers.deadline !== null) clock.clearTimeout(timers.deadline);
     }
     const now = clock.now();
+    const untracked = this.#closed ? 0 : this.#untracked();
+    if (untracked > 0 && isHttp1(this.server)) this.server.closeAllConnections();
     const blockers = [...this.#abandoned, ...[...this.#open].map((e) => this.#info(e, now))];
     if (blockers.length > 0) {
       for (const e of [...this.#open]) {
@@ -660,22 +748,26 @@ export class ServerGuard {
     }
     const durationMs = Math.round(clock.now() - startedAt);
     this.#lastShutdownMs = durationMs;
+    const clean = blockers.length === 0 && state.requestsUnfinished === 0 && untracked === 0;
+    const cut = (state.requestsUnfinished === 0 ? '' : `; ${String(state.requestsUnfinished)} response(s) did not finish (their socket closed first)`)
+      + (untracked === 0 ? '' : `; ${String(untracked)} connection(s) accepted before the guard were still open at the deadline`);
     const report: ShutdownReport = {
-      code: blockers.length === 0 ? ServerCodes.SHUTDOWN_CLEAN : ServerCodes.SHUTDOWN_FORCED,
+      code: clean ? ServerCodes.SHUTDOWN_CLEAN : ServerCodes.SHUTDOWN_FORCED,
       server: this.name,
       durationMs,
       timeoutMs,
       connectionsAtStart: state.connectionsAtStart,
       inFlightAtStart: state.inFlightAtStart,
       requestsCompleted: state.requestsCompleted,
+      requestsUnfinished: state.requestsUnfinished,
       closeHeadersSent: state.closeHeadersSent,
       idleClosed: state.idleClosed,
       upgradedClosed: state.upgradedClosed,
       healthChecksFailed: state.healthChecksFailed,
       blockers,
       message: blockers.length === 0
-        ? `server "${this.name}" shut down in ${String(durationMs)} ms: every connection closed on its own`
-        : `server "${this.name}" shut down in ${String(durationMs)} ms: ${String(blockers.length)} connection(s) still open at the ${String(timeoutMs)} ms deadline were destroyed:\n${blockers.slice(0, 10).map((b) => `  ${describeConnection(b)}, ${b.state}, ${String(b.inFlight)} in flight`).join('\n')}${blockers.length > 10 ? `\n  ... and ${String(blockers.length - 10)} more` : ''}`,
+        ? (clean ? `server "${this.name}" shut down in ${String(durationMs)} ms: every connection closed on its own` : `server "${this.name}" shut down in ${String(durationMs)} ms: every connection closed${cut}`)
+        : `server "${this.name}" shut down in ${String(durationMs)} ms: ${String(blockers.length)} connection(s) still open at the ${String(timeoutMs)} ms deadline were destroyed${cut}:\n${blockers.slice(0, 10).map((b) => `  ${describeConnection(b)}, ${b.state}, ${String(b.inFlight)} in flight`).join('\n')}${blockers.length > 10 ? `\n  ... and ${String(blockers.length - 10)} more` : ''}`,
     };
     this.#emitter.emit('shutdown', report);
     return report;
@@ -690,7 +782,8 @@ export class ServerGuard {
     const grace = this.#options.idleGraceMs > 0 && isHttp1(this.server);
     if (grace) (this.server as { closeIdleConnections: () => void }).closeIdleConnections = () => { /* after the grace */ };
     try {
-      this.server.close(() => { /* ERR_SERVER_NOT_RUNNING when it was not listening: nothing to stop */ });
+      // Not when it no longer listens: node would emit a second 'close' for a server already closed.
+      if (this.server.listening) this.server.close(() => { /* its 'close' ends the guard */ });
     } finally {
       if (grace) Reflect.deleteProperty(this.server, 'closeIdleConnections');
     }
@@ -717,14 +810,7 @@ export class ServerGuard {
             state.idleClosed++;
             e.socket.destroy();
           }
-        } else {
-          for (const res of e.responses) {
-            if (!res.headersSent) {
-              res.setHeader('Connection', 'close');
-              state.closeHeadersSent++;
-            }
-          }
-        }
+        } else this.#markLast(e, state);
       } else {
         this.#closeOther(e);
       }
@@ -774,11 +860,13 @@ export class ServerGuard {
       const result = hook(e.socket, this.#info(e, this.#options.clock.now()));
       if (result instanceof Promise) {
         result.catch((error: unknown) => {
-          process.emitWarning(`server guard "${this.name}": closeConnection rejected: ${String(error)}`, { code: 'LIFEGUARD_HOOK' });
+          process.emitWarning(`server guard "${this.name}": closeConnection rejected: ${String(error)}; the socket is ended instead`, { code: 'LIFEGUARD_HOOK' });
+          if (!e.closed) e.socket.end();
         });
       }
     } catch (error) {
-      process.emitWarning(`server guard "${this.name}": closeConnection threw: ${String(error)}`, { code: 'LIFEGUARD_HOOK' });
+      process.emitWarning(`server guard "${this.name}": closeConnection threw: ${String(error)}; the socket is ended instead`, { code: 'LIFEGUARD_HOOK' });
+      e.socket.end();
     }
   }
 }
@@ -794,6 +882,23 @@ function destroySoon(socket: Duplex): void {
 /** True once the stream has received its end (EOF), even if the buffered data before it was never read. */
 function readableEnded(socket: Duplex): boolean {
   return (socket as { _readableState?: { ended?: boolean } })._readableState?.ended === true;
+}
+
+/**
+ * Bytes a socket handed to the kernel, near enough to see them move: `bytesWritten` less what waits in
+ * node's queue and in libuv's (`writeQueueSize` falls as a large write is taken bit by bit, while node's
+ * queue still holds it whole until it completes; the chunk being written counts in both, so this may
+ * undercount by up to that chunk).
+ */
+function sentBytes(socket: Socketish): number {
+  return Math.max(0, sendProgress(socket));
+}
+
+/** Unclamped, so that it moves even while the chunk being written is counted twice. */
+function sendProgress(socket: Socketish): number {
+  const handle = (socket as { _handle?: { writeQueueSize?: unknown } | null })._handle;
+  const libuv = typeof handle?.writeQueueSize === 'number' ? handle.writeQueueSize : 0;
+  return (socket.bytesWritten ?? 0) - socket.writableLength - libuv;
 }
 
 function ignore(): void {

@@ -46,7 +46,7 @@ export interface ReapReport extends ConnectionInfo {
 }
 
 export interface ServerWarning {
-  readonly code: typeof ServerCodes.KEEPALIVE_HINT | typeof ServerCodes.TIMEOUTS;
+  readonly code: typeof ServerCodes.KEEPALIVE_HINT | typeof ServerCodes.TIMEOUTS | typeof ServerCodes.UNTRACKED;
   readonly server: string;
   readonly message: string;
 }
@@ -68,6 +68,8 @@ export interface ShutdownReport {
   readonly inFlightAtStart: number;
   /** HTTP responses that finished (were sent in full) during the shutdown. */
   readonly requestsCompleted: number;
+  /** HTTP responses in flight during the shutdown that closed before they were sent in full (never clean). */
+  readonly requestsUnfinished: number;
   /** Responses that carried `Connection: close` because of the shutdown. */
   readonly closeHeadersSent: number;
   /** Keep-alive sockets closed because they were idle (at once, or as soon as their last response finished). */
