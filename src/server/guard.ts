@@ -296,19 +296,11 @@ export class ServerGuard {
   #dispatch(server: net.Server, event: string | symbol, args: unknown[]): boolean {
     const emit = (): boolean => Reflect.apply(this.#originalEmit, server, [event, ...args]) as boolean;
     switch (event) {
-      case 'connection': {
-        const entry = this.#track(args[0] as Socketish);
-        // HTTP/2 emits 'session' from inside the 'connection' (or 'secureConnection') listener.
-        const previous = this.#dispatching;
-        this.#dispatching = entry;
-        try {
-          return emit();
-        } finally {
-          this.#dispatching = previous;
-        }
-      }
+      // HTTP/2 emits 'session' from inside the 'connection' (or 'secureConnection') listener: the entry being
+      // dispatched is what that session belongs to.
+      case 'connection':
       case 'secureConnection': {
-        const entry = this.#onSecure(args[0] as Socketish);
+        const entry = event === 'connection' ? this.#track(args[0] as Socketish) : this.#onSecure(args[0] as Socketish);
         const previous = this.#dispatching;
         this.#dispatching = entry;
         try {

@@ -8,32 +8,14 @@
  * from the kernel's socket tables.
  */
 import assert from 'node:assert/strict';
-import { after, afterEach, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
-import { requireService, SERVICES } from '../support/services.js';
-import { children, stallCycles } from '../support/stall-run.js';
+import { describe, it } from 'node:test';
+import { requireService } from '../support/services.js';
+import { stallCycles, stallSuiteHooks } from '../support/stall-run.js';
 
 const redisCheck = await requireService('redis');
 
 describe('a holder going through a budgeted Pool never uses a permit that has gone to someone else', { skip: redisCheck.skip, timeout: 240_000 }, () => {
-  const admin = redisCheck.skip === false ? new Redis({ host: SERVICES.redis.host, port: SERVICES.redis.port, lazyConnect: true }) : null;
-  const prefixes: string[] = [];
-  const prefix = (): string => {
-    const p = `lg-test:${process.pid}:${Math.random().toString(36).slice(2)}:`;
-    prefixes.push(p);
-    return p;
-  };
-  afterEach(() => {
-    for (const child of children) child.kill('SIGKILL');
-  });
-  after(async () => {
-    if (admin === null) return;
-    for (const p of prefixes) {
-      const keys = await admin.keys(`${p}*`);
-      if (keys.length > 0) await admin.del(...keys);
-    }
-    admin.disconnect();
-  });
+  const prefix = stallSuiteHooks(redisCheck.skip === false);
 
   it('control: a lease held across requests (its raw socket used outside the pool) is used after the permit changed hands', async (t) => {
     const run = await stallCycles('validUntil', 8, prefix(), 'raw-lease');

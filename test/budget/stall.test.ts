@@ -6,32 +6,14 @@
  * from the kernel's socket tables, and no request of the holder may arrive while the test holds the permit.
  */
 import assert from 'node:assert/strict';
-import { after, afterEach, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
-import { requireService, SERVICES } from '../support/services.js';
-import { children, stallCycles } from '../support/stall-run.js';
+import { describe, it } from 'node:test';
+import { requireService } from '../support/services.js';
+import { stallCycles, stallSuiteHooks } from '../support/stall-run.js';
 
 const redisCheck = await requireService('redis');
 
 describe('a stalled holder never uses a permit that has gone to someone else', { skip: redisCheck.skip, timeout: 240_000 }, () => {
-  const admin = redisCheck.skip === false ? new Redis({ host: SERVICES.redis.host, port: SERVICES.redis.port, lazyConnect: true }) : null;
-  const prefixes: string[] = [];
-  const prefix = (): string => {
-    const p = `lg-test:${process.pid}:${Math.random().toString(36).slice(2)}:`;
-    prefixes.push(p);
-    return p;
-  };
-  afterEach(() => {
-    for (const child of children) child.kill('SIGKILL');
-  });
-  after(async () => {
-    if (admin === null) return;
-    for (const p of prefixes) {
-      const keys = await admin.keys(`${p}*`);
-      if (keys.length > 0) await admin.del(...keys);
-    }
-    admin.disconnect();
-  });
+  const prefix = stallSuiteHooks(redisCheck.skip === false);
 
   it('control: a holder that trusts permit.lost alone (a timer) uses the permit after it changed hands', async (t) => {
     const run = await stallCycles('lost', 14, prefix());

@@ -5,22 +5,11 @@ import { describe, it } from 'node:test';
 import { request } from 'undici';
 import { createBudget } from '../../src/budget/index.js';
 import { HttpErrorCodes, LifeguardAgent, LifeguardDispatcher } from '../../src/http/index.js';
-import { eventually, peakDuring, startServer } from './helpers.js';
+import { agentGet, eventually, peakDuring, startServer } from './helpers.js';
 
 const slow = (ms: number) => (_req: http.IncomingMessage, res: http.ServerResponse): void => {
   setTimeout(() => { res.end('ok'); }, ms);
 };
-
-function agentGet(agent: http.Agent, url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http.get(url, { agent }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => { text += c; });
-      res.on('end', () => { resolve(text); });
-    }).on('error', reject);
-  });
-}
 
 describe('HTTP budget option', () => {
   it('dispatcher-takes-budget: new LifeguardDispatcher({ budget }) opens no more connections than the budget allows, and gives every permit back on close', async () => {

@@ -149,3 +149,15 @@ export async function peakDuring<R>(count: () => number, work: Promise<R>): Prom
     running = false;
   }
 }
+
+/** GET through a node http.Agent, resolving with the body as text. */
+export function agentGet(agent: http.Agent, url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http.get(url, { agent }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { text += c; });
+      res.on('end', () => { resolve(text); });
+    }).on('error', reject);
+  });
+}

@@ -1,22 +1,10 @@
 /** Regression test of issue 13 §3: without a Keep-Alive hint, each origin learns its server's idle close from FINs. */
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { describe, it } from 'node:test';
 import { request } from 'undici';
 import { LifeguardAgent, LifeguardDispatcher } from '../../src/http/index.js';
-import { sleep } from './helpers.js';
+import { agentGet, sleep } from './helpers.js';
 import { startRawServer } from './raw-server.js';
-
-function agentGet(agent: http.Agent, url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http.get(url, { agent }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => { text += c; });
-      res.on('end', () => { resolve(text); });
-    }).on('error', reject);
-  });
-}
 
 describe('learned idle close', () => {
   for (const kind of ['agent', 'dispatcher'] as const) {

@@ -9,7 +9,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { after, afterEach } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { RedisBudget } from '../../src/budget/index.js';
 import { startCappedServer, type CappedServer } from './capped-server.js';
 import { SERVICES } from './services.js';
@@ -182,3 +184,27 @@ export async function stallCycles(check: StallHolderConfig['check'], cycles: num
   return { ms: Math.round(performance.now() - startedAt), windowUs, cycles, violations, cyclesWithViolation, worstAfterContMs: Math.round(worstAfterContMs), holderUses: totalUses, maxConnections: server.maxSeen, raced, racedViolations, voided };
 }
 
+/**
+ * The hooks a stall suite needs, registered in the calling describe: holders killed after each test, and the
+ * keys under every prefix handed out deleted at the end. Returns the maker of fresh key prefixes.
+ */
+export function stallSuiteHooks(redisUp: boolean): () => string {
+  const admin = redisUp ? new Redis({ host: SERVICES.redis.host, port: SERVICES.redis.port, lazyConnect: true }) : null;
+  const prefixes: string[] = [];
+  afterEach(() => {
+    for (const child of children) child.kill('SIGKILL');
+  });
+  after(async () => {
+    if (admin === null) return;
+    for (const p of prefixes) {
+      const keys = await admin.keys(`${p}*`);
+      if (keys.length > 0) await admin.del(...keys);
+    }
+    admin.disconnect();
+  });
+  return () => {
+    const p = `lg-test:${process.pid}:${Math.random().toString(36).slice(2)}:`;
+    prefixes.push(p);
+    return p;
+  };
+}
