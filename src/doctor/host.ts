@@ -169,6 +169,22 @@ export function rank(a: HostProcess, b: HostProcess): number {
     || a.pid - b.pid;
 }
 
+/**
+ * A command line cut to `width` characters for the table. Cutting the tail lost what names a process
+ * (`node /long/checkout/path/dist/app.js` became `node /long/checkout/pa`), so paths keep only their last
+ * part, and what is still too long loses its middle, never its end.
+ */
+export function shortCommand(command: string, width: number): string {
+  if (command.length <= width) return command;
+  const short = command.split(' ').map((word) => {
+    const slash = word.lastIndexOf('/');
+    return slash > 0 && slash < word.length - 1 ? `…${word.slice(slash)}` : word;
+  }).join(' ');
+  if (short.length <= width) return short;
+  const head = Math.ceil((width - 1) / 2);
+  return `${short.slice(0, head)}…${short.slice(short.length - (width - 1 - head))}`;
+}
+
 /** The ranking as text: the worst named first, then a table of the top `top`. */
 export function renderHost(report: HostReport, top = 15): string {
   const out: string[] = [];
@@ -182,7 +198,7 @@ export function renderHost(report: HostReport, top = 15): string {
   out.push(['pid'.padStart(8), 'CLOSE_WAIT'.padStart(11), 'sockets'.padStart(8), 'fds/limit'.padStart(14), 'use'.padStart(6), 'growth'.padStart(7), '  command (CLOSE_WAIT remotes)'].join(''));
   for (const p of report.processes.slice(0, top)) {
     const remotes = p.closeWaitRemotes.map((r) => `${r.count}x ${r.remote}`).join(', ');
-    out.push([String(p.pid).padStart(8), String(p.closeWait).padStart(11), String(p.sockets).padStart(8), `${p.fds}/${p.fdLimit ?? 'inf'}`.padStart(14), `${(p.fdRatio * 100).toFixed(0)}%`.padStart(6), `${p.fdGrowth + p.socketGrowth >= 0 ? '+' : ''}${p.fdGrowth + p.socketGrowth}`.padStart(7), `  ${p.command.slice(0, 60)}${remotes === '' ? '' : ` (${remotes})`}`].join(''));
+    out.push([String(p.pid).padStart(8), String(p.closeWait).padStart(11), String(p.sockets).padStart(8), `${p.fds}/${p.fdLimit ?? 'inf'}`.padStart(14), `${(p.fdRatio * 100).toFixed(0)}%`.padStart(6), `${p.fdGrowth + p.socketGrowth >= 0 ? '+' : ''}${p.fdGrowth + p.socketGrowth}`.padStart(7), `  ${shortCommand(p.command, 60)}${remotes === '' ? '' : ` (${remotes})`}`].join(''));
   }
   out.push('');
   out.push(`Source: ${report.source}`);
