@@ -1,10 +1,7 @@
-import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { diagnose, Doctor, watch } from '../doctor/diagnose.js';
-import { renderHost, surveyHost } from '../doctor/host.js';
-import { renderPrometheus } from '../doctor/prometheus.js';
 import { DoctorError } from '../doctor/errors.js';
 import { SEVERITIES, severityRank, type DoctorThresholds, type Severity } from '../doctor/findings.js';
 import { renderLine, renderText, type DiagnosisReport } from '../doctor/report.js';
@@ -168,6 +165,8 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
   const options = { pid, samples, intervalMs, thresholds };
   try {
     if (values.all === true) {
+      // --all and --serve load their modules (node:http is a tenth of the start-up) only when asked for.
+      const { renderHost, surveyHost } = await import('../doctor/host.js');
       const host = await surveyHost({ samples, intervalMs });
       io.out(values.json === true ? JSON.stringify(host, null, 2) : renderHost(host));
       return DoctorExit.OK;
@@ -217,6 +216,7 @@ async function watchLoop(options: { pid: number; samples: number; intervalMs: nu
 // The sidecar: one Doctor sampling on its own schedule, the latest report rendered at each scrape. A failed
 // sample (the process exited) is served as <prefix>doctor_up 0 rather than ending the server.
 async function serveLoop(options: { pid: number; samples: number; intervalMs: number; thresholds: DoctorThresholds }, address: { host: string; port: number }, io: Io): Promise<number> {
+  const [{ createServer }, { renderPrometheus }] = await Promise.all([import('node:http'), import('../doctor/prometheus.js')]);
   const doctor = new Doctor(options);
   let report: DiagnosisReport | null = null;
   let failure: string | null = null;

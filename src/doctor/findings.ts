@@ -159,8 +159,8 @@ function finding(code: FindingCode, severity: Severity, title: string, details: 
 
 /** A socket of the report: the latest sample's socket, its peer, age in state and (in-process) owner. */
 export interface AnalyzedSocket extends SeenSocket {
-  /** undefined: out of process, owners unknown. null: in-process, no pool owns it. */
-  readonly owner: SocketOwner | null | undefined;
+  /** Absent (undefined): out of process, owners unknown. null: in-process, no pool owns it. */
+  readonly owner?: SocketOwner | null;
 }
 
 export interface AnalysisInput {

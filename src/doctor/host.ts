@@ -74,7 +74,7 @@ async function sampleHost(root: string, seen: Map<number, Seen>, index: number, 
   for (const pid of pids) {
     if (pid === process.pid) continue;
     const dir = path.join(root, String(pid));
-    let fds: { open: number; inodes: Set<number> };
+    let fds: { open: number; inodes: Map<number, number> };
     try {
       fds = await scanFds(path.join(dir, 'fd'), (error) => error);
     } catch {
@@ -92,7 +92,7 @@ async function sampleHost(root: string, seen: Map<number, Seen>, index: number, 
     const limits = await text(path.join(dir, 'limits'));
     const match = limits === null ? null : /^Max open files\s+(\d+|unlimited)/m.exec(limits);
     entry.limit = match?.[1] === undefined || match[1] === 'unlimited' ? Infinity : Number(match[1]);
-    for (const inode of fds.inodes) owner.set(inode, pid);
+    for (const inode of fds.inodes.keys()) owner.set(inode, pid);
     if (fds.inodes.size > 0) {
       const ns = await readlink(path.join(dir, 'ns', 'net')).catch(() => `pid ${pid}`);
       if (!namespaces.has(ns)) namespaces.set(ns, pid);

@@ -10,14 +10,18 @@
  * const { open, limit } = await readFdUsage(process.pid);       // descriptors against the soft limit
  * ```
  */
-import { readdir, readFile } from 'node:fs/promises';
-import { SocketAddress } from 'node:net';
+import { readdir as readdirCallback, readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
 import path from 'node:path';
 import { InvalidOptionError } from '../pool/errors.js';
 import { describe, rejectUnknownKeys } from '../pool/options.js';
 import { DoctorError, DoctorErrorCodes } from './errors.js';
-import { RowError, scanFds, scanTable } from './scan.js';
+import { canonicalV6, RowError, scanFds, scanTable } from './scan.js';
+
+// The callback API, not node:fs/promises: that module and what it loads were a tenth of the CLI's start-up.
+function readdir(dir: string): Promise<string[]> {
+  return new Promise((resolve, reject) => { readdirCallback(dir, (error, names) => { if (error === null) resolve(names); else reject(error); }); });
+}
 
 /** TCP states as the kernel numbers them (`include/net/tcp_states.h`), index = state number. */
 export const TCP_STATES = Object.freeze([
@@ -182,7 +186,7 @@ export function decodeAddress(hex: string, order: 'LE' | 'BE' = endianness()): s
   for (let i = 0; i < 16; i += 2) groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
   // libuv's inet_ntop gives the RFC 5952 form, dotted IPv4-mapped tail included: the same text a
   // net.Socket reports as remoteAddress, which is what the in-process join compares against.
-  return new SocketAddress({ address: groups.join(':'), family: 'ipv6' }).address;
+  return canonicalV6(groups.join(':'));
 }
 
 /**
@@ -194,7 +198,7 @@ export function normalizeAddress(address: string): string {
   if (!bare.includes(':')) return bare;
   let canonical: string;
   try {
-    canonical = new SocketAddress({ address: bare, family: 'ipv6' }).address;
+    canonical = canonicalV6(bare);
   } catch {
     return bare.toLowerCase();
   }
@@ -255,27 +259,52 @@ export function parseTcpTable(text: string, options?: ProcOptions & { readonly f
   return sockets;
 }
 
-async function readTable(file: string, resolved: Resolved, pid: number | undefined, optional: boolean, keep: ((inode: number) => boolean) | null): Promise<TcpSocket[]> {
-  const rows: TcpSocket[] = [];
+async function readTable(file: string, resolved: Resolved, pid: number | undefined, optional: boolean, keep: ((inode: number) => boolean) | null, onRow: (row: TcpSocket) => void): Promise<void> {
   try {
-    await scanTable(file, resolved.littleEndian, keep, (row) => { rows.push(row); });
+    await scanTable(file, resolved.littleEndian, keep, onRow);
   } catch (error) {
     if (error instanceof RowError) throw new DoctorError(DoctorErrorCodes.PARSE, error.message);
     // tcp6 is absent when the kernel runs without IPv6: no IPv6 sockets then, not an error.
-    if (optional && errno(error) === 'ENOENT') return [];
+    if (optional && errno(error) === 'ENOENT') return;
     if (pid !== undefined) throw await procError(error, pid, file, resolved);
     const denied = errno(error) === 'EACCES' || errno(error) === 'EPERM';
     throw new DoctorError(denied ? DoctorErrorCodes.PERMISSION : DoctorErrorCodes.UNSUPPORTED, `cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
-  return rows;
 }
 
-/** Both tables of a pid's namespace, one after the other (they share one read buffer), rows kept by `keep`. */
-async function readTables(pid: number, resolved: Resolved, keep: ((inode: number) => boolean) | null): Promise<TcpSocket[]> {
+/**
+ * Rows into one list, a socket listed twice keeping its last row (see {@link uniqueSockets}). `slots`
+ * maps an inode to its row's index; an inode of a process's descriptors maps to -1 until its row is
+ * read, so one map both selects the rows and removes repeats.
+ */
+function collector(rows: TcpSocket[], slots: Map<number, number>, selecting: boolean): (row: TcpSocket) => void {
+  return (row) => {
+    if (row.inode === 0) {
+      rows.push(row);
+      return;
+    }
+    const at = slots.get(row.inode);
+    if (at === undefined || at < 0) {
+      if (at === undefined && selecting) return;
+      slots.set(row.inode, rows.length);
+      rows.push(row);
+    } else rows[at] = row;
+  };
+}
+
+/**
+ * Both tables of a pid's namespace, one after the other (they share one read buffer). Given `inodes`
+ * (inode -> -1, as {@link scanFds} gives them), only those rows; otherwise every row.
+ */
+async function readTables(pid: number, resolved: Resolved, inodes: Map<number, number> | null): Promise<TcpSocket[]> {
   const dir = path.join(resolved.root, String(pid), 'net');
-  const v4 = await readTable(path.join(dir, 'tcp'), resolved, pid, false, keep);
-  const v6 = await readTable(path.join(dir, 'tcp6'), resolved, pid, true, keep);
-  return uniqueSockets(v4.length === 0 ? v6 : v6.length === 0 ? v4 : v4.concat(v6));
+  const rows: TcpSocket[] = [];
+  const slots = inodes ?? new Map<number, number>();
+  const keep = inodes === null ? null : (inode: number): boolean => inode !== 0 && inodes.has(inode);
+  const onRow = collector(rows, slots, inodes !== null);
+  await readTable(path.join(dir, 'tcp'), resolved, pid, false, keep, onRow);
+  await readTable(path.join(dir, 'tcp6'), resolved, pid, true, keep, onRow);
+  return rows;
 }
 
 /**
@@ -285,7 +314,11 @@ async function readTables(pid: number, resolved: Resolved, keep: ((inode: number
  */
 export async function readTcpTable(source: string | number, options?: ProcOptions): Promise<TcpSocket[]> {
   const resolved = resolve(options);
-  if (typeof source === 'string') return uniqueSockets(await readTable(source, resolved, undefined, false, null));
+  if (typeof source === 'string') {
+    const rows: TcpSocket[] = [];
+    await readTable(source, resolved, undefined, false, null, collector(rows, new Map(), false));
+    return rows;
+  }
   checkPid(source);
   checkPlatform(resolved);
   return readTables(source, resolved, null);
@@ -314,7 +347,7 @@ export function uniqueSockets(rows: readonly TcpSocket[]): TcpSocket[] {
   return out;
 }
 
-async function readFds(pid: number, resolved: Resolved): Promise<{ open: number; inodes: Set<number> }> {
+async function readFds(pid: number, resolved: Resolved): Promise<{ open: number; inodes: Map<number, number> }> {
   const dir = path.join(resolved.root, String(pid), 'fd');
   try {
     return await scanFds(dir, (error, file) => linkError(error, pid, file));
@@ -329,7 +362,7 @@ export async function readSocketInodes(pid: number, options?: ProcOptions): Prom
   const resolved = resolve(options);
   checkPid(pid);
   checkPlatform(resolved);
-  return (await readFds(pid, resolved)).inodes;
+  return new Set((await readFds(pid, resolved)).inodes.keys());
 }
 
 /**
@@ -341,13 +374,15 @@ export async function readProcessSockets(pid: number, options?: ProcOptions): Pr
   checkPid(pid);
   checkPlatform(resolved);
   const { inodes } = await readFds(pid, resolved);
-  return readTables(pid, resolved, (inode) => inode !== 0 && inodes.has(inode));
+  return readTables(pid, resolved, inodes);
 }
 
 async function readProcFile(pid: number, name: string, resolved: Resolved): Promise<string> {
   const file = path.join(resolved.root, String(pid), name);
   try {
-    return await readFile(file, 'utf8');
+    // Synchronously: a few hundred bytes, and no libuv thread pool started for them (its threads' stacks and
+    // arenas were megabytes of the CLI's peak RSS).
+    return readFileSync(file, 'utf8');
   } catch (error) {
     throw await procError(error, pid, file, resolved);
   }
@@ -399,7 +434,7 @@ export async function snapshotProcess(pid: number, options?: ProcOptions): Promi
   checkPlatform(resolved);
   const takenAt = Date.now();
   const { open, inodes } = await readFds(pid, resolved);
-  const sockets = await readTables(pid, resolved, (inode) => inode !== 0 && inodes.has(inode));
+  const sockets = await readTables(pid, resolved, inodes);
   const limits = await readProcFile(pid, 'limits', resolved);
   const status = await readProcFile(pid, 'status', resolved);
   return { pid, takenAt, sockets, fds: { open, ...fdLimits(limits, pid, resolved) }, threads: threadCount(status, pid, resolved), source: `${resolved.root}/PID/net/tcp,tcp6 (streamed) + ${resolved.root}/PID/fd` };

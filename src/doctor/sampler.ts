@@ -95,8 +95,10 @@ function stateKey(socket: TcpSocket): number {
 export class Sampler {
   readonly #window: number;
   readonly #samples: Sample[] = [];
-  // inode|state -> first time seen so; pruned to the sockets of the latest sample.
-  #firstSeen = new Map<number, number>();
+  // When each socket of the latest sample (same order) was first seen in its state. An array, not a map
+  // kept across samples: the map of the previous sample is built only when a next sample comes, so a
+  // one-sample run (the CLI's default for a quick look) builds none.
+  #firstSeen: Float64Array = new Float64Array(0);
   // Per sample, computed once: each socket's peer, and the groups of the window.
   readonly #peers = new WeakMap<Sample, string[]>();
   #groups: SocketGroup[] | null = null;
@@ -124,15 +126,19 @@ export class Sampler {
     if (previous !== undefined && previous.pid !== sample.pid) {
       throw new RangeError(`a sampler follows one process: got a sample of pid ${sample.pid} after samples of pid ${previous.pid}`);
     }
+    const firstSeen = new Float64Array(sample.sockets.length).fill(sample.takenAt);
+    if (previous !== undefined && previous.sockets.length > 0) {
+      const before = new Map<number, number>();
+      previous.sockets.forEach((socket, i) => { before.set(stateKey(socket), this.#firstSeen[i] ?? previous.takenAt); });
+      sample.sockets.forEach((socket, i) => {
+        const at = before.get(stateKey(socket));
+        if (at !== undefined) firstSeen[i] = at;
+      });
+    }
     this.#samples.push(sample);
     if (this.#samples.length > this.#window) this.#samples.shift();
     this.#groups = null;
-    const seen = new Map<number, number>();
-    for (const socket of sample.sockets) {
-      const key = stateKey(socket);
-      seen.set(key, this.#firstSeen.get(key) ?? sample.takenAt);
-    }
-    this.#firstSeen = seen;
+    this.#firstSeen = firstSeen;
   }
 
   /** The sockets of the latest sample with their peer and time seen in their state. */
@@ -141,7 +147,7 @@ export class Sampler {
     if (latest === undefined) return [];
     const peers = this.#peersOf(latest);
     return latest.sockets.map((socket, i) => {
-      const firstSeenAt = this.#firstSeen.get(stateKey(socket)) ?? latest.takenAt;
+      const firstSeenAt = this.#firstSeen[i] ?? latest.takenAt;
       return { socket, peer: peers[i] ?? '', firstSeenAt, inStateMs: latest.takenAt - firstSeenAt };
     });
   }
