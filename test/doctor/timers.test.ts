@@ -34,6 +34,50 @@ describe('the in-process doctor counts timers, unref\'d ones included', { skip: 
     }
   });
 
+  it('counts unref\'d intervals leaked before the first sample: 1,000 created before diagnoseSelf() are counted (the count started at 0 there)', async () => {
+    const leaked: NodeJS.Timeout[] = [];
+    try {
+      for (let i = 0; i < 1000; i++) leaked.push(setInterval(() => undefined, 60_000).unref());
+      const report = await diagnoseSelf({ samples: 2, intervalMs: 10, pools: [] });
+      const counted = report.handles?.[ALL_TIMERS];
+      assert.ok(counted !== undefined, `handles: ${JSON.stringify(report.handles)}`);
+      counted.trend.forEach((n) => { assert.ok(n >= 1000 && n < 1020, `timers counted: ${counted.trend.join(' -> ')}`); });
+    } finally {
+      for (const timer of leaked) clearInterval(timer);
+    }
+  });
+
+  it('raises LG_DOCTOR_HANDLE_GROWTH for a leak that began before the first sample, counting every leaked interval (1,000 before, 250 more between samples)', async () => {
+    const leaked: NodeJS.Timeout[] = [];
+    const doctor = new Doctor({ self: true, samples: 4, pools: [] });
+    try {
+      for (let i = 0; i < 1000; i++) leaked.push(setInterval(() => undefined, 60_000).unref());
+      await doctor.sample();
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 250; i++) leaked.push(setInterval(() => undefined, 60_000).unref());
+        await doctor.sample();
+      }
+      const report = doctor.report();
+      const counted = report.handles?.[ALL_TIMERS];
+      assert.ok(counted !== undefined, `handles: ${JSON.stringify(report.handles)}`);
+      counted.trend.forEach((n, i) => { assert.ok(Math.abs(n - (1000 + 250 * i)) < 20, `timers counted: ${counted.trend.join(' -> ')}`); });
+      const finding = report.findings.find((f) => f.code === 'LG_DOCTOR_HANDLE_GROWTH' && f.data['type'] === ALL_TIMERS);
+      assert.ok(finding, `findings: ${report.findings.map((f) => `${f.code} ${f.title}`).join('; ')}`);
+      assert.match(finding.title, /grew from 10\d\d to 17\d\d over 4 samples/);
+    } finally {
+      doctor.close();
+      for (const timer of leaked) clearInterval(timer);
+    }
+  });
+
+  it('does not count timers that were cleared or fired before the first sample', async () => {
+    const cleared = Array.from({ length: 300 }, () => setInterval(() => undefined, 60_000).unref());
+    for (const timer of cleared) clearInterval(timer);
+    await new Promise((resolve) => { setTimeout(resolve, 1).unref(); setTimeout(resolve, 5); });
+    const report = await diagnoseSelf({ samples: 1, pools: [] });
+    assert.ok((report.handles?.[ALL_TIMERS]?.count ?? 0) < 20, `timers counted: ${report.handles?.[ALL_TIMERS]?.count}`);
+  });
+
   it('stops counting when the diagnosis ends: no hook left, cleared timers not counted', async () => {
     const first = await diagnoseSelf({ samples: 2, intervalMs: 10, pools: [] });
     assert.ok((first.handles?.[ALL_TIMERS]?.count ?? 0) < 10);
