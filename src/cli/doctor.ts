@@ -21,7 +21,7 @@ export const DoctorExit = Object.freeze({
 });
 
 export const DOCTOR_HELP = `Usage: lifeguard doctor --pid <pid> [options]
-       lifeguard doctor --all [--samples <n>] [--interval-ms <ms>] [--json]
+       lifeguard doctor --all [--top <n>] [--fail-on <severity>] [--samples <n>] [--interval-ms <ms>] [--json]
 
 Examines a process's TCP sockets, file descriptors and threads from the kernel's tables (Linux /proc):
 sockets by state and peer, CLOSE_WAIT sockets and how long they stay, how counts trend across samples,
@@ -37,6 +37,8 @@ Options:
   --threshold <key=value>  change a finding threshold, e.g. --threshold closeWaitWarning=20 (repeatable)
   --all                    rank every process of the host (that this user may examine) by CLOSE_WAIT
                            sockets, descriptors against the limit and growth across --samples; names the worst
+                           and lists CLOSE_WAIT and descriptor findings (--fail-on applies to every process)
+  --top <n>                with --all: list the n worst processes  (default 15; --json: all)
   --serve <host:port>      sample every --interval-ms and serve the figures as Prometheus metrics on
                            http://host:port/metrics until Ctrl-C or SIGTERM (port 0: a free one, printed)
   --allow-remote           let --serve listen on an address other than loopback (127.0.0.0/8, ::1)
@@ -78,6 +80,7 @@ const VALUE_OPTIONS = {
   'fail-on': 'info, warning or critical',
   threshold: 'key=number',
   serve: 'host:port',
+  top: 'how many processes to list',
 };
 
 /** `host:port` or `[v6]:port`, loopback unless allowed otherwise. */
@@ -117,6 +120,7 @@ const OPTIONS = {
   threshold: { type: 'string', multiple: true },
   serve: { type: 'string' },
   all: { type: 'boolean' },
+  top: { type: 'string' },
   'allow-remote': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -145,6 +149,7 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
   }
   let pid: number, samples: number, intervalMs: number, failOn: Severity, thresholds: DoctorThresholds;
   let serve: { host: string; port: number } | undefined;
+  let top: number | undefined;
   try {
     if (values.all === true && (values.pid !== undefined || values.serve !== undefined || values.watch === true)) throw new UsageError('option --all examines every process: it takes no --pid, --serve or --watch');
     if (values.pid === undefined && values.all !== true) throw new UsageError('option --pid <pid> is required: which process to examine (or --all for every process)');
@@ -155,6 +160,10 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
     if (!(SEVERITIES as readonly string[]).includes(severity)) throw new UsageError(`option --fail-on expects one of ${SEVERITIES.join(', ')}, got "${severity}"`);
     failOn = severity as Severity;
     thresholds = thresholdsFrom(values.threshold ?? []);
+    if (values.top !== undefined) {
+      if (values.all !== true) throw new UsageError('option --top only applies to --all (how many processes to list)');
+      top = positiveInteger('top', values.top, 15, 1);
+    }
     if (values.serve !== undefined) serve = serveAddress(values.serve, values['allow-remote'] === true);
     else if (values['allow-remote'] === true) throw new UsageError('option --allow-remote only applies to --serve');
   } catch (error) {
@@ -167,9 +176,12 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
     if (values.all === true) {
       // --all and --serve load their modules (node:http is a tenth of the start-up) only when asked for.
       const { renderHost, surveyHost } = await import('../doctor/host.js');
-      const host = await surveyHost({ samples, intervalMs });
-      io.out(values.json === true ? JSON.stringify(host, null, 2) : renderHost(host));
-      return DoctorExit.OK;
+      const host = await surveyHost({ samples, intervalMs, thresholds });
+      if (values.json === true) io.out(JSON.stringify(top === undefined ? host : { ...host, processes: host.processes.slice(0, top) }, null, 2));
+      else io.out(renderHost(host, top));
+      // Every process counts for --fail-on, listed or not.
+      const failed = host.processes.some((p) => p.findings.some((f) => severityRank(f.severity) >= severityRank(failOn)));
+      return failed ? DoctorExit.FINDINGS : DoctorExit.OK;
     }
     if (serve !== undefined) return await serveLoop(options, serve, io);
     if (values.watch !== true) {

@@ -7,6 +7,7 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { FindingCodes, resolveThresholds, severityRank, type DoctorThresholds, type FindingCode, type ResolvedThresholds, type Severity } from './findings.js';
 import { formatEndpoint, normalizeAddress, type TcpState } from './proc.js';
 import { scanFds, scanTable } from './scan.js';
 
@@ -29,12 +30,21 @@ export interface HostProcess {
   readonly fdGrowth: number;
   readonly socketTrend: readonly number[];
   readonly socketGrowth: number;
+  /** What the doctor finds in this process from the host-wide figures, most severe first (see {@link hostFindings}). */
+  readonly findings: readonly HostFinding[];
+}
+
+/** A finding about one process of the host: the code and severity `--pid` would give for the same figures. */
+export interface HostFinding {
+  readonly code: FindingCode;
+  readonly severity: Severity;
+  readonly title: string;
 }
 
 export interface HostReport {
   readonly takenAt: string;
   readonly samples: number;
-  /** Processes examined, ranked worst first: CLOSE_WAIT, then descriptor use against the limit, then growth. */
+  /** Processes examined, ranked worst first: most severe finding, CLOSE_WAIT, descriptor use against the limit, growth (see {@link rank}). */
   readonly processes: readonly HostProcess[];
   /** Processes that could not be examined (another user's, without the right to read their descriptors). */
   readonly skipped: number;
@@ -42,6 +52,8 @@ export interface HostReport {
 }
 
 export interface HostOptions {
+  /** When findings are raised: the CLOSE_WAIT counts and descriptor ratios of `--pid`'s thresholds. */
+  readonly thresholds?: DoctorThresholds;
   readonly samples?: number;
   readonly intervalMs?: number;
   readonly procRoot?: string;
@@ -127,6 +139,7 @@ export async function surveyHost(options: HostOptions = {}): Promise<HostReport>
   const samples = options.samples ?? 1;
   const intervalMs = options.intervalMs ?? 1000;
   const root = options.procRoot ?? '/proc';
+  const thresholds = resolveThresholds(options.thresholds);
   const seen = new Map<number, Seen>();
   let skipped = 0;
   for (let i = 0; i < samples; i++) {
@@ -140,7 +153,7 @@ export async function surveyHost(options: HostOptions = {}): Promise<HostReport>
     const closeWait = entry.states.get('CLOSE_WAIT') ?? 0;
     const firstFd = entry.fds.find((n) => n > 0) ?? last;
     const firstSockets = entry.sockets[0] ?? 0;
-    processes.push({
+    const figures = {
       pid,
       command: entry.command,
       sockets: entry.sockets[samples - 1] ?? 0,
@@ -154,15 +167,51 @@ export async function surveyHost(options: HostOptions = {}): Promise<HostReport>
       fdGrowth: last - firstFd,
       socketTrend: entry.sockets,
       socketGrowth: (entry.sockets[samples - 1] ?? 0) - firstSockets,
-    });
+    };
+    processes.push({ ...figures, findings: hostFindings(figures, thresholds) });
   }
   processes.sort(rank);
   return { takenAt: new Date().toISOString(), samples, processes, skipped, source: `${root}/*/fd, ${root}/*/limits and each network namespace's ${root}/PID/net/tcp,tcp6` };
 }
 
-/** Worst first: CLOSE_WAIT sockets, then descriptors against the limit (to the percent), then growth. */
+/**
+ * The findings `--pid` would raise from the figures the host-wide pass has: CLOSE_WAIT sockets by count
+ * (their ages are not followed host-wide: `closeWaitAgeMs` does not apply) and descriptors against the
+ * soft limit. Growth per remote, threads and handles need `--pid`.
+ */
+export function hostFindings(p: Omit<HostProcess, 'findings'>, t: ResolvedThresholds): HostFinding[] {
+  const out: HostFinding[] = [];
+  if (p.closeWait > 0) {
+    const remotes = p.closeWaitRemotes.map((r) => `${r.count} to ${r.remote}`).join(', ');
+    out.push({
+      code: FindingCodes.CLOSE_WAIT,
+      severity: p.closeWait >= t.closeWaitCritical ? 'critical' : p.closeWait >= t.closeWaitWarning ? 'warning' : 'info',
+      title: `${p.closeWait} socket${p.closeWait === 1 ? '' : 's'} in CLOSE_WAIT${remotes === '' ? '' : ` (${remotes})`}`,
+    });
+  }
+  if (p.fdLimit !== null && p.fdRatio >= t.fdWarningRatio) {
+    out.push({
+      code: FindingCodes.FD_LIMIT,
+      severity: p.fdRatio >= t.fdCriticalRatio ? 'critical' : 'warning',
+      title: `${p.fds} of ${p.fdLimit} file descriptors open (${(p.fdRatio * 100).toFixed(1)}% of the soft limit)`,
+    });
+  }
+  return out.sort((a, b) => severityRank(b.severity) - severityRank(a.severity));
+}
+
+function worstSeverity(p: HostProcess): number {
+  let worst = -1;
+  for (const f of p.findings) worst = Math.max(worst, severityRank(f.severity));
+  return worst;
+}
+
+/**
+ * Worst first: the most severe finding (a process at 99% of its descriptors before one with a single
+ * CLOSE_WAIT socket), then CLOSE_WAIT sockets, then descriptors against the limit (to the percent), then growth.
+ */
 export function rank(a: HostProcess, b: HostProcess): number {
-  return b.closeWait - a.closeWait
+  return worstSeverity(b) - worstSeverity(a)
+    || b.closeWait - a.closeWait
     || Math.floor(b.fdRatio * 100) - Math.floor(a.fdRatio * 100)
     || (b.fdGrowth + b.socketGrowth) - (a.fdGrowth + a.socketGrowth)
     || b.sockets - a.sockets
@@ -185,7 +234,9 @@ export function shortCommand(command: string, width: number): string {
   return `${short.slice(0, head)}…${short.slice(short.length - (width - 1 - head))}`;
 }
 
-/** The ranking as text: the worst named first, then a table of the top `top`. */
+const SEVERITY_ORDER: readonly Severity[] = ['critical', 'warning', 'info'];
+
+/** The ranking as text: the worst named first, the findings, then a table of the top `top`. */
 export function renderHost(report: HostReport, top = 15): string {
   const out: string[] = [];
   out.push(`lifeguard doctor --all: ${report.processes.length} processes at ${report.takenAt}, ${report.samples} sample${report.samples === 1 ? '' : 's'}${report.skipped > 0 ? ` (${report.skipped} not examined: permission)` : ''}`);
@@ -194,6 +245,19 @@ export function renderHost(report: HostReport, top = 15): string {
     const remotes = worst.closeWaitRemotes.map((r) => `${r.count} to ${r.remote}`).join(', ');
     out.push(`Worst: pid ${worst.pid} (${worst.command.slice(0, 120)}): ${worst.closeWait} CLOSE_WAIT${remotes === '' ? '' : ` (${remotes})`}, ${worst.fds} of ${worst.fdLimit ?? 'unlimited'} descriptors, ${worst.sockets} sockets`);
   }
+  const found = report.processes.flatMap((p) => p.findings.map((f) => ({ p, f })));
+  if (found.length > 0) {
+    const counts = SEVERITY_ORDER.map((sev) => [sev, found.filter((x) => x.f.severity === sev).length] as const).filter(([, n]) => n > 0);
+    out.push(`Findings: ${counts.map(([sev, n]) => `${n} ${sev}`).join(', ')}`);
+    // The warnings and worse of the processes listed below; the JSON has every finding of every process.
+    const listed = new Set(report.processes.slice(0, top));
+    const serious = found.filter((x) => x.f.severity !== 'info').sort((a, b) => severityRank(b.f.severity) - severityRank(a.f.severity));
+    for (const { p, f } of serious.filter((x) => listed.has(x.p))) {
+      out.push(`  ${f.severity.toUpperCase()} ${f.code}: pid ${p.pid} (${shortCommand(p.command, 60)}): ${f.title}`);
+    }
+    const unlisted = serious.filter((x) => !listed.has(x.p)).length;
+    if (unlisted > 0) out.push(`  ... and ${unlisted} more in processes past the top ${top} (--top, --json)`);
+  } else out.push('No findings.');
   out.push('');
   out.push(['pid'.padStart(8), 'CLOSE_WAIT'.padStart(11), 'sockets'.padStart(8), 'fds/limit'.padStart(14), 'use'.padStart(6), 'growth'.padStart(7), '  command (CLOSE_WAIT remotes)'].join(''));
   for (const p of report.processes.slice(0, top)) {

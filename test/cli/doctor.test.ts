@@ -302,8 +302,9 @@ describe('lifeguard doctor --all (host-wide ranking)', { skip: process.platform 
       const port = /^ready (\d+)/.exec(line.toString())?.[1];
       assert.ok(port !== undefined);
       const run = doctor('--all', '--samples', '2', '--interval-ms', '50', '--json');
-      assert.equal(run.status, 0, run.stderr);
       const host = JSON.parse(run.stdout) as HostReport;
+      // Default --fail-on critical: exit 1 exactly when some process of the host has a critical finding.
+      assert.equal(run.status, host.processes.some((p) => p.findings.some((f) => f.severity === 'critical')) ? 1 : 0, run.stderr);
       assert.equal(host.samples, 2);
       const mine = host.processes.find((p) => p.pid === target.pid);
       assert.ok(mine, `pid ${target.pid!} not listed`);
@@ -311,11 +312,15 @@ describe('lifeguard doctor --all (host-wide ranking)', { skip: process.platform 
       assert.deepEqual(mine.closeWaitRemotes, [{ remote: `127.0.0.1:${port}`, count: 7 }]);
       assert.match(mine.command, /close-wait-child\.js 7$/);
       assert.equal(mine.fdTrend.length, 2);
+      // 7 CLOSE_WAIT: at least closeWaitWarning (5), under closeWaitCritical (50).
+      assert.deepEqual(mine.findings.map((f) => [f.code, f.severity]), [['LG_DOCTOR_CLOSE_WAIT', 'warning']]);
+      assert.match(mine.findings[0]!.title, new RegExp(`^7 sockets in CLOSE_WAIT \\(7 to 127\\.0\\.0\\.1:${port}\\)$`));
       // Worst first, by the documented order.
       for (let i = 1; i < host.processes.length; i++) assert.ok(rank(host.processes[i - 1]!, host.processes[i]!) <= 0, `not ranked at ${i}`);
-      const text = doctor('--all', '--samples', '1');
-      assert.equal(text.status, 0, text.stderr);
+      const text = doctor('--all', '--samples', '1', '--top', '500');
+      assert.ok(text.status === 0 || text.status === 1, text.stderr);
       assert.match(text.stdout, /^lifeguard doctor --all: \d+ processes at /);
+      assert.match(text.stdout, new RegExp(`^  WARNING LG_DOCTOR_CLOSE_WAIT: pid ${target.pid!} \\(.*close-wait-child\\.js 7\\): 7 sockets in CLOSE_WAIT`, 'm'));
       assert.match(text.stdout, /^Worst: pid \d+ \(.+\): \d+ CLOSE_WAIT/m);
       assert.match(text.stdout, new RegExp(`^ +${target.pid!} +7 .*close-wait-child.* \\(7x 127\\.0\\.0\\.1:${port}\\)$`, 'm'));
     } finally {
@@ -323,11 +328,60 @@ describe('lifeguard doctor --all (host-wide ranking)', { skip: process.platform 
     }
   });
 
-  it('ranks CLOSE_WAIT first, then descriptor use against the limit, then growth', () => {
-    const base = { command: 'x', sockets: 0, byState: {}, closeWaitRemotes: [], fdLimit: 1024, fdTrend: [], socketTrend: [], socketGrowth: 0 };
+  it('--fail-on: exits 1 when any process of the host has a finding at or above the level, 0 otherwise', async () => {
+    const target = spawn(process.execPath, [childScript, '3']);
+    try {
+      await once(target.stdout, 'data');
+      // Thresholds no process reaches but the child's 3 CLOSE_WAIT sockets (an info finding: fewer than the
+      // warning count); only a process at exactly 100% of its descriptor limit could also be a warning.
+      const high = ['--threshold', 'closeWaitWarning=1000000', '--threshold', 'closeWaitCritical=1000000', '--threshold', 'fdWarningRatio=1', '--threshold', 'fdCriticalRatio=1'];
+      const info = doctor('--all', '--samples', '1', '--fail-on', 'info', '--json', ...high);
+      assert.equal(info.status, 1, info.stderr);
+      const host = JSON.parse(info.stdout) as HostReport;
+      assert.deepEqual(host.processes.find((p) => p.pid === target.pid)?.findings.map((f) => f.severity), ['info']);
+      const warning = doctor('--all', '--samples', '1', '--fail-on', 'warning', ...high);
+      const atLimit = host.processes.some((p) => p.fdLimit !== null && p.fds >= p.fdLimit);
+      assert.equal(warning.status, atLimit ? 1 : 0, warning.stderr);
+    } finally {
+      target.stdin.end();
+    }
+  });
+
+  it('--top n lists the n worst processes (text and JSON)', () => {
+    const json = JSON.parse(doctor('--all', '--samples', '1', '--top', '2', '--json').stdout) as HostReport;
+    assert.equal(json.processes.length, 2);
+    const text = doctor('--all', '--samples', '1', '--top', '1').stdout;
+    const rows = text.split('\n').filter((line) => /^ +\d+ +\d+ +\d+ +\d+\/\S+ +\d+% +[+-]?\d+ {2}/.test(line));
+    assert.equal(rows.length, 1, text);
+  });
+
+  it('rejects a bad --top or --fail-on with --all, naming the option, what it expects and what it got', () => {
+    const cases: [string[], RegExp][] = [
+      [['--all', '--top', '0'], /option --top expects an integer >= 1, got "0"/],
+      [['--all', '--top', 'ten'], /option --top expects an integer >= 1, got "ten"/],
+      [['--all', '--top', '-3'], /option --top expects an integer >= 1, got "-3"/],
+      [['--all', '--top'], /option --top expects a value \(how many processes to list\), got none/],
+      [['--pid', '1', '--top', '5'], /option --top only applies to --all/],
+      [['--all', '--fail-on', 'fatal'], /option --fail-on expects one of info, warning, critical, got "fatal"/],
+      [['--all', '--threshold', 'nope=3'], /unknown option "nope" for doctor thresholds/],
+    ];
+    for (const [args, message] of cases) {
+      const run = doctor(...args);
+      assert.equal(run.status, 2, `${args.join(' ')}: ${run.stderr}`);
+      assert.match(run.stderr, message);
+      assert.equal(run.stdout, '');
+    }
+  });
+
+  it('ranks by the most severe finding, then CLOSE_WAIT, then descriptor use against the limit, then growth', () => {
+    const base = { command: 'x', sockets: 0, byState: {}, closeWaitRemotes: [], fdLimit: 1024, fdTrend: [], socketTrend: [], socketGrowth: 0, findings: [] };
     const p = (pid: number, closeWait: number, fdRatio: number, fdGrowth: number): HostProcess => ({ ...base, pid, closeWait, fds: Math.round(fdRatio * 1024), fdRatio, fdGrowth });
     const sorted = [p(1, 0, 0.1, 500), p(2, 3, 0.01, 0), p(3, 0, 0.9, 0), p(4, 0, 0.1, 0)].sort(rank).map((x) => x.pid);
     assert.deepEqual(sorted, [2, 3, 1, 4]);
+    // A more severe finding comes first: 99% of the descriptors (critical) before 3 CLOSE_WAIT (info).
+    const critical: HostProcess = { ...p(5, 0, 0.99, 0), findings: [{ code: 'LG_DOCTOR_FD_LIMIT', severity: 'critical', title: '' }] };
+    const info: HostProcess = { ...p(6, 3, 0.01, 0), findings: [{ code: 'LG_DOCTOR_CLOSE_WAIT', severity: 'info', title: '' }] };
+    assert.deepEqual([info, critical].sort(rank).map((x) => x.pid), [5, 6]);
   });
 
   it('rejects --all with --pid', () => {

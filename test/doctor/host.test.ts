@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { renderHost, shortCommand, type HostReport } from '../../src/doctor/host.js';
+import { resolveThresholds } from '../../src/doctor/findings.js';
+import { hostFindings, renderHost, shortCommand, type HostProcess, type HostReport } from '../../src/doctor/host.js';
 
 describe('doctor --all table', () => {
   // Regression: the table cut command lines at 60 characters from the start, so a checkout under a long path
@@ -28,9 +29,33 @@ describe('doctor --all table', () => {
       processes: [{
         pid: 42, command: '/usr/bin/node /a/very/long/checkout/path/that/goes/on/and/on/dist/app/server-main.js --port 1',
         sockets: 3, byState: {}, closeWait: 2, closeWaitRemotes: [{ remote: '127.0.0.1:80', count: 2 }],
-        fds: 10, fdLimit: 1024, fdRatio: 10 / 1024, fdTrend: [10], socketTrend: [3], fdGrowth: 0, socketGrowth: 0,
+        fds: 10, fdLimit: 1024, fdRatio: 10 / 1024, fdTrend: [10], socketTrend: [3], fdGrowth: 0, socketGrowth: 0, findings: [],
       }],
-    } as HostReport;
+    };
     assert.match(renderHost(report), /^ +42 +2 .*server-main\.js --port 1 \(2x 127\.0\.0\.1:80\)$/m);
+  });
+
+  it('raises the CLOSE_WAIT and descriptor findings --pid would, by the same thresholds, and lists them', () => {
+    const base = { pid: 7, command: 'node app.js', sockets: 0, byState: {}, closeWaitRemotes: [], fdLimit: 1000, fdTrend: [], socketTrend: [], fdGrowth: 0, socketGrowth: 0 };
+    const p = (closeWait: number, fds: number): Omit<HostProcess, 'findings'> => ({ ...base, closeWait, fds, fdRatio: fds / 1000 });
+    const t = resolveThresholds({});
+    const of = (closeWait: number, fds: number): string[] => hostFindings(p(closeWait, fds), t).map((f) => `${f.code} ${f.severity}`);
+    assert.deepEqual(of(0, 10), []);
+    assert.deepEqual(of(1, 10), ['LG_DOCTOR_CLOSE_WAIT info']);
+    assert.deepEqual(of(5, 10), ['LG_DOCTOR_CLOSE_WAIT warning']);
+    assert.deepEqual(of(50, 10), ['LG_DOCTOR_CLOSE_WAIT critical']);
+    assert.deepEqual(of(0, 800), ['LG_DOCTOR_FD_LIMIT warning']);
+    assert.deepEqual(of(5, 950), ['LG_DOCTOR_FD_LIMIT critical', 'LG_DOCTOR_CLOSE_WAIT warning']);
+    assert.deepEqual(hostFindings({ ...p(0, 5000), fdLimit: null, fdRatio: 0 }, t), []);
+    assert.deepEqual(hostFindings(p(3, 10), resolveThresholds({ closeWaitWarning: 2 })).map((f) => f.severity), ['warning']);
+
+    const worst = { ...p(60, 990), findings: hostFindings(p(60, 990), t) };
+    const quiet = { ...p(1, 10), pid: 8, findings: hostFindings(p(1, 10), t) };
+    const text = renderHost({ takenAt: '2026-12-04T00:00:00.000Z', samples: 1, skipped: 0, source: '/proc', processes: [worst, quiet] });
+    assert.match(text, /^Findings: 2 critical, 1 info$/m);
+    assert.match(text, /^ {2}CRITICAL LG_DOCTOR_CLOSE_WAIT: pid 7 \(node app\.js\): 60 sockets in CLOSE_WAIT$/m);
+    assert.match(text, /^ {2}CRITICAL LG_DOCTOR_FD_LIMIT: pid 7 \(node app\.js\): 990 of 1000 file descriptors open \(99\.0% of the soft limit\)$/m);
+    assert.doesNotMatch(text, /INFO/);
+    assert.match(renderHost({ takenAt: '2026-12-04T00:00:00.000Z', samples: 1, skipped: 0, source: '/proc', processes: [] }), /^No findings\.$/m);
   });
 });
