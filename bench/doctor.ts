@@ -22,6 +22,9 @@ export interface DoctorCase {
   readonly doctorPeakKb: number;
   /** Doctor wall time over ss wall time: at most 1 is the goal. */
   readonly ratio: number;
+  /** A bare `node -e ""` in the same rounds: node's own start and memory, the floor under the doctor's figures. */
+  readonly nodeMs: number;
+  readonly nodePeakKb: number;
   /** The doctor's own report of what it read. */
   readonly source: string;
 }
@@ -92,9 +95,11 @@ export async function benchDoctor(namespaceSizes: readonly number[], rounds: num
       if (target === undefined) throw new Error('no socket holder started');
       const ss: { ms: number; peakKb: number }[] = [];
       const doctor: { ms: number; peakKb: number }[] = [];
+      const bare: { ms: number; peakKb: number }[] = [];
       for (let round = 0; round < rounds; round++) {
         ss.push(timed('ss', ['-tanp']));
         doctor.push(timed(process.execPath, [cli, 'doctor', '--pid', String(target.pid), '--samples', '1']));
+        bare.push(timed(process.execPath, ['-e', '']));
       }
       const ssMs = median(ss.map((r) => r.ms));
       const doctorMs = median(doctor.map((r) => r.ms));
@@ -104,6 +109,8 @@ export async function benchDoctor(namespaceSizes: readonly number[], rounds: num
         ssMs, ssPeakKb: Math.max(...ss.map((r) => r.peakKb)),
         doctorMs, doctorPeakKb: Math.max(...doctor.map((r) => r.peakKb)),
         ratio: doctorMs / ssMs,
+        nodeMs: median(bare.map((r) => r.ms)),
+        nodePeakKb: Math.max(...bare.map((r) => r.peakKb)),
         source: sourceOf(target.pid),
       });
     }

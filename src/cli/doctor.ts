@@ -110,7 +110,8 @@ function exitFor(report: DiagnosisReport, failOn: Severity): number {
   return report.findings.some((f) => severityRank(f.severity) >= severityRank(failOn)) ? DoctorExit.FINDINGS : DoctorExit.OK;
 }
 
-const OPTIONS = {
+/** The command's options (docs/doctor.md documents each: a docs test checks it). */
+export const DOCTOR_OPTIONS = {
   pid: { type: 'string' },
   samples: { type: 'string' },
   'interval-ms': { type: 'string' },
@@ -127,7 +128,7 @@ const OPTIONS = {
 } as const;
 
 function parse(argv: readonly string[]) {
-  return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: false, strict: true }).values;
+  return parseArgs({ args: [...argv], options: DOCTOR_OPTIONS, allowPositionals: false, strict: true }).values;
 }
 
 /** `lifeguard doctor ...`: returns the exit code. */

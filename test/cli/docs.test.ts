@@ -3,6 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { DOCTOR_OPTIONS } from '../../src/cli/doctor.js';
+import { DoctorErrorCodes, FindingCodes } from '../../src/doctor/index.js';
 
 // The repository, from the compiled test (dist/test/cli -> .).
 const root = path.resolve(new URL('../../../', import.meta.url).pathname);
@@ -53,5 +55,24 @@ describe('the docs', () => {
     const sites = new Set([...readme.matchAll(/\(demo\/[\w-]+\.ts:\d+:\d+\)/g)].map((m) => m[0]));
     assert.ok(sites.size >= 2);
     for (const site of sites) assert.ok(run.stdout.includes(site), `README names ${site}, the demo prints no such line`);
+  });
+
+  it('docs/doctor.md documents every option of lifeguard doctor and every code the doctor emits, each code with its page', () => {
+    const doc = readFileSync(path.join(root, 'docs', 'doctor.md'), 'utf8');
+    // Option rows of the command's table: | `--name ...` | or | `-h`, `--help` |
+    const rows = new Set([...doc.matchAll(/^\| `(?:-\w`, `)?--([a-z-]+)[^|]*\|/gm)].map((m) => m[1]));
+    const undocumented = Object.keys(DOCTOR_OPTIONS).filter((name) => !rows.has(name));
+    assert.deepEqual(undocumented, [], 'options of lifeguard doctor without a row in docs/doctor.md');
+    const codes = [...Object.values(FindingCodes), ...Object.values(DoctorErrorCodes)];
+    assert.deepEqual(codes.filter((code) => !doc.includes(`[\`${code}\`](./diagnostics/${code}.md)`)), [], 'codes not linked from docs/doctor.md');
+    assert.deepEqual(codes.filter((code) => !existsSync(path.join(root, 'docs', 'diagnostics', `${code}.md`))), [], 'codes without a page');
+    // And nothing the doctor's sources name is missing from those lists.
+    const named = new Set<string>();
+    for (const dir of ['src/doctor', 'src/cli']) {
+      for (const file of readdirSync(path.join(root, dir)).filter((f) => f.endsWith('.ts'))) {
+        for (const m of readFileSync(path.join(root, dir, file), 'utf8').matchAll(/\bLG_DOCTOR_[A-Z_]+[A-Z]\b/g)) named.add(m[0]);
+      }
+    }
+    assert.deepEqual([...named].filter((code) => !(codes as string[]).includes(code)), [], 'codes in the sources but not in FindingCodes or DoctorErrorCodes');
   });
 });
