@@ -5,7 +5,8 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
-import { parseTcpTable, readTcpTable, uniqueSockets } from '../../src/doctor/index.js';
+import { parseTcpTable, readTcpTable, uniqueSockets, type TcpSocket } from '../../src/doctor/index.js';
+import { scanTable } from '../../src/doctor/scan.js';
 
 // The streaming reader (bytes, one reused buffer, rows kept by inode) against the text parser, on the
 // same files: they must agree row for row, across chunk boundaries and without a final newline.
@@ -55,6 +56,40 @@ describe('the streaming TCP table reader', () => {
           assert.deepEqual(await readTcpTable(file, { endianness: 'LE' }), uniqueSockets(parseTcpTable(text, { endianness: 'LE' })));
         },
       ), { numRuns: 25 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps exactly the rows whose inode is asked for, the other rows skipped by the kernel\'s fixed layout (any slot, uid or timeout width)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lifeguard-scan-'));
+    try {
+      await fc.assert(fc.asyncProperty(
+        fc.array(fc.record({
+          v6: fc.boolean(),
+          slot: fc.integer({ min: 0, max: 2_000_000 }),
+          words: fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 8, maxLength: 8 }),
+          state: fc.integer({ min: 1, max: 13 }),
+          uid: fc.integer({ min: 0, max: 2 ** 31 }),
+          timeout: fc.integer({ min: 0, max: 10 ** 9 }),
+          inode: fc.integer({ min: 0, max: 2 ** 32 }),
+          kept: fc.boolean(),
+        }), { minLength: 0, maxLength: 30 }),
+        async (rows) => {
+          const lines = ['  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode'];
+          for (const r of rows) {
+            const addr = (w: number[]): string => (r.v6 ? w.map((x) => hex(x, 8)).join('') : hex(w[0] ?? 0, 8));
+            lines.push(`${String(r.slot).padStart(4)}: ${addr(r.words.slice(0, 4))}:1F90 ${addr(r.words.slice(4))}:0050 ${hex(r.state, 2)} 00000000:00000000 00:00000000 00000000 ${String(r.uid).padStart(5)} ${String(r.timeout).padStart(8)} ${r.inode} 1 0000000000000000 20 4 30 10 -1`);
+          }
+          const text = `${lines.join('\n')}\n`;
+          const file = path.join(dir, 'tcp');
+          writeFileSync(file, text);
+          const wanted = new Set(rows.filter((r) => r.kept).map((r) => r.inode));
+          const got: TcpSocket[] = [];
+          await scanTable(file, true, (inode) => wanted.has(inode), (socket) => { got.push(socket); });
+          assert.deepEqual(got, parseTcpTable(text, { endianness: 'LE' }).filter((socket) => wanted.has(socket.inode)));
+        },
+      ), { numRuns: 50 });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
