@@ -22,6 +22,11 @@ export interface DoctorCase {
   readonly doctorPeakKb: number;
   /** Doctor wall time over ss wall time: at most 1 is the goal. */
   readonly ratio: number;
+  /** User + system CPU time (ms, from GNU time): steadier than wall time on a shared host. */
+  readonly ssCpuMs: number;
+  readonly doctorCpuMs: number;
+  /** Doctor CPU time over ss CPU time. */
+  readonly cpuRatio: number;
   /** A bare `node -e ""` in the same rounds: node's own start and memory, the floor under the doctor's figures. */
   readonly nodeMs: number;
   readonly nodePeakKb: number;
@@ -56,13 +61,13 @@ async function stopHolder(holder: Holder): Promise<void> {
 }
 
 /** Wall time (ms, measured here) and peak RSS (KB, from GNU time) of one run of a command, its output discarded. */
-function timed(command: string, args: readonly string[]): { ms: number; peakKb: number; stderr: string } {
+function timed(command: string, args: readonly string[]): { ms: number; cpuMs: number; peakKb: number; stderr: string } {
   const start = process.hrtime.bigint();
-  const run = spawnSync(TIME, ['-f', 'peak=%M', command, ...args], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
+  const run = spawnSync(TIME, ['-f', 'peak=%M cpu=%U+%S', command, ...args], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  const peak = /peak=(\d+)\s*$/.exec(run.stderr);
-  if (peak?.[1] === undefined) throw new Error(`${command} ${args.join(' ')}: ${run.stderr}`);
-  return { ms, peakKb: Number(peak[1]), stderr: run.stderr };
+  const figures = /peak=(\d+) cpu=([\d.]+)\+([\d.]+)\s*$/.exec(run.stderr);
+  if (figures?.[1] === undefined || figures[2] === undefined || figures[3] === undefined) throw new Error(`${command} ${args.join(' ')}: ${run.stderr}`);
+  return { ms, cpuMs: (Number(figures[2]) + Number(figures[3])) * 1000, peakKb: Number(figures[1]), stderr: run.stderr };
 }
 
 function countSockets(pid: number): number {
@@ -93,9 +98,9 @@ export async function benchDoctor(namespaceSizes: readonly number[], rounds: num
       while (holders.length * perHolder * 2 < size * 0.99) holders.push(await startHolder(perHolder, holders.length));
       const target = holders[0];
       if (target === undefined) throw new Error('no socket holder started');
-      const ss: { ms: number; peakKb: number }[] = [];
-      const doctor: { ms: number; peakKb: number }[] = [];
-      const bare: { ms: number; peakKb: number }[] = [];
+      const ss: { ms: number; cpuMs: number; peakKb: number }[] = [];
+      const doctor: { ms: number; cpuMs: number; peakKb: number }[] = [];
+      const bare: { ms: number; cpuMs: number; peakKb: number }[] = [];
       for (let round = 0; round < rounds; round++) {
         ss.push(timed('ss', ['-tanp']));
         doctor.push(timed(process.execPath, [cli, 'doctor', '--pid', String(target.pid), '--samples', '1']));
@@ -109,6 +114,9 @@ export async function benchDoctor(namespaceSizes: readonly number[], rounds: num
         ssMs, ssPeakKb: Math.max(...ss.map((r) => r.peakKb)),
         doctorMs, doctorPeakKb: Math.max(...doctor.map((r) => r.peakKb)),
         ratio: doctorMs / ssMs,
+        ssCpuMs: median(ss.map((r) => r.cpuMs)),
+        doctorCpuMs: median(doctor.map((r) => r.cpuMs)),
+        cpuRatio: median(doctor.map((r) => r.cpuMs)) / median(ss.map((r) => r.cpuMs)),
         nodeMs: median(bare.map((r) => r.ms)),
         nodePeakKb: Math.max(...bare.map((r) => r.peakKb)),
         source: sourceOf(target.pid),
