@@ -4,6 +4,21 @@ import { diagnoseSelf, Doctor } from '../../src/doctor/index.js';
 
 const ALL_TIMERS = "Timeout (unref'd included)";
 
+/** Leaks `n` unref'd intervals into `into` (the test clears them at the end). */
+function leak(into: NodeJS.Timeout[], n: number): void {
+  for (let i = 0; i < n; i++) into.push(setInterval(() => undefined, 60_000).unref());
+}
+
+/** Takes one sample first, then `rounds` more with `perRound` intervals leaked before each; returns the report. */
+async function leakBetweenSamples(doctor: Doctor, into: NodeJS.Timeout[], rounds: number, perRound: number) {
+  await doctor.sample();
+  for (let round = 0; round < rounds; round++) {
+    leak(into, perRound);
+    await doctor.sample();
+  }
+  return doctor.report();
+}
+
 describe('the in-process doctor counts timers, unref\'d ones included', { skip: process.platform === 'linux' ? false : 'the doctor reads Linux /proc' }, () => {
   it('raises LG_DOCTOR_HANDLE_GROWTH for 1,000 leaked unref\'d intervals (getActiveResourcesInfo() lists none of them)', async () => {
     const leaked: NodeJS.Timeout[] = [];
@@ -11,12 +26,7 @@ describe('the in-process doctor counts timers, unref\'d ones included', { skip: 
     try {
       // Counting starts with the first sample; then the leak, between samples: 250 unref'd intervals
       // each time, never cleared, 1,000 in all.
-      await doctor.sample();
-      for (let round = 0; round < 4; round++) {
-        for (let i = 0; i < 250; i++) leaked.push(setInterval(() => undefined, 60_000).unref());
-        await doctor.sample();
-      }
-      const report = doctor.report();
+      const report = await leakBetweenSamples(doctor, leaked, 4, 250);
       const counted = report.handles?.[ALL_TIMERS];
       assert.ok(counted !== undefined, `handles: ${JSON.stringify(report.handles)}`);
       // Other timers of the process come and go: each step is the 250 leaked, give or take a few.
@@ -37,7 +47,7 @@ describe('the in-process doctor counts timers, unref\'d ones included', { skip: 
   it('counts unref\'d intervals leaked before the first sample: 1,000 created before diagnoseSelf() are counted (the count started at 0 there)', async () => {
     const leaked: NodeJS.Timeout[] = [];
     try {
-      for (let i = 0; i < 1000; i++) leaked.push(setInterval(() => undefined, 60_000).unref());
+      leak(leaked, 1000);
       const report = await diagnoseSelf({ samples: 2, intervalMs: 10, pools: [] });
       const counted = report.handles?.[ALL_TIMERS];
       assert.ok(counted !== undefined, `handles: ${JSON.stringify(report.handles)}`);
@@ -51,13 +61,8 @@ describe('the in-process doctor counts timers, unref\'d ones included', { skip: 
     const leaked: NodeJS.Timeout[] = [];
     const doctor = new Doctor({ self: true, samples: 4, pools: [] });
     try {
-      for (let i = 0; i < 1000; i++) leaked.push(setInterval(() => undefined, 60_000).unref());
-      await doctor.sample();
-      for (let round = 0; round < 3; round++) {
-        for (let i = 0; i < 250; i++) leaked.push(setInterval(() => undefined, 60_000).unref());
-        await doctor.sample();
-      }
-      const report = doctor.report();
+      leak(leaked, 1000);
+      const report = await leakBetweenSamples(doctor, leaked, 3, 250);
       const counted = report.handles?.[ALL_TIMERS];
       assert.ok(counted !== undefined, `handles: ${JSON.stringify(report.handles)}`);
       counted.trend.forEach((n, i) => { assert.ok(Math.abs(n - (1000 + 250 * i)) < 20, `timers counted: ${counted.trend.join(' -> ')}`); });
