@@ -127,6 +127,8 @@ export class ServerGuard {
   #reaped = { halfClosed: 0, idle: 0, destroyed: 0 };
   #registered = false;
   #closed = false;
+  /** Closed by close() (or replaced by another guard): never opens again, even if its server listens again. */
+  #closedByHand = false;
   #ready = true;
   #dispatching: Entry | null = null;
   #shutdown: ShutdownState | null = null;
@@ -142,6 +144,8 @@ export class ServerGuard {
     if (existing !== undefined && !existing.#closed) {
       throw new ServerGuardError(ServerCodes.ALREADY_GUARDED, `guardServer(): this server is already guarded by "${existing.name}"; close() that guard first`);
     }
+    // A guard that closed with the server is replaced: it must neither re-open nor stay listed.
+    if (existing !== undefined) existing.close();
     this.#options = resolveServerGuardOptions(options);
     this.name = this.#options.name;
     this.server = server;
@@ -157,6 +161,8 @@ export class ServerGuard {
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the wrapper runs with the server as `this`
     const guard = this;
     this.#wrappedEmit = function (this: net.Server, event: string | symbol, ...args: unknown[]): boolean {
+      // A server that listens again after close() is guarded again (it was left unguarded, silently).
+      if (guard.#closed && event === 'listening' && !guard.#closedByHand) guard.#reopen();
       if (guard.#closed) return Reflect.apply(original, this, [event, ...args]) as boolean;
       return guard.#dispatch(this, event, args);
     };
@@ -239,11 +245,27 @@ export class ServerGuard {
   }
 
   /**
-   * Stops guarding: restores the server's `emit`, drops the housekeeping task and forgets the sockets
-   * (they stay open). Called by itself when the server emits `close`. Idempotent.
+   * Stops guarding for good: restores the server's `emit`, drops the housekeeping task and forgets the
+   * sockets (they stay open). Idempotent. The guard also closes by itself when the server emits `close`,
+   * but then keeps watching for a new `listening`: a server that listens again is guarded again.
    */
   close(): void {
+    if (!this.#closedByHand) {
+      this.#closedByHand = true;
+      if (this.server.emit === this.#wrappedEmit) this.server.emit = this.#originalEmit;
+      unregisterGuard(this);
+    }
     this.#close(false);
+  }
+
+  /** The server listens again after it closed: guard it as new (ready, no shutdown), counts kept. */
+  #reopen(): void {
+    this.#closed = false;
+    this.#ready = true;
+    this.#shutdown = null;
+    this.#shutdownPromise = null;
+    this.#abandoned = [];
+    registerGuard(this);
   }
 
   #close(serverClosed: boolean): void {
@@ -255,7 +277,6 @@ export class ServerGuard {
       const now = this.#options.clock.now();
       this.#abandoned = [...this.#open].filter((e) => !e.socket.destroyed).map((e) => this.#info(e, now));
     }
-    if (this.server.emit === this.#wrappedEmit) this.server.emit = this.#originalEmit;
     // The server's 'close' can come before its last sockets' own: their responses still in flight are cut.
     const shutdown = this.#shutdown;
     if (shutdown?.stopped === true) for (const e of this.#open) for (const res of e.responses) this.#settle(res, shutdown);
@@ -263,7 +284,8 @@ export class ServerGuard {
     this.#open.clear();
     this.#bySocket.clear();
     this.#unregisterTask();
-    unregisterGuard(this);
+    // Closed with its server, it stays listed (its last shutdown's duration is still worth a scrape).
+    if (!serverClosed) unregisterGuard(this);
     // The server emits 'close' when its last connection goes, before that socket's own 'close' listeners
     // run: a shutdown waiting for the last socket must not wait for the deadline.
     this.#shutdown?.drained?.();
