@@ -137,7 +137,8 @@ export class DashboardSampler {
   readonly #housekeeper: Housekeeper;
   readonly #task: HousekeepingTask;
   readonly #pools = new Map<string, PoolSeries>();
-  readonly #servers = new Map<ServerGuard, ServerSeries>();
+  // Weak: a dashboard that runs for days must not keep every server guard it ever showed alive.
+  readonly #servers = new WeakMap<ServerGuard, ServerSeries>();
   readonly #socketT: number[] = [];
   readonly #byState: Record<string, number[]> = {};
   #remotes: DashboardSockets['remotes'] = [];
@@ -191,9 +192,7 @@ export class DashboardSampler {
 
   /** Servers are this process's: another process's (the CLI's `--pid`) are not visible in-process. */
   #sampleServers(now: number): void {
-    const guards = this.#s.pid === process.pid ? servers() : [];
-    for (const guard of this.#servers.keys()) if (!guards.includes(guard)) this.#servers.delete(guard);
-    for (const guard of guards) {
+    for (const guard of this.#guards()) {
       let series = this.#servers.get(guard);
       if (series === undefined) {
         series = { t: [], open: [], active: [], idle: [], upgraded: [], halfClosed: [] };
@@ -211,9 +210,15 @@ export class DashboardSampler {
     }
   }
 
+  #guards(): ServerGuard[] {
+    return this.#s.pid === process.pid ? servers() : [];
+  }
+
   #serverStates(): DashboardServer[] {
     const out: DashboardServer[] = [];
-    for (const [guard, series] of this.#servers) {
+    for (const guard of this.#guards()) {
+      const series = this.#servers.get(guard);
+      if (series === undefined) continue; // not sampled yet
       const stats = guard.stats();
       const connections = guard.connections();
       const halfClosed = connections.filter((c) => c.halfClosedMs !== null);
