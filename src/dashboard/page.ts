@@ -95,22 +95,26 @@ export const APP_JS = `(function () {
     charts[key] = chart;
   }
 
-  function poolSection(pool) {
-    var id = 'pool-' + encodeURIComponent(pool.name);
+  /** The section of one pool or server, made on first sight: title, figure lines, a row of charts, then extras. */
+  function entitySection(kind, name, title, figureClasses, chartClasses, extras) {
+    var id = kind + '-' + encodeURIComponent(name);
     var section = document.getElementById(id);
-    if (!section) {
-      section = el('section', 'pool');
-      section.id = id;
-      section.dataset.pool = pool.name;
-      section.appendChild(el('h2', null, 'Pool ' + pool.name));
-      section.appendChild(el('div', 'figures'));
-      var row = el('div', 'charts');
-      row.appendChild(el('div', 'chart connections'));
-      row.appendChild(el('div', 'chart wait'));
-      section.appendChild(row);
-      document.getElementById('pools').appendChild(section);
-    }
+    if (section) return section;
+    section = el('section', kind);
+    section.id = id;
+    section.dataset[kind] = name;
+    section.appendChild(el('h2', null, title));
+    figureClasses.forEach(function (c) { section.appendChild(el('div', c)); });
+    var row = el('div', 'charts');
+    chartClasses.forEach(function (c) { row.appendChild(el('div', 'chart ' + c)); });
+    section.appendChild(row);
+    extras.forEach(function (node) { section.appendChild(node); });
+    document.getElementById(kind + 's').appendChild(section);
     return section;
+  }
+
+  function poolSection(pool) {
+    return entitySection('pool', pool.name, 'Pool ' + pool.name, ['figures'], ['connections', 'wait'], []);
   }
 
   function renderPools(state) {
@@ -155,21 +159,7 @@ export const APP_JS = `(function () {
     var seen = {};
     list.forEach(function (server) {
       seen[server.name] = true;
-      var id = 'server-' + encodeURIComponent(server.name);
-      var section = document.getElementById(id);
-      if (!section) {
-        section = el('section', 'server');
-        section.id = id;
-        section.dataset.server = server.name;
-        section.appendChild(el('h2', null, 'Server ' + server.name));
-        section.appendChild(el('div', 'figures'));
-        section.appendChild(el('div', 'figures oldest'));
-        var row = el('div', 'charts');
-        row.appendChild(el('div', 'chart server-connections'));
-        section.appendChild(row);
-        section.appendChild(el('table', 'server-sockets'));
-        container.appendChild(section);
-      }
+      var section = entitySection('server', server.name, 'Server ' + server.name, ['figures', 'figures oldest'], ['server-connections'], [el('table', 'server-sockets')]);
       var c = server.connections;
       section.querySelector('.figures').textContent = (server.closed ? 'closed · ' : server.shuttingDown ? 'shutting down · ' : server.ready ? '' : 'not ready · ') +
         'open ' + server.open + ' (active ' + c.active + ', idle ' + c.idle + ', raw ' + c.open + ', upgraded ' + c.upgraded + ', ending ' + c.ending + ')' +

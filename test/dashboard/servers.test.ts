@@ -1,42 +1,17 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import net from 'node:net';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startDashboard, type DashboardState } from '../../src/dashboard/index.js';
-import { guardServer } from '../../src/server/index.js';
 import { activeResources, grown } from '../support/handles.js';
-import { request } from './http.js';
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+import { inboundScene } from '../server/helpers.js';
+import { request, until } from './http.js';
 
 describe('the dashboard and guarded servers', () => {
   it('shows each guarded server next to the pools: connections by state, half-closed, reaped, the oldest socket with its route; /metrics has the server series', async () => {
     const before = activeResources();
-    // A long-poll route that never answers and a client that half-closes after its request: the socket
-    // is active with its route; a raw net server holds a half-closed socket its application never ends.
-    const web = http.createServer((req) => { req.resume(); });
-    const webGuard = guardServer(web, { name: 'api' });
-    await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
-    const accepted: net.Socket[] = [];
-    const raw = net.createServer({ allowHalfOpen: true }, (s) => { accepted.push(s); s.resume(); });
-    const rawGuard = guardServer(raw, { name: 'couch', halfClosedTimeoutMs: 60_000 });
-    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
-    const clients: net.Socket[] = [];
+    const scene = await inboundScene();
     const dashboard = await startDashboard({ sampleIntervalMs: 50, alerts: false });
     try {
-      const poll = net.connect({ port: (web.address() as net.AddressInfo).port, host: '127.0.0.1' });
-      poll.write('GET /poll?token=secret HTTP/1.1\r\nHost: x\r\n\r\n');
-      const half = net.connect({ port: (raw.address() as net.AddressInfo).port, host: '127.0.0.1' });
-      half.on('connect', () => { half.end(); });
-      clients.push(poll, half);
-      for (const c of clients) c.resume();
       await until('both servers sampled with their sockets', async () => {
         const state = JSON.parse((await request(`${dashboard.url}api/state`)).body) as DashboardState;
         const api = state.servers.find((s) => s.name === 'api');
@@ -64,16 +39,11 @@ describe('the dashboard and guarded servers', () => {
       if (process.platform === 'linux') assert.match(metrics, /lifeguard_server_close_wait\{server="couch"\} 1/);
 
       // A guard closed by hand leaves the page at the next sample.
-      rawGuard.close();
+      scene.rawGuard.close();
       await until('couch gone', async () => !(JSON.parse((await request(`${dashboard.url}api/state`)).body) as DashboardState).servers.some((s) => s.name === 'couch'));
     } finally {
       await dashboard.close();
-      for (const c of [...clients, ...accepted]) c.destroy();
-      webGuard.close();
-      rawGuard.close();
-      web.closeAllConnections();
-      await new Promise((resolve) => web.close(resolve));
-      await new Promise((resolve) => raw.close(resolve));
+      await scene.close();
     }
     await sleep(50);
     assert.deepEqual(grown(before, activeResources()), {});

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import { diagnose, diagnoseSelf, renderText } from '../../src/doctor/index.js';
 import { guardServer } from '../../src/server/index.js';
 import { canCountSockets } from '../support/sockets.js';
-import { serverSideSockets, waitFor } from '../server/helpers.js';
+import { inboundScene, serverSideSockets, waitFor } from '../server/helpers.js';
 
 function listen(server: net.Server): Promise<number> {
   return new Promise((resolve) => { server.listen(0, '127.0.0.1', () => { resolve((server.address() as net.AddressInfo).port); }); });
@@ -13,20 +12,7 @@ function listen(server: net.Server): Promise<number> {
 
 describe('the doctor\'s inbound view (in-process)', { skip: canCountSockets() ? false : 'needs /proc' }, () => {
   it('lists each guarded server\'s sockets with route, age and the kernel\'s state: the half-closed one in CLOSE_WAIT with its owner', async () => {
-    // A long-poll route that never answers, and a raw server whose application never ends a half-closed socket.
-    const web = http.createServer((req) => { req.resume(); });
-    const webGuard = guardServer(web, { name: 'api' });
-    const webPort = await listen(web);
-    const accepted: net.Socket[] = [];
-    const raw = net.createServer({ allowHalfOpen: true }, (s) => { accepted.push(s); s.resume(); });
-    const rawGuard = guardServer(raw, { name: 'couch', halfClosedTimeoutMs: 60_000 });
-    const rawPort = await listen(raw);
-    const poll = net.connect({ port: webPort, host: '127.0.0.1' });
-    poll.write('GET /poll?token=secret HTTP/1.1\r\nHost: x\r\n\r\n');
-    const half = net.connect({ port: rawPort, host: '127.0.0.1' });
-    half.on('connect', () => { half.end(); });
-    const clients = [poll, half];
-    for (const c of clients) c.resume();
+    const { webGuard, webPort, rawPort, close } = await inboundScene();
     try {
       await waitFor('the poll in flight', () => webGuard.stats().connections.active === 1);
       await waitFor('CLOSE_WAIT in the kernel', () => serverSideSockets(rawPort, 'CLOSE_WAIT') === 1);
@@ -56,12 +42,7 @@ describe('the doctor\'s inbound view (in-process)', { skip: canCountSockets() ? 
       const outside = await diagnose({ samples: 1 });
       assert.equal(outside.servers, undefined, 'out of process the doctor cannot see the guards');
     } finally {
-      for (const s of [...clients, ...accepted]) s.destroy();
-      webGuard.close();
-      rawGuard.close();
-      web.closeAllConnections();
-      await new Promise((resolve) => web.close(resolve));
-      await new Promise((resolve) => raw.close(resolve));
+      await close();
     }
   });
 
