@@ -3,7 +3,7 @@ import { benchPools, type PoolCase } from './pool.js';
 import { formatOps, table } from './harness.js';
 import { PAIRS, benchHttp, httpReport } from './http.js';
 import { benchInstructions } from './instructions.js';
-import { benchServer, SERVER_SCENARIO } from './server.js';
+import { benchServer, benchServerOverhead, OVERHEAD_VARIANTS, SERVER_SCENARIO } from './server.js';
 import { benchDoctor } from './doctor.js';
 
 /**
@@ -62,8 +62,12 @@ if (only === undefined || only === 'server') {
   console.log(table(['library', 'time to close (median ms)', 'max ms', 'vs lifeguard', 'in flight (median)', 'dropped', 'reset before read', 'refused', 'clients not told'], cases.map((c) => [
     c.library, c.medianCloseMs.toFixed(1), c.maxCloseMs.toFixed(1), `${(c.medianCloseMs / ours).toFixed(2)}x`, String(c.medianInFlight), String(c.dropped), String(c.unread), String(c.refused), String(c.notTold),
   ])));
+  const overhead = await benchServerOverhead(quick ? 6 : 12, quick ? 500 : 1000);
+  console.log(`\nServer guard overhead (node ${process.version}; one http server per variant, ${String(overhead.concurrency)} keep-alive loops in a worker thread, ${String(overhead.slices)} slices of ${String(overhead.sliceMs)} ms each, servers in turn)`);
+  console.log(table(['server', 'requests/s', 'vs plain'], OVERHEAD_VARIANTS.map((v) => [v, formatOps(overhead.perSecond[v]), `${overhead.ratio[v].toFixed(2)}x`])));
   writeFileSync(new URL('server.json', dir), `${JSON.stringify({ node: process.version, scenario: SERVER_SCENARIO, cases }, null, 2)}\n`);
-  console.log(`\nwrote bench/results/server.json`);
+  writeFileSync(new URL('server-overhead.json', dir), `${JSON.stringify({ node: process.version, quick, ...overhead }, null, 2)}\n`);
+  console.log(`\nwrote bench/results/server.json and bench/results/server-overhead.json`);
 }
 
 if (only === 'instructions') {

@@ -1,7 +1,12 @@
-/** Graceful shutdown under load, side by side: lifeguard/server, http-terminator and stoppable (time to close, requests dropped). */
+/**
+ * The server side's benchmarks: graceful shutdown under load, side by side with http-terminator and
+ * stoppable (time to close, requests dropped); and the guard's per-request overhead (throughput of one
+ * http server with and without guardServer, as a ratio).
+ */
 import http from 'node:http';
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { createHttpTerminator } from 'http-terminator';
 import stoppable from 'stoppable';
 import { guardServer } from '../src/server/index.js';
@@ -172,3 +177,111 @@ export async function benchServer(rounds: number): Promise<ServerCase[]> {
 }
 
 export const SERVER_SCENARIO = `${BUSY_CLIENTS} keep-alive clients looping on requests of 50-150 ms plus ${IDLE_CLIENTS} idle keep-alive sockets, loopback, grace ${GRACE_MS} ms`;
+
+// ---- the guard's per-request overhead ----------------------------------------------------------------
+
+export const OVERHEAD_VARIANTS = ['plain', 'guardServer()', "guardServer({ keepAliveHint: 'safe' })"] as const;
+export type OverheadVariant = (typeof OVERHEAD_VARIANTS)[number];
+
+export interface OverheadResult {
+  readonly concurrency: number;
+  readonly slices: number;
+  readonly sliceMs: number;
+  /** Requests answered per second, by variant, summed over its slices. */
+  readonly perSecond: Readonly<Record<OverheadVariant, number>>;
+  /** Throughput of each variant over the plain server's (1.00x = no overhead): the median of the per-rotation ratios. */
+  readonly ratio: Readonly<Record<OverheadVariant, number>>;
+}
+
+interface LoadOrder {
+  readonly role: 'lifeguard-server-overhead-load';
+  readonly ports: readonly number[];
+  readonly concurrency: number;
+  readonly slices: number;
+  readonly sliceMs: number;
+  readonly warmMs: number;
+}
+
+/**
+ * The load generator, in a worker thread so that the client's work is not billed to the server's event
+ * loop: `concurrency` keep-alive loops on one server at a time, the servers taking turns slice by slice.
+ */
+async function runLoad(order: LoadOrder): Promise<number[][]> {
+  const agents = order.ports.map((port) => ({ port, agent: new http.Agent({ keepAlive: true, maxSockets: order.concurrency }) }));
+  const hit = (port: number, agent: http.Agent): Promise<void> => new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: '/items/42?q=1', agent }, (res) => {
+      res.resume();
+      res.on('end', resolve);
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+  const slice = async (port: number, agent: http.Agent, ms: number): Promise<number> => {
+    let n = 0;
+    const until = performance.now() + ms;
+    await Promise.all(Array.from({ length: order.concurrency }, async () => {
+      while (performance.now() < until) {
+        await hit(port, agent);
+        n++;
+      }
+    }));
+    return n;
+  };
+  for (const { port, agent } of agents) await slice(port, agent, order.warmMs);
+  const counts = agents.map(() => [] as number[]);
+  for (let i = 0; i < order.slices; i++) {
+    // Rotated each slice, so that no server always follows the same one.
+    for (let k = 0; k < agents.length; k++) {
+      const j = (i + k) % agents.length;
+      const target = agents[j];
+      if (target !== undefined) counts[j]?.push(await slice(target.port, target.agent, order.sliceMs));
+    }
+  }
+  for (const { agent } of agents) agent.destroy();
+  return counts;
+}
+
+if (!isMainThread && (workerData as Partial<LoadOrder> | null)?.role === 'lifeguard-server-overhead-load') {
+  void runLoad(workerData as LoadOrder).then((counts) => { parentPort?.postMessage(counts); });
+}
+
+/**
+ * One http server per variant in this process (the same handler: a small JSON answer), loaded in turn
+ * by a worker thread. Bounded: warm-up plus `slices` x `sliceMs` per variant.
+ */
+export async function benchServerOverhead(slices: number, sliceMs: number, concurrency = 32): Promise<OverheadResult> {
+  const servers = OVERHEAD_VARIANTS.map((variant) => {
+    const server = http.createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(`{"path":${JSON.stringify(req.url ?? '')}}`);
+    });
+    // The default hint is node's, which the guard rightly warns about (5 s hint, 5 s close): not this bench's subject.
+    if (variant === 'guardServer()') guardServer(server, { name: 'bench-default' }).on('warning', () => undefined);
+    if (variant === "guardServer({ keepAliveHint: 'safe' })") guardServer(server, { name: 'bench-safe', keepAliveHint: 'safe' }).on('warning', () => undefined);
+    return server;
+  });
+  const ports: number[] = [];
+  for (const server of servers) {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    ports.push((server.address() as net.AddressInfo).port);
+  }
+  try {
+    const order: LoadOrder = { role: 'lifeguard-server-overhead-load', ports, concurrency, slices, sliceMs, warmMs: Math.min(1000, sliceMs) };
+    const worker = new Worker(new URL(import.meta.url), { workerData: order });
+    const counts = await new Promise<number[][]>((resolve, reject) => {
+      worker.once('message', (m: number[][]) => { resolve(m); });
+      worker.once('error', reject);
+    });
+    await worker.terminate();
+    const perSecond = Object.fromEntries(OVERHEAD_VARIANTS.map((v, i) => [v, (counts[i] ?? []).reduce((a, b) => a + b, 0) / ((slices * sliceMs) / 1000)])) as Record<OverheadVariant, number>;
+    // Each slice's count over the plain server's in the same rotation (adjacent in time): the median of
+    // those ratios shrugs off a slice that another process on the machine slowed down.
+    const plain = counts[0] ?? [];
+    const ratio = Object.fromEntries(OVERHEAD_VARIANTS.map((v, i) => [v, median((counts[i] ?? []).map((n, k) => n / (plain[k] ?? NaN)))])) as Record<OverheadVariant, number>;
+    return { concurrency, slices, sliceMs, perSecond, ratio };
+  } finally {
+    for (const server of servers) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }
+}

@@ -40,6 +40,7 @@ export function pageHtml(title: string): string {
 <main>
   <section id="alerts-section"><h2>Active alerts</h2><ul id="alerts"></ul></section>
   <div id="pools"></div>
+  <div id="servers"></div>
   <section id="sockets-section"><h2>Sockets by TCP state</h2><div class="figures" id="process-figures"></div>
     <div class="chart" id="sockets-chart"></div><table id="remotes"></table></section>
   <section id="leaks-section"><h2>Leak reports</h2><ul id="leaks"></ul></section>
@@ -58,7 +59,8 @@ export const APP_JS = `(function () {
   var latest = null;
   var api = { charts: charts, updates: 0, state: function () { return latest; } };
   window.__lifeguard = api;
-  var COLORS = { idle: '#2f9e44', used: '#1c7ed6', pending: '#e8590c', p50: '#1c7ed6', p90: '#f08c00', p99: '#e03131' };
+  var COLORS = { idle: '#2f9e44', used: '#1c7ed6', pending: '#e8590c', p50: '#1c7ed6', p90: '#f08c00', p99: '#e03131',
+    open: '#495057', active: '#1c7ed6', upgraded: '#9c36b5', halfClosed: '#e03131' };
   var STATE_COLORS = { CLOSE_WAIT: '#e03131', ESTABLISHED: '#2f9e44', TIME_WAIT: '#868e96', FIN_WAIT1: '#f08c00', FIN_WAIT2: '#fab005', LAST_ACK: '#9c36b5', SYN_SENT: '#1c7ed6', SYN_RECV: '#15aabf', CLOSING: '#d6336c' };
   var STATE_ORDER = ['CLOSE_WAIT', 'ESTABLISHED', 'TIME_WAIT', 'FIN_WAIT1', 'FIN_WAIT2', 'LAST_ACK', 'SYN_SENT', 'SYN_RECV', 'CLOSING'];
 
@@ -93,22 +95,26 @@ export const APP_JS = `(function () {
     charts[key] = chart;
   }
 
-  function poolSection(pool) {
-    var id = 'pool-' + encodeURIComponent(pool.name);
+  /** The section of one pool or server, made on first sight: title, figure lines, a row of charts, then extras. */
+  function entitySection(kind, name, title, figureClasses, chartClasses, extras) {
+    var id = kind + '-' + encodeURIComponent(name);
     var section = document.getElementById(id);
-    if (!section) {
-      section = el('section', 'pool');
-      section.id = id;
-      section.dataset.pool = pool.name;
-      section.appendChild(el('h2', null, 'Pool ' + pool.name));
-      section.appendChild(el('div', 'figures'));
-      var row = el('div', 'charts');
-      row.appendChild(el('div', 'chart connections'));
-      row.appendChild(el('div', 'chart wait'));
-      section.appendChild(row);
-      document.getElementById('pools').appendChild(section);
-    }
+    if (section) return section;
+    section = el('section', kind);
+    section.id = id;
+    section.dataset[kind] = name;
+    section.appendChild(el('h2', null, title));
+    figureClasses.forEach(function (c) { section.appendChild(el('div', c)); });
+    var row = el('div', 'charts');
+    chartClasses.forEach(function (c) { row.appendChild(el('div', 'chart ' + c)); });
+    section.appendChild(row);
+    extras.forEach(function (node) { section.appendChild(node); });
+    document.getElementById(kind + 's').appendChild(section);
     return section;
+  }
+
+  function poolSection(pool) {
+    return entitySection('pool', pool.name, 'Pool ' + pool.name, ['figures'], ['connections', 'wait'], []);
   }
 
   function renderPools(state) {
@@ -137,6 +143,52 @@ export const APP_JS = `(function () {
         var key = prefix + section.dataset.pool;
         if (charts[key]) { charts[key].destroy(); delete charts[key]; }
       });
+      section.parentNode.removeChild(section);
+    });
+  }
+
+  function seconds(ms) { return ms === null || ms === undefined ? '' : (ms / 1000).toFixed(1) + ' s'; }
+
+  function describeSocket(c) {
+    return c.remote + (c.owner ? ' (' + c.owner + ')' : '') + ', ' + c.state + ', open ' + seconds(c.ageMs);
+  }
+
+  /** Servers guarded by lifeguard/server: their connections by state, half-closed, reaped, and the oldest sockets with their route. */
+  function renderServers(list) {
+    var container = document.getElementById('servers');
+    var seen = {};
+    list.forEach(function (server) {
+      seen[server.name] = true;
+      var section = entitySection('server', server.name, 'Server ' + server.name, ['figures', 'figures oldest'], ['server-connections'], [el('table', 'server-sockets')]);
+      var c = server.connections;
+      section.querySelector('.figures').textContent = (server.closed ? 'closed · ' : server.shuttingDown ? 'shutting down · ' : server.ready ? '' : 'not ready · ') +
+        'open ' + server.open + ' (active ' + c.active + ', idle ' + c.idle + ', raw ' + c.open + ', upgraded ' + c.upgraded + ', ending ' + c.ending + ')' +
+        ' · half-closed ' + server.halfClosed + ' · accepted ' + server.accepted +
+        ' · reaped: half-closed ' + server.reaped.halfClosed + ', idle ' + server.reaped.idle + ', destroyed ' + server.reaped.destroyed +
+        (server.lastShutdownMs !== null ? ' · last shutdown ' + seconds(server.lastShutdownMs) : '');
+      section.querySelector('.oldest').textContent = server.oldest ? 'oldest: ' + describeSocket(server.oldest) : 'no connection open';
+      var s = server.series;
+      draw('server:' + server.name, section.querySelector('.server-connections'), 'Connections of server ' + server.name,
+        [{ label: 'active', color: COLORS.active }, { label: 'idle', color: COLORS.idle }, { label: 'raw', color: COLORS.open },
+          { label: 'upgraded', color: COLORS.upgraded }, { label: 'half-closed', color: COLORS.halfClosed }],
+        [s.t, s.active, s.idle, s.open, s.upgraded, s.halfClosed], 'connections');
+      var table = section.querySelector('.server-sockets');
+      clear(table);
+      if (server.sockets.length === 0) return;
+      var head = el('tr');
+      ['remote', 'route', 'state', 'age', 'idle', 'half-closed for', 'in flight'].forEach(function (h) { head.appendChild(el('th', null, h)); });
+      table.appendChild(head);
+      server.sockets.forEach(function (sock) {
+        var tr = el('tr');
+        tr.dataset.state = sock.state;
+        [sock.remote, sock.owner || '', sock.state, seconds(sock.ageMs), seconds(sock.idleMs), seconds(sock.halfClosedMs), sock.inFlight].forEach(function (v) { tr.appendChild(el('td', null, v)); });
+        table.appendChild(tr);
+      });
+    });
+    Array.prototype.slice.call(container.querySelectorAll('section.server')).forEach(function (section) {
+      if (seen[section.dataset.server]) return;
+      var key = 'server:' + section.dataset.server;
+      if (charts[key]) { charts[key].destroy(); delete charts[key]; }
       section.parentNode.removeChild(section);
     });
   }
@@ -204,6 +256,7 @@ export const APP_JS = `(function () {
   function render(state) {
     latest = state;
     renderPools(state);
+    renderServers(state.servers || []);
     renderSockets(state.sockets);
     renderLeaks(state.leaks);
     renderAlerts(state.alerts);

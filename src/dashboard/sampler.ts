@@ -5,6 +5,9 @@ import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
 import type { Alert, AlertMonitor } from '../metrics/alerts.js';
 import type { MetricsCollector, PoolSnapshot } from '../metrics/collector.js';
 import type { PoolBudgetStats } from '../pool/budget-option.js';
+import type { ServerGuard } from '../server/guard.js';
+import { servers } from '../server/registry.js';
+import type { ConnectionInfo, ConnectionState } from '../server/types.js';
 
 /** One pool's history, as columns (the shape uPlot draws): `t` in seconds since the epoch. */
 export interface PoolSeries {
@@ -63,12 +66,45 @@ export interface DashboardSockets {
   readonly threads: number | null;
 }
 
+/** One guarded server's history (`lifeguard/server`), as columns: `t` in seconds since the epoch. */
+export interface ServerSeries {
+  readonly t: number[];
+  readonly open: number[];
+  readonly active: number[];
+  readonly idle: number[];
+  readonly upgraded: number[];
+  /** Peer half-closed (CLOSE_WAIT until ended), ended ones included until they close. */
+  readonly halfClosed: number[];
+}
+
+/** A server guarded by `lifeguard/server`, shown next to the pools. */
+export interface DashboardServer {
+  readonly name: string;
+  /** Closed with its server (it comes back if the server listens again). */
+  readonly closed: boolean;
+  readonly ready: boolean;
+  readonly shuttingDown: boolean;
+  readonly open: number;
+  readonly connections: Readonly<Record<ConnectionState, number>>;
+  readonly halfClosed: number;
+  readonly accepted: number;
+  readonly reaped: { readonly halfClosed: number; readonly idle: number; readonly destroyed: number };
+  readonly lastShutdownMs: number | null;
+  /** The oldest open connection, with its route (`owner`), or null. */
+  readonly oldest: ConnectionInfo | null;
+  /** Up to 20 connections: half-closed ones first, then the oldest. */
+  readonly sockets: readonly ConnectionInfo[];
+  readonly series: ServerSeries;
+}
+
 /** Everything the page shows, as served by `/api/state` and pushed on `/events`. */
 export interface DashboardState {
   /** Wall-clock ms. */
   readonly generatedAt: number;
   readonly sampleIntervalMs: number;
   readonly pools: readonly DashboardPool[];
+  /** Servers guarded by `lifeguard/server` in this process (the dashboard's own process only). */
+  readonly servers: readonly DashboardServer[];
   readonly sockets: DashboardSockets;
   readonly leaks: readonly DashboardLeak[];
   readonly alerts: readonly Alert[];
@@ -101,6 +137,8 @@ export class DashboardSampler {
   readonly #housekeeper: Housekeeper;
   readonly #task: HousekeepingTask;
   readonly #pools = new Map<string, PoolSeries>();
+  // Weak: a dashboard that runs for days must not keep every server guard it ever showed alive.
+  readonly #servers = new WeakMap<ServerGuard, ServerSeries>();
   readonly #socketT: number[] = [];
   readonly #byState: Record<string, number[]> = {};
   #remotes: DashboardSockets['remotes'] = [];
@@ -147,8 +185,53 @@ export class DashboardSampler {
       trim(Object.values(series), this.#s.historyLength);
     }
     for (const name of this.#pools.keys()) if (!open.has(name)) this.#pools.delete(name);
+    this.#sampleServers(now);
     if (this.#s.process && this.#reading === null) this.#reading = this.#readSockets(now).finally(() => { this.#reading = null; });
     else this.#s.onSample();
+  }
+
+  /** Servers are this process's: another process's (the CLI's `--pid`) are not visible in-process. */
+  #sampleServers(now: number): void {
+    for (const guard of this.#guards()) {
+      let series = this.#servers.get(guard);
+      if (series === undefined) {
+        series = { t: [], open: [], active: [], idle: [], upgraded: [], halfClosed: [] };
+        this.#servers.set(guard, series);
+      }
+      if (series.t.at(-1) === now) continue;
+      const stats = guard.stats();
+      series.t.push(now);
+      series.open.push(stats.connections.open);
+      series.active.push(stats.connections.active);
+      series.idle.push(stats.connections.idle);
+      series.upgraded.push(stats.connections.upgraded);
+      series.halfClosed.push(guard.connections().filter((c) => c.halfClosedMs !== null).length);
+      trim(Object.values(series), this.#s.historyLength);
+    }
+  }
+
+  #guards(): ServerGuard[] {
+    return this.#s.pid === process.pid ? servers() : [];
+  }
+
+  #serverStates(): DashboardServer[] {
+    const out: DashboardServer[] = [];
+    for (const guard of this.#guards()) {
+      const series = this.#servers.get(guard);
+      if (series === undefined) continue; // not sampled yet
+      const stats = guard.stats();
+      const connections = guard.connections();
+      const halfClosed = connections.filter((c) => c.halfClosedMs !== null);
+      const rest = connections.filter((c) => c.halfClosedMs === null);
+      out.push({
+        name: guard.name, closed: guard.closed, ready: stats.ready, shuttingDown: stats.shuttingDown, open: stats.open,
+        connections: stats.connections, halfClosed: halfClosed.length, accepted: stats.accepted, reaped: stats.reaped,
+        lastShutdownMs: stats.lastShutdownMs, oldest: connections[0] ?? null,
+        sockets: [...halfClosed.sort((a, b) => (b.halfClosedMs ?? 0) - (a.halfClosedMs ?? 0)), ...rest].slice(0, 20),
+        series,
+      });
+    }
+    return out;
   }
 
   /** The current state, as the page gets it. */
@@ -182,6 +265,7 @@ export class DashboardSampler {
       generatedAt: Date.now(),
       sampleIntervalMs: this.#s.sampleIntervalMs,
       pools,
+      servers: this.#serverStates(),
       sockets: {
         available: this.#socketsError === null, error: this.#socketsError, pid: this.#s.pid,
         t: this.#socketT, byState: this.#byState, remotes: this.#remotes, fds: this.#fds, threads: this.#threads,

@@ -12,3 +12,4 @@ export { buildReport, renderLine, renderText, type DiagnosisReport, type ReportS
 export { Sampler, series, type Sample, type SeenSocket, type Series, type SocketGroup } from './sampler.js';
 export { renderPrometheus } from './prometheus.js';
 export { rank, renderHost, surveyHost, type HostOptions, type HostProcess, type HostReport } from './host.js';
+export { collectInbound, renderInbound, type InboundServer, type InboundSocket } from './inbound.js';

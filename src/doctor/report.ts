@@ -1,4 +1,5 @@
 import { analyze, type AnalyzedSocket, type Finding, type ResolvedThresholds } from './findings.js';
+import { collectInbound, renderInbound, type InboundServer } from './inbound.js';
 import { ownerOf, seconds, type PoolResources, type SocketOwner } from './join.js';
 import type { Endpoint, TcpState } from './proc.js';
 import type { Sampler, SocketGroup } from './sampler.js';
@@ -49,6 +50,11 @@ export interface DiagnosisReport {
   readonly handles: Readonly<Record<string, Trend>> | null;
   /** Most severe first. */
   readonly findings: readonly Finding[];
+  /**
+   * In-process only: the servers guarded by `lifeguard/server`, each socket with its route, age and the
+   * kernel's state of it. Absent out of process.
+   */
+  readonly servers?: readonly InboundServer[];
   /** What the sample read (the kernel's files), when known. */
   readonly source?: string;
   /** How socket ages were measured. */
@@ -84,6 +90,7 @@ export function buildReport(sampler: Sampler, thresholds: ResolvedThresholds, re
     threads: { count: latest.threads, trend: sampler.threadSeries().values },
     handles: latest.handles === null ? null : Object.fromEntries([...handleSeries].map(([type, s]) => [type, { count: s.values.at(-1) ?? 0, trend: s.values }])),
     findings,
+    ...(resources === null ? {} : { servers: collectInbound(latest.sockets) }),
     ...(latest.source === undefined ? {} : { source: latest.source }),
     note: `socket ages are measured by sampling: the time since the doctor first saw a socket in its state (${sampler.samples.length} sample${sampler.samples.length === 1 ? '' : 's'} over ${seconds(latest.takenAt - first.takenAt)}), a lower bound of the real age`,
   };
@@ -171,6 +178,8 @@ export function renderText(report: DiagnosisReport): string {
   const width = Math.max(0, ...report.groups.map((g) => g.peer.length));
   for (const g of report.groups) out.push(`  ${g.peer.padEnd(width)}  ${g.state.padEnd(11)} ${g.count}${trendText(g.trend)}`);
   out.push('');
+  const inbound = renderInbound(report.servers ?? []);
+  if (inbound.length > 0) out.push(...inbound, '');
   const limit = report.fds.limit === null ? 'unlimited' : String(report.fds.limit);
   const pct = report.fds.limit === null ? '' : `, ${((report.fds.count / report.fds.limit) * 100).toFixed(1)}%`;
   out.push(`File descriptors: ${report.fds.count} of ${limit}${pct}${trendText(report.fds.trend)}`);

@@ -1,9 +1,10 @@
-import type { BatchObservableCallback, Histogram, Meter, MeterProvider, Observable, ObservableCounter, ObservableUpDownCounter } from '@opentelemetry/api';
+import type { Attributes, BatchObservableCallback, Histogram, Meter, MeterProvider, Observable, ObservableCounter, ObservableUpDownCounter } from '@opentelemetry/api';
 import { InvalidOptionError } from '../pool/errors.js';
 import { describe } from '../pool/options.js';
 import { optionsRecord, type MetricsCollector, type Observation } from './collector.js';
 import { bucketsOption, byName, CONNECTION_COUNT, HISTOGRAMS, POOL_GAUGES, POOL_NAME_ATTRIBUTE, STATE_ATTRIBUTE, TIMEOUTS } from './figures.js';
 import { loadOptional, useCollector } from './optional.js';
+import { SERVER_ATTRIBUTES, SERVER_FIGURES, serverCloseWait, serverSamples, type ServerFigure, type ServerSample } from './server.js';
 
 type OtelApi = typeof import('@opentelemetry/api');
 
@@ -32,7 +33,8 @@ const KNOWN = new Set(['meter', 'meterProvider', 'buckets', 'collector']);
  * `db.client.connection.count` (attribute `db.client.connection.state` = idle | used), `.idle.max`,
  * `.idle.min`, `.max`, `.pending_requests` and `.timeouts` observed at collection time, and the
  * `.create_time`, `.wait_time` and `.use_time` histograms (seconds) recorded as events happen. Every
- * data point carries `db.client.connection.pool.name`.
+ * data point carries `db.client.connection.pool.name`. Servers guarded by `lifeguard/server` are
+ * published as `lifeguard.server.*` instruments with `lifeguard.server.name` (see docs/metrics.md).
  */
 export function registerOpenTelemetry(options?: OpenTelemetryOptions): OpenTelemetryMetrics {
   const source = optionsRecord(options, KNOWN, 'registerOpenTelemetry');
@@ -67,6 +69,30 @@ export function registerOpenTelemetry(options?: OpenTelemetryOptions): OpenTelem
   };
   meter.addBatchObservableCallback(callback, observables);
 
+  // The server side (lifeguard/server guards): one batch too; async only for the kernel's CLOSE_WAIT count.
+  const serverInstruments = new Map<ServerFigure, Observable>();
+  for (const figure of Object.values(SERVER_FIGURES) as ServerFigure[]) {
+    const config = { unit: figure.unit, description: figure.help };
+    serverInstruments.set(figure, figure.type === 'counter' ? meter.createObservableCounter(figure.otel, config)
+      : figure === SERVER_FIGURES.ready || figure === SERVER_FIGURES.shutdownDuration ? meter.createObservableGauge(figure.otel, config)
+        : meter.createObservableUpDownCounter(figure.otel, config));
+  }
+  const attributes = (s: ServerSample): Attributes => {
+    const out: Attributes = {};
+    for (const [key, value] of Object.entries(s.labels)) out[SERVER_ATTRIBUTES[key as keyof typeof SERVER_ATTRIBUTES]] = value;
+    return out;
+  };
+  const serverCallback: BatchObservableCallback = async (result) => {
+    const samples = serverSamples();
+    if (samples.length === 0) return;
+    for (const s of [...samples, ...await serverCloseWait()]) {
+      const instrument = serverInstruments.get(s.figure);
+      if (instrument !== undefined) result.observe(instrument, s.value, attributes(s));
+    }
+  };
+  const serverObservables = [...serverInstruments.values()];
+  meter.addBatchObservableCallback(serverCallback, serverObservables);
+
   const histograms = new Map<Observation['kind'], Histogram>();
   for (const figure of HISTOGRAMS) {
     histograms.set(figure.kind, meter.createHistogram(figure.otel, { unit: 's', description: figure.help, advice: { explicitBucketBoundaries: buckets } }));
@@ -84,6 +110,7 @@ export function registerOpenTelemetry(options?: OpenTelemetryOptions): OpenTelem
       if (closed) return;
       closed = true;
       usedMeter.removeBatchObservableCallback(callback, observables);
+      usedMeter.removeBatchObservableCallback(serverCallback, serverObservables);
       collector.off('observe', onObserve);
       if (owned) collector.close();
     },

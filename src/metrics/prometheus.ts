@@ -5,6 +5,7 @@ import { describe } from '../pool/options.js';
 import { optionsRecord, type Observation, type PoolSnapshot } from './collector.js';
 import { bucketsOption, byName, CONNECTION_COUNT, HISTOGRAMS, POOL_GAUGES, TIMEOUTS } from './figures.js';
 import { loadOptional, useCollector } from './optional.js';
+import { SERVER_FIGURES, serverCloseWait, serverSamples, type ServerFigure, type ServerSample } from './server.js';
 
 type PromClient = typeof import('prom-client');
 
@@ -34,7 +35,9 @@ const KNOWN = new Set(['registry', 'prefix', 'buckets', 'collector']);
  * Registers a prom-client collector for every open pool of the process. Gauges and counters are read at
  * scrape time (`pool.stats()` counts since each pool was made, so nothing is lost to a late start);
  * the create, wait and use histograms are fed by the diagnostics channels as events happen. Every series
- * carries a `pool` label. See docs/metrics.md for the names.
+ * carries a `pool` label. Every server guarded by `lifeguard/server` is published too, with a `server`
+ * label: connections by state, half-closed, CLOSE_WAIT (from the kernel), accepted, reaped by code,
+ * readiness and the last shutdown's duration. See docs/metrics.md for the names.
  */
 export function registerPrometheus(options?: PrometheusOptions): PrometheusMetrics {
   const source = optionsRecord(options, KNOWN, 'registerPrometheus');
@@ -112,6 +115,37 @@ export function registerPrometheus(options?: PrometheusOptions): PrometheusMetri
       for (const [pool, n] of byName(snapshot(), (p) => p.stats.dropped)) c.inc({ pool, kind: 'dropped' }, n);
       for (const [pool, n] of byName(snapshot(), (p) => p.stats.revoked)) c.inc({ pool, kind: 'reclaimed' }, n);
     });
+
+    // The server side: every live guard of lifeguard/server, read at scrape time like the pools.
+    let serverCache: ServerSample[] | null = null;
+    const serverSnapshot = (): ServerSample[] => {
+      if (serverCache === null) {
+        serverCache = serverSamples();
+        queueMicrotask(() => { serverCache = null; });
+      }
+      return serverCache;
+    };
+    for (const figure of Object.values(SERVER_FIGURES) as ServerFigure[]) {
+      const config = { name: `${prefix}${figure.prom}`, help: figure.help, labelNames: [...figure.labels], registers };
+      if (figure === SERVER_FIGURES.closeWait) {
+        // Read from the kernel (async) and only for this gauge: the other series stay one synchronous snapshot.
+        metrics.push(new client.Gauge({ ...config, async collect() {
+          const samples = await serverCloseWait();
+          this.reset();
+          for (const s of samples) this.set(s.labels, s.value);
+        } }));
+        continue;
+      }
+      const fill = (m: Gauge | Counter): void => {
+        for (const s of serverSnapshot()) {
+          if (s.figure !== figure) continue;
+          if (m instanceof client.Counter) m.inc(s.labels, s.value);
+          else (m).set(s.labels, s.value);
+        }
+      };
+      if (figure.type === 'counter') counter(config.name, figure.help, config.labelNames, fill);
+      else gauge(config.name, figure.help, config.labelNames, fill);
+    }
 
     for (const figure of HISTOGRAMS) {
       const seen = new Set<string>();

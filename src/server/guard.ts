@@ -3,7 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Http2Session, IncomingHttpHeaders } from 'node:http2';
+import http2, { type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
 import type { TimerHandle } from '../internal/clock.js';
 import { TypedEmitter, type Listener } from '../internal/emitter.js';
@@ -41,6 +41,8 @@ interface Entry {
   session: Http2Session | null;
   /** HTTP/2 streams open on its session: requests in flight, like `responses` for HTTP/1. */
   streams: number;
+  /** Its HTTP/2 CONNECT streams (tunnels, RFC 8441 WebSockets): reaped when half-closed, like upgraded sockets. */
+  readonly tunnels: Set<Tunnel>;
   halfClosedAt: number | null;
   /** When the guard ended the socket (or found it ended by the application but still open when due). */
   endedAt: number | null;
@@ -54,6 +56,13 @@ interface Entry {
   bytesAtIdle: number;
   lastActiveAt: number;
   closed: boolean;
+}
+
+interface Tunnel {
+  readonly stream: ServerHttp2Stream;
+  readonly owner: string;
+  halfClosedAt: number | null;
+  endedAt: number | null;
 }
 
 interface ShutdownState {
@@ -127,6 +136,8 @@ export class ServerGuard {
   #reaped = { halfClosed: 0, idle: 0, destroyed: 0 };
   #registered = false;
   #closed = false;
+  /** Closed by close() (or replaced by another guard): never opens again, even if its server listens again. */
+  #closedByHand = false;
   #ready = true;
   #dispatching: Entry | null = null;
   #shutdown: ShutdownState | null = null;
@@ -142,6 +153,8 @@ export class ServerGuard {
     if (existing !== undefined && !existing.#closed) {
       throw new ServerGuardError(ServerCodes.ALREADY_GUARDED, `guardServer(): this server is already guarded by "${existing.name}"; close() that guard first`);
     }
+    // A guard that closed with the server is replaced: it must neither re-open nor stay listed.
+    if (existing !== undefined) existing.close();
     this.#options = resolveServerGuardOptions(options);
     this.name = this.#options.name;
     this.server = server;
@@ -157,6 +170,8 @@ export class ServerGuard {
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the wrapper runs with the server as `this`
     const guard = this;
     this.#wrappedEmit = function (this: net.Server, event: string | symbol, ...args: unknown[]): boolean {
+      // A server that listens again after close() is guarded again (it was left unguarded, silently).
+      if (guard.#closed && event === 'listening' && !guard.#closedByHand) guard.#reopen();
       if (guard.#closed) return Reflect.apply(original, this, [event, ...args]) as boolean;
       return guard.#dispatch(this, event, args);
     };
@@ -239,11 +254,27 @@ export class ServerGuard {
   }
 
   /**
-   * Stops guarding: restores the server's `emit`, drops the housekeeping task and forgets the sockets
-   * (they stay open). Called by itself when the server emits `close`. Idempotent.
+   * Stops guarding for good: restores the server's `emit`, drops the housekeeping task and forgets the
+   * sockets (they stay open). Idempotent. The guard also closes by itself when the server emits `close`,
+   * but then keeps watching for a new `listening`: a server that listens again is guarded again.
    */
   close(): void {
+    if (!this.#closedByHand) {
+      this.#closedByHand = true;
+      if (this.server.emit === this.#wrappedEmit) this.server.emit = this.#originalEmit;
+      unregisterGuard(this);
+    }
     this.#close(false);
+  }
+
+  /** The server listens again after it closed: guard it as new (ready, no shutdown), counts kept. */
+  #reopen(): void {
+    this.#closed = false;
+    this.#ready = true;
+    this.#shutdown = null;
+    this.#shutdownPromise = null;
+    this.#abandoned = [];
+    registerGuard(this);
   }
 
   #close(serverClosed: boolean): void {
@@ -255,7 +286,6 @@ export class ServerGuard {
       const now = this.#options.clock.now();
       this.#abandoned = [...this.#open].filter((e) => !e.socket.destroyed).map((e) => this.#info(e, now));
     }
-    if (this.server.emit === this.#wrappedEmit) this.server.emit = this.#originalEmit;
     // The server's 'close' can come before its last sockets' own: their responses still in flight are cut.
     const shutdown = this.#shutdown;
     if (shutdown?.stopped === true) for (const e of this.#open) for (const res of e.responses) this.#settle(res, shutdown);
@@ -263,7 +293,8 @@ export class ServerGuard {
     this.#open.clear();
     this.#bySocket.clear();
     this.#unregisterTask();
-    unregisterGuard(this);
+    // Closed with its server, it stays listed (its last shutdown's duration is still worth a scrape).
+    if (!serverClosed) unregisterGuard(this);
     // The server emits 'close' when its last connection goes, before that socket's own 'close' listeners
     // run: a shutdown waiting for the last socket must not wait for the deadline.
     this.#shutdown?.drained?.();
@@ -340,17 +371,26 @@ export class ServerGuard {
         return emit();
       }
       case 'stream': {
-        const stream = args[0] as { session?: Http2Session; once: (event: 'close', fn: () => void) => void };
+        const stream = args[0] as ServerHttp2Stream;
         const headers = args[1] as IncomingHttpHeaders;
         const entry = stream.session === undefined ? undefined : this.#sessions.get(stream.session);
         if (entry !== undefined) {
           entry.requests++;
           entry.streams++;
+          const protocol = headers[':protocol'];
+          const tunnel: Tunnel | null = headers[':method'] !== 'CONNECT' ? null : {
+            stream,
+            owner: typeof protocol === 'string' ? `upgrade ${protocol} ${pathOf(headers[':path'])}` : `connect ${String(headers[':authority'])}`,
+            halfClosedAt: null,
+            endedAt: null,
+          };
+          if (tunnel !== null) entry.tunnels.add(tunnel);
           stream.once('close', () => {
             entry.streams--;
+            if (tunnel !== null) entry.tunnels.delete(tunnel);
             entry.lastActiveAt = this.#options.clock.now();
           });
-          entry.owner = `${String(headers[':method'])} ${pathOf(headers[':path'])}`;
+          entry.owner = tunnel?.owner ?? `${String(headers[':method'])} ${pathOf(headers[':path'])}`;
         }
         return emit();
       }
@@ -383,6 +423,7 @@ export class ServerGuard {
       responses: new Set(),
       session: null,
       streams: 0,
+      tunnels: new Set(),
       halfClosedAt: null,
       endedAt: null,
       endedFor: null,
@@ -568,10 +609,44 @@ export class ServerGuard {
         continue;
       }
       if (this.#shutdown?.stopped === true) continue; // the shutdown's own deadline rules now
+      if (e.tunnels.size > 0) this.#checkTunnels(e, now);
       // Never while an HTTP response is in flight, nor while the application is still writing: a peer
       // that half-closed after its request still reads the answer.
       if (e.halfClosedAt !== null && now - e.halfClosedAt >= o.halfClosedTimeoutMs && e.responses.size === 0 && now - e.lastSentAt >= o.halfClosedTimeoutMs) this.#reap(e, ServerCodes.HALF_CLOSED, now);
       else if (o.idleTimeoutMs !== Infinity && e.responses.size === 0 && e.streams === 0 && now - e.lastActiveAt >= o.idleTimeoutMs) this.#reap(e, ServerCodes.IDLE, now);
+    }
+  }
+
+  /**
+   * HTTP/2 CONNECT streams are what upgraded sockets are in HTTP/1: a peer that half-closed one (sent
+   * END_STREAM) is done with it, and an application that never ends its side holds the stream (and a
+   * concurrent-stream slot) for ever. Node ends the session when the TCP peer half-closes, not a stream.
+   * Like HTTP/1, never while the session is still sending.
+   */
+  #checkTunnels(e: Entry, now: number): void {
+    const o = this.#options;
+    for (const t of [...e.tunnels]) {
+      const s = t.stream;
+      if (s.closed || s.destroyed) continue;
+      if (t.endedAt !== null) {
+        if (now - t.endedAt < o.destroyAfterEndMs) continue;
+        e.tunnels.delete(t);
+        this.#reaped.destroyed++;
+        const info = { ...this.#info(e, now), owner: t.owner };
+        s.close(http2.constants.NGHTTP2_CANCEL);
+        this.#report({ ...info, code: ServerCodes.DESTROYED, action: 'destroyed', server: this.name, message: `server "${this.name}": reset an HTTP/2 stream of ${describeConnection(info)}: it did not close within destroyAfterEndMs=${String(o.destroyAfterEndMs)} after being ended` });
+        continue;
+      }
+      if (t.halfClosedAt === null && (readableEnded(s) || (s.state as { remoteClose?: number }).remoteClose === 1)) t.halfClosedAt = now;
+      if (t.halfClosedAt === null || now - t.halfClosedAt < o.halfClosedTimeoutMs || now - e.lastSentAt < o.halfClosedTimeoutMs) continue;
+      t.endedAt = now;
+      if (s.writableEnded) continue; // the application ended it: it only has to close in time
+      this.#reaped.halfClosed++;
+      const info = { ...this.#info(e, now), owner: t.owner, halfClosedMs: Math.round(now - t.halfClosedAt) };
+      s.on('error', ignore);
+      if (s.headersSent) s.end();
+      else s.respond({ ':status': 504 }, { endStream: true });
+      this.#report({ ...info, code: ServerCodes.HALF_CLOSED, action: 'ended', server: this.name, message: `server "${this.name}": ended an HTTP/2 stream of ${describeConnection(info)}: the peer half-closed it ${String(info.halfClosedMs)} ms ago and the application had not ended it (halfClosedTimeoutMs=${String(o.halfClosedTimeoutMs)})` });
     }
   }
 

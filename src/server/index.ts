@@ -4,7 +4,7 @@
  */
 export { guardServer, ServerGuard, type ServerGuardEvents } from './guard.js';
 export { servers } from './registry.js';
-export { serverSamples, type ServerSample } from '../metrics/server.js';
+export { serverSamples, serverCloseWait, SERVER_FIGURES, type ServerSample, type ServerFigure, type ServerLabel } from '../metrics/server.js';
 export { ServerCodes, ServerGuardError, type ServerCode } from './errors.js';
 export type { ServerGuardOptions, KeepAliveHint } from './options.js';
 export type { ConnectionInfo, ConnectionKind, ConnectionState, ReapReport, ServerGuardStats, ServerWarning, ShutdownOptions, ShutdownReport } from './types.js';

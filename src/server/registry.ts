@@ -7,6 +7,7 @@ const refs = new WeakMap<ServerGuard, WeakRef<ServerGuard>>();
 
 /** @internal Called by the guard's constructor. */
 export function registerGuard(guard: ServerGuard): void {
+  if (refs.has(guard)) return; // re-opened with its server
   const ref = new WeakRef(guard);
   refs.set(guard, ref);
   live.add(ref);
@@ -19,7 +20,10 @@ export function unregisterGuard(guard: ServerGuard): void {
   refs.delete(guard);
 }
 
-/** The open server guards of this process, oldest first. */
+/**
+ * The server guards of this process, oldest first: open ones, and those closed with their server (not
+ * by `close()`), which open again if it listens again.
+ */
 export function servers(): ServerGuard[] {
   const out: ServerGuard[] = [];
   for (const ref of live) {

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { Pool } from '../../src/index.js';
 import { startDashboard } from '../../src/dashboard/index.js';
+import { guardServer } from '../../src/server/index.js';
 import { activeResources, grown } from '../support/handles.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -92,6 +93,14 @@ describe('the dashboard in a real headless Chromium', { skip }, () => {
       },
     });
     pool.on('leak', () => undefined);
+    // A guarded server next to the pool: one client half-closes on it and its application never ends.
+    const held: net.Socket[] = [];
+    const couch = net.createServer({ allowHalfOpen: true }, (s) => { held.push(s); s.resume(); });
+    const couchGuard = guardServer(couch, { name: 'couch', halfClosedTimeoutMs: 60_000 });
+    await new Promise<void>((resolve) => couch.listen(0, '127.0.0.1', resolve));
+    const halfClosing = net.connect({ port: (couch.address() as net.AddressInfo).port, host: '127.0.0.1' });
+    halfClosing.resume();
+    halfClosing.on('connect', () => { halfClosing.end(); });
     const dashboard = await startDashboard({ sampleIntervalMs: 100, alerts: { log: false, intervalMs: 100 } });
     const browser = await launch();
     try {
@@ -115,6 +124,9 @@ describe('the dashboard in a real headless Chromium', { skip }, () => {
       assert.ok(connections.columns.every((n) => n === connections.columns[0] && n >= 5));
       assert.equal(connections.lastUsed, 2);
       // Samples 100 ms apart: the time axis still labels whole seconds at the least, not every 0.5 s.
+      // The socket table is read apart from the pools (one read at a time): on a loaded machine it can lag
+      // behind them, and a chart of one sample has no time labels.
+      await page.waitForFunction(() => ((globalThis as unknown as PageGlobals).__lifeguard?.charts['sockets']?.data[0]?.length ?? 0) >= 3, undefined, { timeout: 10_000 });
       const splits = await page.evaluate(() => {
         const chart = (globalThis as unknown as { __lifeguard: { charts: Record<string, { axes: { _splits?: number[] | null }[] }> } }).__lifeguard.charts['sockets'];
         return chart?.axes[0]?._splits ?? [];
@@ -122,7 +134,17 @@ describe('the dashboard in a real headless Chromium', { skip }, () => {
       assert.ok(splits.length >= 1, 'the time axis has labels');
       for (let i = 1; i < splits.length; i++) assert.ok(splits[i]! - splits[i - 1]! >= 1, `time axis labels ${splits.join(', ')}`);
       const sockets = await page.evaluate(() => Array.from((globalThis as unknown as PageGlobals).document.querySelectorAll('#remotes tr td:first-child')).map((td) => td.textContent));
-      assert.ok(sockets.includes(`127.0.0.1:${echo.port}`), `remotes listed: ${sockets.join(', ')}`);
+      assert.ok(sockets.includes(`127.0.0.1:${echo.port}`), `remotes listed: ${sockets.join(', ')} (echo port ${String(echo.port)}, couch port ${String((couch.address() as net.AddressInfo).port)})`);
+
+      // The guarded server's section: figures, its chart, and the half-closed socket listed first.
+      await page.waitForSelector('section.server[data-server="couch"] table.server-sockets tr[data-state="half-closed"]', { timeout: 10_000 });
+      const server = await page.evaluate(() => {
+        const section = (globalThis as unknown as PageGlobals).document.querySelector('section.server[data-server="couch"]');
+        return { figures: section?.querySelector('.figures')?.textContent ?? '', oldest: section?.querySelector('.oldest')?.textContent ?? '' };
+      });
+      assert.match(server.figures, /open 1 .*half-closed 1 .*reaped: half-closed 0, idle 0, destroyed 0/);
+      assert.match(server.oldest, /^oldest: 127\.0\.0\.1:\d+, half-closed, open \d+\.\d s$/);
+      assert.ok((await chartView(page, 'server:couch')).columns.length === 6, 'time, active, idle, raw, upgraded, half-closed');
 
       // Leak one: acquired here, never released (the two above are reported too: they are held as long).
       const leaked = await pool.acquire({ label: 'browser-test-leak' });
@@ -150,6 +172,10 @@ describe('the dashboard in a real headless Chromium', { skip }, () => {
       await pool.close({ timeoutMs: 0 });
       for (const socket of echo.sockets) socket.destroy();
       await new Promise((resolve) => echo.server.close(resolve));
+      halfClosing.destroy();
+      for (const s of held) s.destroy();
+      couchGuard.close();
+      await new Promise((resolve) => couch.close(resolve));
     }
     await sleep(50);
     assert.deepEqual(grown(before, activeResources()), {});

@@ -51,3 +51,12 @@ export function events(url: string, count: number, timeoutMs = 10_000): Promise<
     req.end();
   });
 }
+
+/** Polls `check` every 20 ms until it holds; throws naming `what` after `timeoutMs`. */
+export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

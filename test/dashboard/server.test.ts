@@ -8,15 +8,7 @@ import { createBudget } from '../../src/budget/index.js';
 import { dashboardHandler, mountDashboard, runDashboardCommand, startDashboard, type DashboardState } from '../../src/dashboard/index.js';
 import { TestFactory } from '../support/factory.js';
 import { activeResources, grown } from '../support/handles.js';
-import { events, request } from './http.js';
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+import { events, request, until } from './http.js';
 
 describe('startDashboard()', () => {
   it('serves the page, uPlot, the state, the event stream and /metrics on loopback, and leaves no handle after close()', async () => {

@@ -1,33 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AggregationTemporality, DataPointType, InMemoryMetricExporter, MeterProvider, MetricReader, type MetricData, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { DataPointType, MeterProvider, type MetricData } from '@opentelemetry/sdk-metrics';
 import { MetricsCollector, registerOpenTelemetry } from '../../src/metrics/index.js';
 import { activeResources, grown } from '../support/handles.js';
+import { OnDemandReader } from './otel-reader.js';
 import { FakeClock, flush, runWorkload } from './workload.js';
-
-/** Collects on demand (no export interval, so no timer) and hands each collection to a real in-memory exporter. */
-class OnDemandReader extends MetricReader {
-  readonly exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
-
-  async exportNow(): Promise<MetricData[]> {
-    const { resourceMetrics, errors } = await this.collect();
-    assert.deepEqual(errors, []);
-    this.exporter.reset();
-    await new Promise<void>((resolve) => {
-      this.exporter.export(resourceMetrics, () => { resolve(); });
-    });
-    const exported: ResourceMetrics[] = this.exporter.getMetrics();
-    return exported.flatMap((r) => r.scopeMetrics.flatMap((s) => s.metrics));
-  }
-
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 const POOL = 'db.client.connection.pool.name';
 

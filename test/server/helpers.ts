@@ -1,5 +1,7 @@
 /** Helpers of the server guard's tests: half-closing clients in batches, kernel CLOSE_WAIT counts, bounded waits. */
+import http from 'node:http';
 import net from 'node:net';
+import { guardServer, type ServerGuard } from '../../src/server/index.js';
 import { ownSockets } from '../support/sockets.js';
 
 /** Sockets this process holds whose local port is `port` (the server side of its connections), by state. */
@@ -78,4 +80,45 @@ export function listen(server: net.Server): Promise<number> {
 
 export function closeServer(server: net.Server): Promise<void> {
   return new Promise((resolve) => { server.close(() => { resolve(); }); });
+}
+
+/**
+ * Two guarded servers as the dashboard and the doctor see them: "api", an http server with a long-poll
+ * route that never answers (one client waits on `GET /poll?token=secret`), and "couch", a raw net server
+ * (allowHalfOpen) whose application never ends a socket (one client half-closes: CLOSE_WAIT).
+ */
+export interface InboundScene {
+  readonly webGuard: ServerGuard;
+  readonly rawGuard: ServerGuard;
+  readonly webPort: number;
+  readonly rawPort: number;
+  /** Destroys both sides of every connection, closes both guards by hand and both servers. */
+  close(): Promise<void>;
+}
+
+export async function inboundScene(): Promise<InboundScene> {
+  const web = http.createServer((req) => { req.resume(); });
+  const webGuard = guardServer(web, { name: 'api' });
+  const webPort = await listen(web);
+  const accepted: net.Socket[] = [];
+  const raw = net.createServer({ allowHalfOpen: true }, (s) => { accepted.push(s); s.resume(); });
+  const rawGuard = guardServer(raw, { name: 'couch', halfClosedTimeoutMs: 60_000 });
+  const rawPort = await listen(raw);
+  const poll = net.connect({ port: webPort, host: '127.0.0.1' });
+  poll.write('GET /poll?token=secret HTTP/1.1\r\nHost: x\r\n\r\n');
+  const half = net.connect({ port: rawPort, host: '127.0.0.1' });
+  half.on('connect', () => { half.end(); });
+  const clients = [poll, half];
+  for (const c of clients) c.resume();
+  return {
+    webGuard, rawGuard, webPort, rawPort,
+    async close() {
+      for (const s of [...clients, ...accepted]) s.destroy();
+      webGuard.close();
+      rawGuard.close();
+      web.closeAllConnections();
+      await closeServer(web);
+      await closeServer(raw);
+    },
+  };
 }

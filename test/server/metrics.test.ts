@@ -16,17 +16,21 @@ describe('server figures', () => {
     a.end();
     await waitFor('1 half-closed', () => guard.stats().connections['half-closed'] === 1);
     const value = (name: string, labels: Record<string, string> = {}): number | undefined =>
-      serverSamples().find((s) => s.labels['server'] === 'figures' && s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+      serverSamples().find((s) => s.labels['server'] === 'figures' && s.name === name && Object.entries(labels).every(([k, v]) => (s.labels as Record<string, string | undefined>)[k] === v))?.value;
     assert.equal(value('server_half_closed'), 1);
     assert.equal(value('server_connections', { state: 'open' }), 1);
     assert.equal(value('server_connections', { state: 'half-closed' }), 1);
-    assert.equal(value('server_accepted_total'), 2);
+    assert.equal(value('server_connections_accepted_total'), 2);
     assert.equal(value('server_ready'), 1);
-    assert.equal(value('server_shutdown_duration_ms'), undefined);
+    assert.equal(value('server_shutdown_duration_seconds'), undefined);
     const report = await guard.shutdown({ timeoutMs: 2_000 });
     assert.equal(guard.stats().lastShutdownMs, report.durationMs);
+    assert.equal(value('server_shutdown_duration_seconds'), report.durationMs / 1000);
     await waitFor('closed', () => guard.closed);
-    assert.equal(value('server_half_closed'), undefined, 'a closed guard is no longer listed');
+    assert.equal(value('server_shutdown_duration_seconds'), report.durationMs / 1000, 'closed with its server, the guard is still listed');
+    assert.equal(value('server_ready'), 0);
+    guard.close();
+    assert.equal(value('server_half_closed'), undefined, 'a guard closed by hand is no longer listed');
     a.destroy();
     b.destroy();
     await closeServer(server).catch(() => undefined);
