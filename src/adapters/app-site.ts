@@ -48,7 +48,8 @@ export function applicationSite(): string | null {
   return siteOf(holder.stack ?? '');
 }
 
-function siteOf(stack: string): string | null {
+/** The application's line in a stack captured elsewhere (`Error.captureStackTrace`), as {@link applicationSite} gives it. */
+export function siteOf(stack: string): string | null {
   const frames = stack.split('\n').filter((line) => !ownPrefixes.some((prefix) => line.includes(prefix))).join('\n');
   let frame = appFrame(frames);
   if (frame?.startsWith('file://') === true) {

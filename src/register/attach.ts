@@ -8,13 +8,20 @@ import { performance } from 'node:perf_hooks';
 import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
 import { captureApplicationSite } from '../adapters/app-site.js';
 import { InvalidOptionError } from '../pool/errors.js';
+import early from './early.cjs';
+import { watchIoredis } from './ioredis-watch.js';
 
 /** What to attach to, and how; read from the environment by {@link attachFromEnv}. */
 export interface AttachOptions {
-  /** Clients to watch. @default all of them: `pg`, `mysql2`, `http` (http/https), `fetch` (undici) */
+  /** Clients to watch. @default all of them: `pg`, `mysql2`, `ioredis`, `http` (http/https), `fetch` (undici) */
   readonly clients?: readonly AttachClient[];
   /** A connection or request held longer than this is reported as a leak. @default 30000 */
   readonly leakAfterMs?: number;
+  /**
+   * ioredis: a line of the application is reported once this many clients it opened to one server have
+   * stayed open longer than `leakAfterMs` (and again each time that number doubles). @default 3
+   */
+  readonly ioredisPerSite?: number;
   /** Where JSON lines go. @default process.stderr */
   readonly write?: (line: string) => void;
   /** Starts Lifeguard's dashboard on 127.0.0.1 at this port (0: a free one). @default none */
@@ -25,8 +32,8 @@ export interface AttachOptions {
   readonly reportFile?: string;
 }
 
-export type AttachClient = 'pg' | 'mysql2' | 'http' | 'fetch';
-const ALL_CLIENTS: readonly AttachClient[] = ['pg', 'mysql2', 'http', 'fetch'];
+export type AttachClient = 'pg' | 'mysql2' | 'ioredis' | 'http' | 'fetch';
+const ALL_CLIENTS: readonly AttachClient[] = ['pg', 'mysql2', 'ioredis', 'http', 'fetch'];
 
 /** What {@link attach} did, and how to undo it. */
 export interface Attached {
@@ -127,6 +134,21 @@ export async function attach(options: AttachOptions = {}): Promise<Attached> {
     }
   }
 
+  const housekeeping: HousekeepingTask[] = [];
+  if (wanted.has('ioredis')) {
+    const ioredis = tryRequire('ioredis');
+    const watch = ioredis === null ? null : watchIoredis(ioredis, { leakAfterMs, perSite: options.ioredisPerSite ?? 3, emit });
+    if (watch !== null) {
+      housekeeping.push(watch.task);
+      undo.push(watch.undo);
+      clients.push('ioredis');
+    }
+  } else {
+    // The CommonJS preload hooks ioredis before it knows the options: not wanted, it is undone.
+    const ioredis = tryRequire('ioredis');
+    if (ioredis !== null) early.unhookIoredis(ioredis);
+  }
+
   // http and fetch: a request is held from its start until its response is done (consumed or destroyed).
   // One still open after leakAfterMs holds its connection: it is reported once, with the line that made it.
   const inFlight = new Map<object, Tracked>();
@@ -196,9 +218,13 @@ export async function attach(options: AttachOptions = {}): Promise<Attached> {
   }
 
   if (watching) {
+    housekeeping.push(task);
+    undo.push(() => { inFlight.clear(); });
+  }
+  if (housekeeping.length > 0) {
     const keeper = Housekeeper.for();
-    keeper.register(task);
-    undo.push(() => { keeper.unregister(task); inFlight.clear(); });
+    for (const t of housekeeping) keeper.register(t);
+    undo.push(() => { for (const t of housekeeping) keeper.unregister(t); });
   }
 
   let dashboardUrl: string | null = null;
@@ -244,7 +270,8 @@ const SIGNALS = new Set(['SIGUSR1', 'SIGUSR2', 'SIGHUP', 'SIGWINCH', 'SIGINFO', 
 
 /**
  * Reads the options from the environment (docs/find-a-leak.md):
- * `LIFEGUARD_ATTACH` (comma list of pg, mysql2, http, fetch; default all), `LIFEGUARD_LEAK_AFTER_MS`,
+ * `LIFEGUARD_ATTACH` (comma list of pg, mysql2, ioredis, http, fetch; default all), `LIFEGUARD_LEAK_AFTER_MS`,
+ * `LIFEGUARD_IOREDIS_PER_SITE`,
  * `LIFEGUARD_DASHBOARD_PORT`, `LIFEGUARD_REPORT_SIGNAL`, `LIFEGUARD_REPORT_FILE`. Bad values are refused,
  * naming the variable.
  */
@@ -271,6 +298,8 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): AttachOpti
   };
   const leakAfterMs = number('LIFEGUARD_LEAK_AFTER_MS', 1);
   if (leakAfterMs !== undefined) out.leakAfterMs = leakAfterMs;
+  const perSite = number('LIFEGUARD_IOREDIS_PER_SITE', 1);
+  if (perSite !== undefined) out.ioredisPerSite = perSite;
   const port = number('LIFEGUARD_DASHBOARD_PORT', 0);
   if (port !== undefined) out.dashboardPort = port;
   const signal = env['LIFEGUARD_REPORT_SIGNAL'];

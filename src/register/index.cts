@@ -7,6 +7,8 @@
 import nodeModule = require('node:module');
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- as above
 import url = require('node:url');
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- as above
+import early = require('./early.cjs');
 
 type Dict = Record<string, unknown>;
 interface Loaded {
@@ -30,6 +32,10 @@ function tryRequire(name: string): Dict | null {
     return null;
   }
 }
+
+// ioredis clients opened before the ESM part has loaded are recorded by the hook and handed over to it.
+const ioredis = tryRequire('ioredis');
+if (ioredis !== null) early.hookIoredis(ioredis);
 
 const pg = tryRequire('pg');
 const originalPgPool = pg?.['Pool'] as (new (...args: unknown[]) => DropIn) | undefined;

@@ -1,40 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { optionsFromEnv } from '../../src/register/attach.js';
-import { SERVICES, requireService } from '../support/services.js';
+import { requireService } from '../support/services.js';
+import { markers, root, run, runApp } from './helpers.js';
 
-const run = promisify(execFile);
-const root = path.resolve(import.meta.dirname, '..', '..', '..');
-const fixtures = path.join(root, 'test', 'fixtures', 'register');
 const service = await requireService('postgres');
 const mariadb = await requireService('mariadb');
-const { host, port, user, database } = SERVICES.postgres;
-
-interface Line { lifeguard: string; client?: string; site?: string | null; target?: string; kind?: string }
-
-/** `file:line` of each `// LEAK:<client>` marker in a fixture. */
-function markers(file: string): Map<string, string> {
-  const out = new Map<string, string>();
-  readFileSync(path.join(fixtures, file), 'utf8').split('\n').forEach((line, i) => {
-    const match = /\/\/ LEAK:(\w+)/.exec(line);
-    if (match?.[1] !== undefined) out.set(match[1], `test/fixtures/register/${file}:${i + 1}:`);
-  });
-  return out;
-}
-
-async function runApp(flag: string, file: string, env: Record<string, string> = {}): Promise<{ stdout: string; lines: Line[] }> {
-  const { stdout, stderr } = await run(process.execPath, [flag, 'lifeguard/register', path.join('test', 'fixtures', 'register', file)], {
-    cwd: root,
-    timeout: 30_000,
-    env: { ...process.env, NODE_OPTIONS: '', PGHOST: host, PGPORT: String(port), PGUSER: user, PGDATABASE: database, LIFEGUARD_LEAK_AFTER_MS: '200', APP_RUN_MS: '1500', ...env },
-  });
-  const lines = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
-  return { stdout, lines };
-}
 
 describe('lifeguard/register on unmodified sample apps', { skip: service.skip }, () => {
   for (const [flag, file] of [['--import', 'esm-app.mjs'], ['-r', 'cjs-app.cjs']] as const) {
@@ -60,8 +31,7 @@ describe('lifeguard/register on unmodified sample apps', { skip: service.skip },
   }
 
   it('node --import lifeguard/register mysql-app.mjs: mysql2 pools (callback, promise, named import) attached, a leak named by line', { skip: mariadb.skip }, async () => {
-    const my = SERVICES.mariadb;
-    const { stdout, lines } = await runApp('--import', 'mysql-app.mjs', { MYHOST: my.host, MYPORT: String(my.port), MYUSER: my.user, MYDATABASE: my.database });
+    const { stdout, lines } = await runApp('--import', 'mysql-app.mjs');
     const app = JSON.parse(stdout.trim()) as { rows: unknown; viaCallback: unknown; viaNamed: unknown; attached: boolean[] };
     assert.deepEqual(app, { rows: [{ x: 1 }], viaCallback: [{ x: 2 }], viaNamed: [{ x: 3 }], attached: [true, true, true] });
     const leak = lines.find((l) => l.lifeguard === 'leak' && l.client === 'mysql2');
