@@ -3,7 +3,7 @@ import nodeModule, { createRequire } from 'node:module';
 import dc from 'node:diagnostics_channel';
 import http from 'node:http';
 import https from 'node:https';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
 import { captureApplicationSite } from '../adapters/app-site.js';
@@ -243,7 +243,10 @@ export async function attach(options: AttachOptions = {}): Promise<Attached> {
       void import('../doctor/index.js').then(({ diagnoseSelf }) => diagnoseSelf()).then((report) => {
         if (file === undefined) write(JSON.stringify({ lifeguard: 'report', report }));
         else {
-          writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+          // Written aside and renamed: a reader (lifeguard doctor --pid) never sees half a report.
+          const partial = `${file}.${process.pid}.tmp`;
+          writeFileSync(partial, JSON.stringify(report, null, 2) + '\n');
+          renameSync(partial, file);
           write(JSON.stringify({ lifeguard: 'report', file }));
         }
       }, (error: unknown) => {
