@@ -7,7 +7,7 @@ import { Pool as LifeguardPool } from '../pool/pool.js';
 import type { Lease } from '../pool/lease.js';
 import type { LeakReport } from '../pool/events.js';
 import { describe, type CreateContext, type Factory, type PoolOptions } from '../pool/options.js';
-import { appFrame } from './app-site.js';
+import { appFrame, callerSite } from './app-site.js';
 import { ConnectionWatch, closeConnection, connectWithin, loadDriver, untilAborted } from './shared.js';
 
 // Loaded with require, not import: see pg-pool.ts (lifeguard/register replaces createPool before the
@@ -15,7 +15,8 @@ import { ConnectionWatch, closeConnection, connectWithin, loadDriver, untilAbort
 const mysql = await loadDriver(() => Promise.resolve(createRequire(import.meta.url)('mysql2') as typeof import('mysql2')), 'mysql2', 'lifeguard/mysql2');
 // mysql2's own createPool, kept before lifeguard/register replaces it with one that calls this module
 // (the option parsing below must reach mysql2's, not loop back here).
-const mysqlCreatePool = mysql.createPool;
+// lifeguard/register's CommonJS preload may have replaced createPool already; it keeps mysql2's own under this symbol.
+const mysqlCreatePool = ((mysql as unknown as Record<symbol, unknown>)[Symbol.for('lifeguard.mysql2.originalCreatePool')] ?? mysql.createPool) as typeof mysql.createPool;
 
 /**
  * Lifeguard's own settings of a drop-in pool (`createPool({ ..., lifeguard: { ... } })`): every Lifeguard pool
@@ -113,7 +114,7 @@ class Pool extends MysqlPoolBase {
     });
     this.lifeguard.on('leak', (report) => {
       if (this.listenerCount('leak') === 0) return;
-      const leak: Mysql2DropInLeak = { ...report, appSite: appFrame(report.stack) };
+      const leak: Mysql2DropInLeak = { ...report, appSite: appFrame(report.stack) ?? report.label ?? null };
       this.emit('leak', leak);
     });
   }
@@ -176,7 +177,8 @@ class Pool extends MysqlPoolBase {
     Error.stackTraceLimit = Math.max(limit, 40);
     let acquired: Promise<Lease<PoolConnection>>;
     try {
-      acquired = this.lifeguard.acquire();
+      const label = callerSite.getStore();
+      acquired = label === undefined ? this.lifeguard.acquire() : this.lifeguard.acquire({ label });
     } finally {
       Error.stackTraceLimit = limit;
     }

@@ -1,5 +1,4 @@
 /** `Pool` of `lifeguard/pg`: a drop-in for node-postgres's `pg.Pool` with a Lifeguard pool underneath. */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import type { ClientBase, PoolClient, PoolConfig } from 'pg';
@@ -8,7 +7,7 @@ import { Pool as LifeguardPool } from '../pool/pool.js';
 import type { Lease } from '../pool/lease.js';
 import type { LeakReport } from '../pool/events.js';
 import { describe, type CreateContext, type Factory, type PoolOptions } from '../pool/options.js';
-import { appFrame, applicationSite } from './app-site.js';
+import { appFrame, applicationSite, callerSite } from './app-site.js';
 import { ConnectionWatch, closeConnection, connectWithin, loadDriver } from './shared.js';
 
 // Loaded with require, not import: no ESM view of pg is made here, so that lifeguard/register can still
@@ -80,8 +79,6 @@ function describeClient(client: ClientBase): string {
 
 let dropInCount = 0;
 
-/** The application's line of an acquire made from promise callbacks (knex), see lendToKnex. */
-const callerSite = new AsyncLocalStorage<string>();
 
 // Subclassing pg.Pool makes `pool instanceof pg.Pool` true (Prisma's adapter-pg checks it); pg-pool's
 // constructor only copies options, and every method that would run its machinery is overridden below.

@@ -118,17 +118,21 @@ export async function attach(options: AttachOptions = {}): Promise<Attached> {
         pool.on('leak', onPoolLeak('mysql2'));
         return pool;
       };
+      const makePromise = (config: Parameters<typeof createPool>[0]): unknown => {
+        const core = make(config);
+        return Object.defineProperty(core.promise(), 'lifeguard', { value: core.lifeguard, enumerable: false });
+      };
       const originals = { callback: mysql['createPool'], promise: mysqlPromise?.['createPool'] };
       mysql['createPool'] = make;
-      if (mysqlPromise !== null) {
-        mysqlPromise['createPool'] = (config: Parameters<typeof createPool>[0]) => {
-          const core = make(config);
-          return Object.defineProperty(core.promise(), 'lifeguard', { value: core.lifeguard, enumerable: false });
-        };
-      }
+      if (mysqlPromise !== null) mysqlPromise['createPool'] = makePromise;
+      // The CommonJS preload's stand-ins (an application may hold them, destructured) make their pools here.
+      mysql[Symbol.for('lifeguard.mysql2.createPool')] = make;
+      mysql[Symbol.for('lifeguard.mysql2.createPromisePool')] = makePromise;
       undo.push(() => {
         mysql['createPool'] = originals.callback;
         if (mysqlPromise !== null) mysqlPromise['createPool'] = originals.promise;
+        mysql[Symbol.for('lifeguard.mysql2.createPool')] = undefined;
+        mysql[Symbol.for('lifeguard.mysql2.createPromisePool')] = undefined;
       });
       clients.push('mysql2');
     }
@@ -268,6 +272,9 @@ export async function attach(options: AttachOptions = {}): Promise<Attached> {
   attached = result;
   return result;
 }
+
+// For the CommonJS preload (index.cts), which runs the calls it deferred in the caller's line.
+export { callerSite, siteOf } from '../adapters/app-site.js';
 
 const SIGNALS = new Set(['SIGUSR1', 'SIGUSR2', 'SIGHUP', 'SIGWINCH', 'SIGINFO', 'SIGPWR']);
 

@@ -59,3 +59,21 @@ describe('lifeguard/register environment variables', () => {
     assert.throws(() => optionsFromEnv({ LIFEGUARD_REPORT_SIGNAL: 'SIGKILL' }), /invalid LIFEGUARD_REPORT_SIGNAL/);
   });
 });
+
+describe('lifeguard/register -r: pools made in the first milliseconds', { skip: service.skip || mariadb.skip }, () => {
+  it('node -r lifeguard/register early-app.cjs: pg and mysql2 pools made before the ESM half loaded are attached, their leaks named by line (register_cjs_misses_early_pools)', async () => {
+    const { stdout, lines } = await runApp('-r', 'early-app.cjs');
+    const app = JSON.parse(stdout.trim()) as { rows: unknown; viaCallback: unknown; attached: boolean[] };
+    assert.deepEqual(app, { rows: [{ x: 1 }], viaCallback: [{ x: 2 }], attached: [true, true, true] });
+    const expected = markers('early-app.cjs');
+    const sites = lines.filter((l) => l.lifeguard === 'leak').map((l) => l.site ?? '');
+    for (const marker of ['pg', 'mysql2', 'mysql2promise']) {
+      assert.ok(sites.some((site) => site.startsWith(expected.get(marker) ?? '?')), `a leak at ${String(expected.get(marker))} in ${JSON.stringify(lines)}`);
+    }
+  });
+
+  it('node -r lifeguard/register early-app.cjs: no leak line when the app releases everything', async () => {
+    const { lines } = await runApp('-r', 'early-app.cjs', { APP_CLEAN: '1' });
+    assert.deepEqual(lines.filter((l) => l.lifeguard === 'leak'), []);
+  });
+});
