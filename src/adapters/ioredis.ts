@@ -165,7 +165,7 @@ function makeFactory(source: Record<string, unknown>): Factory<Redis> {
           throw connectError ?? error;
         },
       );
-      await connectWithin(describeRedis(redis), context.signal, connectTimeoutMs, connect, () => {
+      await connectWithin(describeRedis(redis), context, connectTimeoutMs, connect, () => {
         watch.closing();
         kill(redis);
       });
