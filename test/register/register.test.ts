@@ -14,7 +14,7 @@ describe('lifeguard/register on unmodified sample apps', { skip: service.skip },
       const app = JSON.parse(stdout.trim()) as { status: number; poolIsPg: boolean; name: string; attached: boolean };
       // attached: the pool is the drop-in (and, in ESM, `import { Pool } from 'pg'` is the attached Pool too).
       assert.deepEqual(app, { status: 200, poolIsPg: true, name: 'Pool', attached: true });
-      const expected = markers(file);
+      const expected = markers('handler.cjs');
       for (const client of ['pg', 'fetch', 'http']) {
         const leak = lines.find((l) => l.lifeguard === 'leak' && l.client === client);
         assert.ok(leak !== undefined, `a ${client} leak line in ${JSON.stringify(lines)}`);
