@@ -10,7 +10,7 @@ import { describeOwner, seconds, type SocketOwner } from '../doctor/join.js';
 import type { DiagnosisReport, ReportSocket } from '../doctor/report.js';
 
 /** How long the doctor waits for the process's report by default (its `diagnoseSelf()` samples for ~2 s). */
-export const ATTACH_WAIT_MS = 6000;
+export const ATTACH_WAIT_MS = 10_000;
 const POLL_MS = 50;
 
 /** What the doctor learnt from the process's attach, added to its report as `attach`. */

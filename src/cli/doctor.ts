@@ -46,7 +46,7 @@ Options:
   --allow-remote           let --serve listen on an address other than loopback (127.0.0.0/8, ::1)
   --attach-wait-ms <ms>    a process running lifeguard/register with LIFEGUARD_REPORT_SIGNAL and
                            LIFEGUARD_REPORT_FILE is sent that signal, and its report joined: each socket
-                           names the pool and line holding it; how long to wait for it, 0: do not ask  (default 6000)
+                           names the pool and line holding it; how long to wait for it, 0: do not ask (default 10000)
   -h, --help               show this help
   -v, --version            print the version
 

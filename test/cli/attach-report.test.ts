@@ -19,7 +19,7 @@ const children: ChildProcessWithoutNullStreams[] = [];
 
 /** Starts `args` under node, with `env`; resolves once it printed "ready" (the fixture) or at once (`-e`). */
 async function start(args: readonly string[], env: Record<string, string>, waitReady: boolean): Promise<ChildProcessWithoutNullStreams> {
-  const child = spawn(process.execPath, [...args], { cwd: root, env: { ...process.env, NODE_OPTIONS: '', ...serviceEnv(), APP_RUN_MS: '20000', ...env } });
+  const child = spawn(process.execPath, [...args], { cwd: root, env: { ...process.env, NODE_OPTIONS: '', ...serviceEnv(), APP_RUN_MS: '120000', ...env } });
   children.push(child);
   let err = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { err += chunk; });
@@ -33,7 +33,8 @@ async function start(args: readonly string[], env: Record<string, string>, waitR
 }
 
 async function doctorJson(pid: number, ...extra: string[]): Promise<AttachedReport> {
-  const { stdout } = await run(process.execPath, [bin, 'doctor', '--pid', String(pid), '--samples', '1', '--json', ...extra], { timeout: 20_000 });
+  // A generous wait: the process's own report samples for about 2 s, far longer on a loaded machine.
+  const { stdout } = await run(process.execPath, [bin, 'doctor', '--pid', String(pid), '--samples', '1', '--json', '--attach-wait-ms', '30000', ...extra], { timeout: 60_000 });
   return JSON.parse(stdout) as AttachedReport;
 }
 
@@ -54,7 +55,7 @@ describe('lifeguard doctor --pid on a process running lifeguard/register', { ski
     assert.deepEqual(owned.map((s) => [s.remote.port, s.owner?.pool]), [[Number(serviceEnv()['PGPORT']), 'pg-pool-1'], [Number(serviceEnv()['PGPORT']), 'pg-pool-1']]);
     const held = owned.find((s) => s.owner?.lease != null);
     assert.ok(held?.owner?.lease?.site?.startsWith(markers('doctor-app.mjs').get('pg') ?? '?') === true, JSON.stringify(owned));
-    const { stdout } = await run(process.execPath, [bin, 'doctor', '--pid', String(app.pid), '--samples', '1'], { timeout: 20_000 });
+    const { stdout } = await run(process.execPath, [bin, 'doctor', '--pid', String(app.pid), '--samples', '1', '--attach-wait-ms', '30000'], { timeout: 60_000 });
     assert.match(stdout, /Owners \(from the process's lifeguard\/register report taken at .*\): 2 of \d+ sockets held by a pool/);
     assert.match(stdout, /held by pool "pg-pool-1", lease #\d+ acquired at test\/fixtures\/register\/doctor-app\.mjs:7:/);
     assert.equal(app.exitCode, null, 'the app is still running');
@@ -67,7 +68,7 @@ describe('lifeguard doctor --pid on a process running lifeguard/register', { ski
   });
 
   it('says why no owners are joined, and never sends a signal the process does not catch', async () => {
-    const idle = 'console.log("ready"); setTimeout(() => {}, 20000);';
+    const idle = 'console.log("ready"); setTimeout(() => {}, 120000);';
     const plain = await start(['-e', idle], {}, true);
     assert.equal((await doctorJson(plain.pid!)).attach.status, 'not-attached');
     const noFile = await start(['--import', 'lifeguard/register', '-e', idle], { LIFEGUARD_REPORT_SIGNAL: 'SIGUSR2' }, true);
