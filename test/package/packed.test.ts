@@ -8,11 +8,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { isolatedTempDir } from '../support/isolated-dir.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '..', '..', '..');
@@ -39,30 +39,13 @@ for (const sub of JSON.parse(process.argv.at(-1))) {
 console.log(JSON.stringify(out));
 `;
 
-/**
- * A folder for the consumer from which node's module resolution finds nothing of this checkout: a
- * `node_modules` in a parent (a `/tmp/node_modules` some other tool left) would lend the consumer the
- * peers it must be without.
- */
-function isolatedBase(): string {
-  const clean = (dir: string): boolean => {
-    for (let at = path.resolve(dir); ; at = path.dirname(at)) {
-      if (existsSync(path.join(at, 'node_modules'))) return false;
-      if (path.dirname(at) === at) return true;
-    }
-  };
-  const base = [tmpdir(), '/var/tmp', homedir()].find(clean);
-  assert.ok(base !== undefined, `no folder without a node_modules above it among ${tmpdir()}, /var/tmp, ${homedir()}`);
-  return base;
-}
-
 describe('the packed package, installed into a fresh project', () => {
   let work = '';
   let consumer = '';
   let files: string[] = [];
 
   before(async () => {
-    work = mkdtempSync(path.join(isolatedBase(), 'lifeguard-pack-'));
+    work = isolatedTempDir('lifeguard-pack-');
     const copy = path.join(work, 'src-copy');
     // What a fresh clone holds: the files git knows (tracked, or new and not ignored), never dist/.
     const { stdout } = await run('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, maxBuffer: LONG.maxBuffer });
