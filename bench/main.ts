@@ -5,17 +5,19 @@ import { PAIRS, benchHttp, httpReport } from './http.js';
 import { benchInstructions } from './instructions.js';
 import { benchServer, benchServerOverhead, OVERHEAD_VARIANTS, SERVER_SCENARIO } from './server.js';
 import { benchDoctor } from './doctor.js';
+import { attachReport, benchAttach } from './attach.js';
 
 /**
  * `npm run bench` (about 6 minutes), `npm run bench -- --quick` (about a minute), and `-- --only=pool`,
  * `-- --only=http` or `-- --only=server` for one part. `-- --only=instructions` counts the HTTP clients' instructions per
  * request under valgrind (about 7 minutes whether or not `--quick` is given; not part of the default run).
+ * `-- --only=attach` runs an HTTP app plain and under `lifeguard/register` in turns (about a minute; 30 s with `--quick`).
  * `-- --only=doctor` times one doctor sample against `ss -tanp` on 20,000 to 100,000 sockets (about a minute). Speed is only ever reported as ratios between libraries measured in the
  * same run, never asserted in tests.
  */
 const quick = process.argv.includes('--quick');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
-const PARTS = ['pool', 'http', 'instructions', 'server', 'doctor'];
+const PARTS = ['pool', 'http', 'instructions', 'server', 'doctor', 'attach'];
 if (only !== undefined && !PARTS.includes(only)) {
   console.error(`--only: expected one of ${PARTS.map((p) => JSON.stringify(p)).join(', ')}, got ${JSON.stringify(only)}`);
   process.exit(2);
@@ -90,4 +92,14 @@ if (only === undefined || only === 'doctor') {
   ])));
   writeFileSync(new URL('doctor.json', dir), `${JSON.stringify({ node: process.version, cases }, null, 2)}\n`);
   console.log(`\nwrote bench/results/doctor.json`);
+}
+
+if (only === undefined || only === 'attach') {
+  const pairs = quick ? 2 : 3;
+  const requests = quick ? 500 : 1000;
+  const cases = await benchAttach(pairs, requests);
+  console.log(`\nlifeguard/register overhead (node ${process.version}; test/fixtures/register/overhead-app.mjs, ${requests} keep-alive requests at concurrency 8 per client, plain and attached in turns, ${pairs} pairs, median; attached/plain)`);
+  console.log(attachReport(cases));
+  writeFileSync(new URL('attach.json', dir), `${JSON.stringify({ node: process.version, pairs, requests, cases }, null, 2)}\n`);
+  console.log(`\nwrote bench/results/attach.json`);
 }

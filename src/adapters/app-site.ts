@@ -1,6 +1,14 @@
 /** The application's own line in an acquirer's stack: past Lifeguard, node's internals and node_modules (an ORM, a driver). */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+/**
+ * The application's line of an acquire made where its frames are gone from the stack (from promise
+ * callbacks: knex, see lendToKnex; a call lifeguard/register deferred until its drop-ins loaded). The
+ * drop-ins pass it as the lease's label, which their leak reports fall back on.
+ */
+export const callerSite = new AsyncLocalStorage<string>();
 
 /** First frame of a stack (Lifeguard's frames already removed) outside node_modules and node's internals. */
 export function appFrame(stack: string | null): string | null {
@@ -48,7 +56,8 @@ export function applicationSite(): string | null {
   return siteOf(holder.stack ?? '');
 }
 
-function siteOf(stack: string): string | null {
+/** The application's line in a stack captured elsewhere (`Error.captureStackTrace`), as {@link applicationSite} gives it. */
+export function siteOf(stack: string): string | null {
   const frames = stack.split('\n').filter((line) => !ownPrefixes.some((prefix) => line.includes(prefix))).join('\n');
   let frame = appFrame(frames);
   if (frame?.startsWith('file://') === true) {

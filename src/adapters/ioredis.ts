@@ -149,6 +149,8 @@ function makeFactory(source: Record<string, unknown>): Factory<Redis> {
         connectTimeout: 0,
       };
       const redis = new RedisClient(options as RedisOptions & { replyMapping?: 'legacy' });
+      // lifeguard/register follows the clients an application opens itself; this one is the pool's.
+      Object.defineProperty(redis, Symbol.for('lifeguard.pooled'), { value: true });
       const watch = new ConnectionWatch(() => describeRedis(redis), context.invalidate);
       watch.watchDriver(redis);
       // ioredis rejects a failed connect with a bare "Connection is closed."; the reason (ECONNREFUSED,
@@ -163,7 +165,7 @@ function makeFactory(source: Record<string, unknown>): Factory<Redis> {
           throw connectError ?? error;
         },
       );
-      await connectWithin(describeRedis(redis), context.signal, connectTimeoutMs, connect, () => {
+      await connectWithin(describeRedis(redis), context, connectTimeoutMs, connect, () => {
         watch.closing();
         kill(redis);
       });

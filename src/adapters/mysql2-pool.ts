@@ -2,12 +2,13 @@
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import type { Pool as MysqlPool, PoolConnection, PoolOptions as MysqlPoolOptions } from 'mysql2';
-import { InvalidOptionError, PoolClosedError } from '../pool/errors.js';
+import { CreateFailedError, InvalidOptionError, PoolClosedError } from '../pool/errors.js';
 import { Pool as LifeguardPool } from '../pool/pool.js';
 import type { Lease } from '../pool/lease.js';
 import type { LeakReport } from '../pool/events.js';
 import { describe, type CreateContext, type Factory, type PoolOptions } from '../pool/options.js';
-import { appFrame } from './app-site.js';
+import { durationOption } from '../internal/options.js';
+import { appFrame, callerSite } from './app-site.js';
 import { ConnectionWatch, closeConnection, connectWithin, loadDriver, untilAborted } from './shared.js';
 
 // Loaded with require, not import: see pg-pool.ts (lifeguard/register replaces createPool before the
@@ -15,7 +16,8 @@ import { ConnectionWatch, closeConnection, connectWithin, loadDriver, untilAbort
 const mysql = await loadDriver(() => Promise.resolve(createRequire(import.meta.url)('mysql2') as typeof import('mysql2')), 'mysql2', 'lifeguard/mysql2');
 // mysql2's own createPool, kept before lifeguard/register replaces it with one that calls this module
 // (the option parsing below must reach mysql2's, not loop back here).
-const mysqlCreatePool = mysql.createPool;
+// lifeguard/register's CommonJS preload may have replaced createPool already; it keeps mysql2's own under this symbol.
+const mysqlCreatePool = ((mysql as unknown as Record<symbol, unknown>)[Symbol.for('lifeguard.mysql2.originalCreatePool')] ?? mysql.createPool) as typeof mysql.createPool;
 
 /**
  * Lifeguard's own settings of a drop-in pool (`createPool({ ..., lifeguard: { ... } })`): every Lifeguard pool
@@ -98,6 +100,8 @@ class Pool extends MysqlPoolBase {
       throw new InvalidOptionError('connectionLimit', `invalid option "connectionLimit" for lifeguard/mysql2 createPool: expected an integer >= 1 (mysql2's 0, "no limit", is refused: a pool without a cap is what Lifeguard prevents), got ${describe(limit)}`);
     }
     const queueLimit = config.queueLimit;
+    // The connect deadline's timer: a longer one would fire after 1 ms.
+    const connectTimeout = durationOption(config.connectionConfig, 'connectTimeout', 10_000, { min: 0 });
     this.lifeguard = new LifeguardPool<PoolConnection>({
       name: `mysql2-pool-${++dropInCount}`,
       // mysql2 waits as long as it takes for a connection; Lifeguard's acquireTimeoutMs may bound it.
@@ -109,11 +113,11 @@ class Pool extends MysqlPoolBase {
       max: limit,
       idleTimeoutMs: config.idleTimeout,
       maxWaiting: !config.waitForConnections ? 0 : queueLimit === 0 ? Infinity : queueLimit,
-      factory: this.#factory(config.connectionConfig.connectTimeout ?? 10_000, config.resetOnRelease),
+      factory: this.#factory(connectTimeout, config.resetOnRelease),
     });
     this.lifeguard.on('leak', (report) => {
       if (this.listenerCount('leak') === 0) return;
-      const leak: Mysql2DropInLeak = { ...report, appSite: appFrame(report.stack) };
+      const leak: Mysql2DropInLeak = { ...report, appSite: appFrame(report.stack) ?? report.label ?? null };
       this.emit('leak', leak);
     });
   }
@@ -128,7 +132,7 @@ class Pool extends MysqlPoolBase {
         watches.set(conn, watch);
         this.#invalidate.set(conn, context.invalidate);
         watch.watch(conn, (conn as unknown as ConnectionInternals).stream as Socket | undefined ?? null);
-        await connectWithin(describeConnection(conn), context.signal, connectTimeoutMs, () => new Promise<void>((resolve, reject) => {
+        await connectWithin(describeConnection(conn), context, connectTimeoutMs, () => new Promise<void>((resolve, reject) => {
           conn.connect((err: Error | null) => { if (err) reject(err); else resolve(); });
         }), () => {
           watch.closing();
@@ -176,7 +180,8 @@ class Pool extends MysqlPoolBase {
     Error.stackTraceLimit = Math.max(limit, 40);
     let acquired: Promise<Lease<PoolConnection>>;
     try {
-      acquired = this.lifeguard.acquire();
+      const label = callerSite.getStore();
+      acquired = label === undefined ? this.lifeguard.acquire() : this.lifeguard.acquire({ label });
     } finally {
       Error.stackTraceLimit = limit;
     }
@@ -187,7 +192,10 @@ class Pool extends MysqlPoolBase {
       this.emit('acquire', conn);
       callback(null, conn);
     }, (error: unknown) => {
-      callback(error instanceof PoolClosedError ? Object.assign(new Error('Pool is closed.'), { cause: error }) : error as Error);
+      if (error instanceof PoolClosedError) callback(Object.assign(new Error('Pool is closed.'), { cause: error }));
+      // A create failed for good (a wrong password): mysql2 passes the driver's error to each caller.
+      else if (error instanceof CreateFailedError && error.cause !== undefined) callback(error.cause as Error);
+      else callback(error as Error);
     });
   }
 

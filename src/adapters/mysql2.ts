@@ -111,7 +111,7 @@ function makeFactory(source: Record<string, unknown>): Factory<Connection> {
         core.once('connect', onConnect);
         core.once('error', onError);
       });
-      await connectWithin(describeConnection(core), context.signal, connectTimeoutMs, handshake, () => {
+      await connectWithin(describeConnection(core), context, connectTimeoutMs, handshake, () => {
         watch.closing();
         core.destroy();
       });

@@ -1,14 +1,14 @@
 /** `Pool` of `lifeguard/pg`: a drop-in for node-postgres's `pg.Pool` with a Lifeguard pool underneath. */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import type { ClientBase, PoolClient, PoolConfig } from 'pg';
-import { InvalidOptionError, AcquireTimeoutError } from '../pool/errors.js';
+import { InvalidOptionError, AcquireTimeoutError, CreateFailedError } from '../pool/errors.js';
 import { Pool as LifeguardPool } from '../pool/pool.js';
 import type { Lease } from '../pool/lease.js';
 import type { LeakReport } from '../pool/events.js';
 import { describe, type CreateContext, type Factory, type PoolOptions } from '../pool/options.js';
-import { appFrame, applicationSite } from './app-site.js';
+import { durationOption, MAX_DURATION_MS } from '../internal/options.js';
+import { appFrame, applicationSite, callerSite } from './app-site.js';
 import { ConnectionWatch, closeConnection, connectWithin, loadDriver } from './shared.js';
 
 // Loaded with require, not import: no ESM view of pg is made here, so that lifeguard/register can still
@@ -63,13 +63,15 @@ interface Waiting {
   createError: unknown;
 }
 
-function positive(config: Record<string, unknown>, key: string, integer: boolean): number | undefined {
+function positive(config: Record<string, unknown>, key: string, integer: boolean, max = Infinity): number | undefined {
   const value = config[key];
   // pg-pool reads `options.x || default`: undefined, null and 0 mean "the default" there, and here.
   if (value === undefined || value === null || value === 0) return undefined;
   if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || (integer && value !== Infinity && !Number.isInteger(value))) {
     throw new InvalidOptionError(key, `invalid option "${key}" for lifeguard/pg Pool: expected ${integer ? 'an integer' : 'a number'} >= 0, got ${describe(value)}`);
   }
+  // A timer longer than this fires after 1 ms.
+  if (value > max) durationOption({ [key]: value }, key, 0);
   return value;
 }
 
@@ -80,8 +82,6 @@ function describeClient(client: ClientBase): string {
 
 let dropInCount = 0;
 
-/** The application's line of an acquire made from promise callbacks (knex), see lendToKnex. */
-const callerSite = new AsyncLocalStorage<string>();
 
 // Subclassing pg.Pool makes `pool instanceof pg.Pool` true (Prisma's adapter-pg checks it); pg-pool's
 // constructor only copies options, and every method that would run its machinery is overridden below.
@@ -135,7 +135,7 @@ class Pool extends PgPoolBase {
     const idle = source['idleTimeoutMillis'];
     // pg-pool: undefined means 10 s, 0 and null mean never.
     const idleTimeoutMs = idle === undefined ? 10_000 : (positive(source, 'idleTimeoutMillis', false) ?? 0);
-    const connectionTimeoutMillis = positive(source, 'connectionTimeoutMillis', false);
+    const connectionTimeoutMillis = positive(source, 'connectionTimeoutMillis', false, MAX_DURATION_MS);
     this.#maxUses = positive(source, 'maxUses', true) ?? Infinity;
     this.#maxLifetimeMs = (positive(source, 'maxLifetimeSeconds', false) ?? 0) * 1000;
     this.#allowExitOnIdle = source['allowExitOnIdle'] === true;
@@ -194,7 +194,7 @@ class Pool extends PgPoolBase {
         const connect = (): Promise<void> => new Promise<void>((resolve, reject) => {
           (client.connect as unknown as (cb: (err?: Error) => void) => void)((err) => { if (err) reject(err); else resolve(); });
         });
-        await connectWithin(describeClient(client), context.signal, connectTimeoutMs, connect, () => {
+        await connectWithin(describeClient(client), context, connectTimeoutMs, connect, () => {
           watch.closing();
           kill(client);
         }).catch((error: unknown) => {
@@ -304,6 +304,8 @@ class Pool extends PgPoolBase {
     }, (error: unknown) => {
       done();
       if (waiting.createError !== undefined) throw waiting.createError as Error;
+      // A create failed for good (a wrong password): pg-pool fails each connect() with the driver's error.
+      if (error instanceof CreateFailedError && error.cause !== undefined) throw error.cause as Error;
       if (error instanceof AcquireTimeoutError) {
         // pg-pool's wording first: code that matches on it keeps working; Lifeguard's diagnosis follows.
         error.message = `timeout exceeded when trying to connect: ${error.message}`;

@@ -126,7 +126,7 @@ function makeFactory(source: Record<string, unknown>): Factory<Client> {
       const watch = new ConnectionWatch(() => describeClient(client), context.invalidate);
       watches.set(client, watch);
       watch.watch(client, client.connection.stream);
-      await connectWithin(describeClient(client), context.signal, connectTimeoutMs, () => client.connect(), () => {
+      await connectWithin(describeClient(client), context, connectTimeoutMs, () => client.connect(), () => {
         watch.closing();
         kill(client);
       });

@@ -5,7 +5,8 @@
  */
 import { InvalidOptionError } from '../pool/errors.js';
 import { Pool } from '../pool/pool.js';
-import { describe, numberOption, rejectUnknownKeys, type Factory, type PoolOptions } from '../pool/options.js';
+import { describe, rejectUnknownKeys, type CreateContext, type Factory, type PoolOptions } from '../pool/options.js';
+import { durationOption } from '../internal/options.js';
 import { ConnectTimeoutError, ConnectionLostError, DriverMissingError } from './errors.js';
 
 /** Options every adapter factory takes. */
@@ -96,9 +97,9 @@ export function factoryOptions(options: unknown, adapterKeys: readonly string[],
   return source;
 }
 
-/** Reads `connectTimeoutMs`. */
+/** Reads `connectTimeoutMs`: at most 2^31-1 ms (a longer timer would fire after 1 ms), or Infinity. */
 export function connectTimeoutOption(source: Record<string, unknown>): number {
-  return numberOption(source, 'connectTimeoutMs', 10_000, { min: 1, allowInfinity: true });
+  return durationOption(source, 'connectTimeoutMs', 10_000, { min: 1, allowInfinity: true });
 }
 
 /** Reads a one-of-strings option. */
@@ -132,9 +133,12 @@ export function driverOptions(source: Record<string, unknown>, managed: Readonly
 /**
  * Runs `connect()` under the connect deadline and the create's abort signal. On timeout, abort or
  * failure, `abandon()` destroys whatever was half-opened; a connection that completes after the deadline
- * is abandoned too. The timer and the abort listener are removed on every path.
+ * is abandoned too. The timer and the abort listener are removed on every path. A driver error no retry
+ * can fix soon ({@link isPermanentDriverError}: a wrong password, an unknown database or role) is marked
+ * permanent, so the pool fails waiting acquires with it at once instead of at their deadline.
  */
-export function connectWithin<T>(what: string, signal: AbortSignal, timeoutMs: number, connect: () => Promise<T>, abandon: () => void): Promise<T> {
+export function connectWithin<T>(what: string, context: Pick<CreateContext, 'signal' | 'permanent'>, timeoutMs: number, connect: () => Promise<T>, abandon: () => void): Promise<T> {
+  const { signal } = context;
   if (signal.aborted) {
     abandon();
     return Promise.reject(signal.reason as Error);
@@ -152,7 +156,7 @@ export function connectWithin<T>(what: string, signal: AbortSignal, timeoutMs: n
     const fail = (error: Error): void => {
       finish(() => {
         abandon();
-        reject(error);
+        reject(isPermanentDriverError(error) ? context.permanent(error) : error);
       });
     };
     const onAbort = (): void => {

@@ -7,6 +7,7 @@ import { SEVERITIES, severityRank, type DoctorThresholds, type Severity } from '
 import { renderLine, renderText, type DiagnosisReport } from '../doctor/report.js';
 import { InvalidOptionError } from '../pool/errors.js';
 import { joinNegativeValues, MAX_TIMER_MS, UsageError } from './args.js';
+import { ATTACH_WAIT_MS, joinAttachReport, renderAttach, requestAttachReport } from './attach-report.js';
 
 /** Exit codes of `lifeguard doctor` (documented in docs/doctor.md). */
 export const DoctorExit = Object.freeze({
@@ -42,12 +43,16 @@ Options:
   --serve <host:port>      sample every --interval-ms and serve the figures as Prometheus metrics on
                            http://host:port/metrics until Ctrl-C or SIGTERM (port 0: a free one, printed)
   --allow-remote           let --serve listen on an address other than loopback (127.0.0.0/8, ::1)
+  --attach-wait-ms <ms>    a process running lifeguard/register with LIFEGUARD_REPORT_SIGNAL and
+                           LIFEGUARD_REPORT_FILE is sent that signal, and its report joined: each socket
+                           names the pool and line holding it; how long to wait for it, 0: do not ask (default 10000)
   -h, --help               show this help
   -v, --version            print the version
 
 Exit codes: 0 no finding at or above --fail-on, 1 some finding at or above it, 2 bad arguments,
 3 the process could not be examined (not Linux, no such process, permission denied).
-Pool ownership of sockets and active handles are only known in-process: see diagnoseSelf() in docs/doctor.md.`;
+Pool ownership of sockets is only known in-process: from lifeguard/register's report (docs/find-a-leak.md)
+or diagnoseSelf() (docs/doctor.md).`;
 
 interface Io {
   readonly out: (text: string) => void;
@@ -81,6 +86,7 @@ const VALUE_OPTIONS = {
   threshold: 'key=number',
   serve: 'host:port',
   top: 'how many processes to list',
+  'attach-wait-ms': 'milliseconds to wait for the process\'s own report',
 };
 
 /** `host:port` or `[v6]:port`, loopback unless allowed otherwise. */
@@ -123,6 +129,7 @@ export const DOCTOR_OPTIONS = {
   all: { type: 'boolean' },
   top: { type: 'string' },
   'allow-remote': { type: 'boolean' },
+  'attach-wait-ms': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -148,7 +155,7 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
     io.out(io.version());
     return DoctorExit.OK;
   }
-  let pid: number, samples: number, intervalMs: number, failOn: Severity, thresholds: DoctorThresholds;
+  let pid: number, samples: number, intervalMs: number, failOn: Severity, thresholds: DoctorThresholds, attachWaitMs: number;
   let serve: { host: string; port: number } | undefined;
   let top: number | undefined;
   try {
@@ -157,6 +164,7 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
     pid = positiveInteger('pid', values.pid, 1, 1);
     samples = positiveInteger('samples', values.samples, values.all === true ? 2 : 3, 1);
     intervalMs = timerMs('interval-ms', values['interval-ms'], 1000);
+    attachWaitMs = timerMs('attach-wait-ms', values['attach-wait-ms'], ATTACH_WAIT_MS);
     const severity = values['fail-on'] ?? 'critical';
     if (!(SEVERITIES as readonly string[]).includes(severity)) throw new UsageError(`option --fail-on expects one of ${SEVERITIES.join(', ')}, got "${severity}"`);
     failOn = severity as Severity;
@@ -186,9 +194,14 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
     }
     if (serve !== undefined) return await serveLoop(options, serve, io);
     if (values.watch !== true) {
-      const report = await diagnose(options);
-      io.out(values.json === true ? JSON.stringify(report, null, 2) : renderText(report));
-      return exitFor(report, failOn);
+      // Asked first: the process's report and the doctor's samples take their time side by side.
+      const asking = attachWaitMs > 0 ? requestAttachReport(pid, attachWaitMs) : null;
+      asking?.catch(() => undefined);
+      const plain = await diagnose(options);
+      const report = asking === null ? null : joinAttachReport(plain, await asking);
+      const text = (): string => (report === null ? renderText(plain) : `${renderText(plain)}\n${renderAttach(report)}`);
+      io.out(values.json === true ? JSON.stringify(report ?? plain, null, 2) : text());
+      return exitFor(plain, failOn);
     }
     return await watchLoop(options, values.json === true, failOn, io);
   } catch (error) {

@@ -3,18 +3,25 @@ import nodeModule, { createRequire } from 'node:module';
 import dc from 'node:diagnostics_channel';
 import http from 'node:http';
 import https from 'node:https';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
 import { captureApplicationSite } from '../adapters/app-site.js';
 import { InvalidOptionError } from '../pool/errors.js';
+import early from './early.cjs';
+import { watchIoredis } from './ioredis-watch.js';
 
 /** What to attach to, and how; read from the environment by {@link attachFromEnv}. */
 export interface AttachOptions {
-  /** Clients to watch. @default all of them: `pg`, `mysql2`, `http` (http/https), `fetch` (undici) */
+  /** Clients to watch. @default all of them: `pg`, `mysql2`, `ioredis`, `http` (http/https), `fetch` (undici) */
   readonly clients?: readonly AttachClient[];
   /** A connection or request held longer than this is reported as a leak. @default 30000 */
   readonly leakAfterMs?: number;
+  /**
+   * ioredis: a line of the application is reported once this many clients it opened to one server have
+   * stayed open longer than `leakAfterMs` (and again each time that number doubles). @default 3
+   */
+  readonly ioredisPerSite?: number;
   /** Where JSON lines go. @default process.stderr */
   readonly write?: (line: string) => void;
   /** Starts Lifeguard's dashboard on 127.0.0.1 at this port (0: a free one). @default none */
@@ -25,8 +32,8 @@ export interface AttachOptions {
   readonly reportFile?: string;
 }
 
-export type AttachClient = 'pg' | 'mysql2' | 'http' | 'fetch';
-const ALL_CLIENTS: readonly AttachClient[] = ['pg', 'mysql2', 'http', 'fetch'];
+export type AttachClient = 'pg' | 'mysql2' | 'ioredis' | 'http' | 'fetch';
+const ALL_CLIENTS: readonly AttachClient[] = ['pg', 'mysql2', 'ioredis', 'http', 'fetch'];
 
 /** What {@link attach} did, and how to undo it. */
 export interface Attached {
@@ -111,20 +118,39 @@ export async function attach(options: AttachOptions = {}): Promise<Attached> {
         pool.on('leak', onPoolLeak('mysql2'));
         return pool;
       };
+      const makePromise = (config: Parameters<typeof createPool>[0]): unknown => {
+        const core = make(config);
+        return Object.defineProperty(core.promise(), 'lifeguard', { value: core.lifeguard, enumerable: false });
+      };
       const originals = { callback: mysql['createPool'], promise: mysqlPromise?.['createPool'] };
       mysql['createPool'] = make;
-      if (mysqlPromise !== null) {
-        mysqlPromise['createPool'] = (config: Parameters<typeof createPool>[0]) => {
-          const core = make(config);
-          return Object.defineProperty(core.promise(), 'lifeguard', { value: core.lifeguard, enumerable: false });
-        };
-      }
+      if (mysqlPromise !== null) mysqlPromise['createPool'] = makePromise;
+      // The CommonJS preload's stand-ins (an application may hold them, destructured) make their pools here.
+      mysql[Symbol.for('lifeguard.mysql2.createPool')] = make;
+      mysql[Symbol.for('lifeguard.mysql2.createPromisePool')] = makePromise;
       undo.push(() => {
         mysql['createPool'] = originals.callback;
         if (mysqlPromise !== null) mysqlPromise['createPool'] = originals.promise;
+        mysql[Symbol.for('lifeguard.mysql2.createPool')] = undefined;
+        mysql[Symbol.for('lifeguard.mysql2.createPromisePool')] = undefined;
       });
       clients.push('mysql2');
     }
+  }
+
+  const housekeeping: HousekeepingTask[] = [];
+  if (wanted.has('ioredis')) {
+    const ioredis = tryRequire('ioredis');
+    const watch = ioredis === null ? null : watchIoredis(ioredis, { leakAfterMs, perSite: options.ioredisPerSite ?? 3, emit });
+    if (watch !== null) {
+      housekeeping.push(watch.task);
+      undo.push(watch.undo);
+      clients.push('ioredis');
+    }
+  } else {
+    // The CommonJS preload hooks ioredis before it knows the options: not wanted, it is undone.
+    const ioredis = tryRequire('ioredis');
+    if (ioredis !== null) early.unhookIoredis(ioredis);
   }
 
   // http and fetch: a request is held from its start until its response is done (consumed or destroyed).
@@ -196,9 +222,13 @@ export async function attach(options: AttachOptions = {}): Promise<Attached> {
   }
 
   if (watching) {
+    housekeeping.push(task);
+    undo.push(() => { inFlight.clear(); });
+  }
+  if (housekeeping.length > 0) {
     const keeper = Housekeeper.for();
-    keeper.register(task);
-    undo.push(() => { keeper.unregister(task); inFlight.clear(); });
+    for (const t of housekeeping) keeper.register(t);
+    undo.push(() => { for (const t of housekeeping) keeper.unregister(t); });
   }
 
   let dashboardUrl: string | null = null;
@@ -217,7 +247,10 @@ export async function attach(options: AttachOptions = {}): Promise<Attached> {
       void import('../doctor/index.js').then(({ diagnoseSelf }) => diagnoseSelf()).then((report) => {
         if (file === undefined) write(JSON.stringify({ lifeguard: 'report', report }));
         else {
-          writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+          // Written aside and renamed: a reader (lifeguard doctor --pid) never sees half a report.
+          const partial = `${file}.${process.pid}.tmp`;
+          writeFileSync(partial, JSON.stringify(report, null, 2) + '\n');
+          renameSync(partial, file);
           write(JSON.stringify({ lifeguard: 'report', file }));
         }
       }, (error: unknown) => {
@@ -240,11 +273,15 @@ export async function attach(options: AttachOptions = {}): Promise<Attached> {
   return result;
 }
 
+// For the CommonJS preload (index.cts), which runs the calls it deferred in the caller's line.
+export { callerSite, siteOf } from '../adapters/app-site.js';
+
 const SIGNALS = new Set(['SIGUSR1', 'SIGUSR2', 'SIGHUP', 'SIGWINCH', 'SIGINFO', 'SIGPWR']);
 
 /**
  * Reads the options from the environment (docs/find-a-leak.md):
- * `LIFEGUARD_ATTACH` (comma list of pg, mysql2, http, fetch; default all), `LIFEGUARD_LEAK_AFTER_MS`,
+ * `LIFEGUARD_ATTACH` (comma list of pg, mysql2, ioredis, http, fetch; default all), `LIFEGUARD_LEAK_AFTER_MS`,
+ * `LIFEGUARD_IOREDIS_PER_SITE`,
  * `LIFEGUARD_DASHBOARD_PORT`, `LIFEGUARD_REPORT_SIGNAL`, `LIFEGUARD_REPORT_FILE`. Bad values are refused,
  * naming the variable.
  */
@@ -271,6 +308,8 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): AttachOpti
   };
   const leakAfterMs = number('LIFEGUARD_LEAK_AFTER_MS', 1);
   if (leakAfterMs !== undefined) out.leakAfterMs = leakAfterMs;
+  const perSite = number('LIFEGUARD_IOREDIS_PER_SITE', 1);
+  if (perSite !== undefined) out.ioredisPerSite = perSite;
   const port = number('LIFEGUARD_DASHBOARD_PORT', 0);
   if (port !== undefined) out.dashboardPort = port;
   const signal = env['LIFEGUARD_REPORT_SIGNAL'];

@@ -5,6 +5,7 @@ import type { Pool } from '../../src/pool/pool.js';
 import type { CreateContext } from '../../src/pool/options.js';
 import type { DestroyReason } from '../../src/pool/pool-entry.js';
 import { activeResources, grown } from '../support/handles.js';
+import { pointsAt } from '../support/site.js';
 
 /** Polls `condition` every 10 ms until it holds; fails naming `what` after `timeoutMs`. */
 export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -162,4 +163,28 @@ export async function assertIdleKillsEvicted<T, Id>(pool: Pool<T>, killAll: () =
   assert.equal(stats.destroyed.error, 4);
   assert.equal(stats.createErrors, 0);
   assert.equal(stats.timeouts, 0);
+}
+
+/** A drop-in pool's leak report, as far as the line check reads it. */
+interface DropInLeak {
+  readonly kind: string;
+  readonly appSite: string | null;
+}
+
+/**
+ * Holds a connection through an ORM until the pool reports it, then lets go: `hold(gate, mark)` calls
+ * `mark(callerLocation(1))` on the same line as the ORM call that keeps a connection until `gate` resolves.
+ * The report must name that line (the application's, not a frame of the ORM). Returns the report.
+ */
+export async function assertLeakNamesLine(pool: { on(event: 'leak', listener: (leak: DropInLeak) => void): unknown }, hold: (gate: Promise<void>, mark: (where: string) => void) => Promise<unknown>): Promise<DropInLeak> {
+  let letGo!: () => void;
+  const gate = new Promise<void>((resolve) => { letGo = resolve; });
+  const leak = new Promise<DropInLeak>((resolve) => { pool.on('leak', resolve); });
+  let where = '';
+  const running = hold(gate, (at) => { where = at; });
+  const report = await leak;
+  letGo();
+  await running;
+  assert.ok(pointsAt(report.appSite, where), `leak site ${String(report.appSite)} should point at ${where}`);
+  return report;
 }

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { isolatedTempDir } from '../support/isolated-dir.js';
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '..', '..', '..');
@@ -16,7 +16,7 @@ const root = path.resolve(import.meta.dirname, '..', '..', '..');
 describe('a missing optional peer', () => {
   let dir = '';
   before(() => {
-    dir = mkdtempSync(path.join(tmpdir(), 'lg-no-peers-'));
+    dir = isolatedTempDir('lg-no-peers-');
     const pkg = path.join(dir, 'node_modules', 'lifeguard');
     mkdirSync(path.join(pkg, 'dist'), { recursive: true });
     cpSync(path.join(root, 'package.json'), path.join(pkg, 'package.json'));

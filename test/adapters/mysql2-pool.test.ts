@@ -4,21 +4,17 @@ import mysql from 'mysql2';
 import { Kysely, MysqlDialect, sql } from 'kysely';
 import { drizzle } from 'drizzle-orm/mysql2';
 import { sql as dsql } from 'drizzle-orm';
-import { createPool, type Mysql2DropInLeak, type Mysql2DropInPool } from '../../src/adapters/mysql2.js';
+import { createPool } from '../../src/adapters/mysql2.js';
 import { createPool as createPromisePool } from '../../src/adapters/mysql2-promise.js';
 import { activeResources } from '../support/handles.js';
 import { SERVICES, requireService } from '../support/services.js';
-import { callerLocation, pointsAt } from '../support/site.js';
-import { assertNoHandlesLeft, uniqueName, waitFor } from './helpers.js';
+import { callerLocation } from '../support/site.js';
+import { assertLeakNamesLine, assertNoHandlesLeft, uniqueName, waitFor } from './helpers.js';
 
 const service = await requireService('mariadb');
 const { host, port, user, database } = SERVICES.mariadb;
 const base = { host, port, user, database };
 const watchLeaks = { leakDetection: 'full', leakWarnAfterMs: 150 } as const;
-
-function nextLeak(pool: Mysql2DropInPool): Promise<Mysql2DropInLeak> {
-  return new Promise((resolve) => { pool.on('leak', resolve); });
-}
 
 describe('lifeguard/mysql2 createPool (drop-in) options', () => {
   it('refuses a pool without a cap and Lifeguard options that mysql2 options set', () => {
@@ -88,18 +84,9 @@ describe('lifeguard/mysql2 createPool against MariaDB', { skip: service.skip }, 
     });
     const rows = await db.selectFrom('lg_dropin_items').select('name').where('name', '=', name).execute();
     assert.equal(rows.length, 1);
-    let letGo!: () => void;
-    const gate = new Promise<void>((resolve) => { letGo = resolve; });
-    const leak = nextLeak(pool);
-    let where = '';
-    async function handler(): Promise<void> {
-      where = callerLocation(1); await db.connection().execute(async (conn) => { await sql`SELECT 1`.execute(conn); await gate; });
-    }
-    const running = handler();
-    const report = await leak;
-    assert.ok(pointsAt(report.appSite, where), `leak site ${String(report.appSite)} should point at ${where}`);
-    letGo();
-    await running;
+    await assertLeakNamesLine(pool, async (gate, mark) => {
+      mark(callerLocation(1)); await db.connection().execute(async (conn) => { await sql`SELECT 1`.execute(conn); await gate; });
+    });
     await db.destroy();
   });
 
@@ -112,18 +99,9 @@ describe('lifeguard/mysql2 createPool against MariaDB', { skip: service.skip }, 
     });
     const [counted] = await db.execute(dsql`SELECT COUNT(*) AS n FROM lg_dropin_items WHERE name = ${name}`) as unknown as [[{ n: number }]];
     assert.equal(String(counted[0].n), '1');
-    let letGo!: () => void;
-    const gate = new Promise<void>((resolve) => { letGo = resolve; });
-    const leak = nextLeak(pool);
-    let where = '';
-    async function handler(): Promise<void> {
-      where = callerLocation(1); await db.transaction(async (tx) => { await tx.execute(dsql`SELECT 1`); await gate; });
-    }
-    const running = handler();
-    const report = await leak;
-    assert.ok(pointsAt(report.appSite, where), `leak site ${String(report.appSite)} should point at ${where}`);
-    letGo();
-    await running;
+    await assertLeakNamesLine(pool, async (gate, mark) => {
+      mark(callerLocation(1)); await db.transaction(async (tx) => { await tx.execute(dsql`SELECT 1`); await gate; });
+    });
     await new Promise<void>((resolve) => { pool.end(() => { resolve(); }); });
   });
 });

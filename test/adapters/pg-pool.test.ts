@@ -5,21 +5,17 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { sql as dsql } from 'drizzle-orm';
 import knexFactory from 'knex';
-import { Pool, lendToKnex, type PgDropInLeak } from '../../src/adapters/pg.js';
+import { Pool, lendToKnex } from '../../src/adapters/pg.js';
 import { activeResources } from '../support/handles.js';
 import { SERVICES, requireService } from '../support/services.js';
-import { callerLocation, pointsAt } from '../support/site.js';
-import { assertNoHandlesLeft, uniqueName, waitFor } from './helpers.js';
+import { callerLocation } from '../support/site.js';
+import { assertLeakNamesLine, assertNoHandlesLeft, uniqueName, waitFor } from './helpers.js';
 
 const service = await requireService('postgres');
 const { host, port, user, database } = SERVICES.postgres;
 const base = { host, port, user, database };
 const watchLeaks = { leakDetection: 'full', leakWarnAfterMs: 150 } as const;
 
-/** Resolves with the first leak report of `pool`. */
-function nextLeak(pool: Pool): Promise<PgDropInLeak> {
-  return new Promise((resolve) => { pool.on('leak', resolve); });
-}
 
 describe('lifeguard/pg Pool (drop-in) shape', () => {
   it('is an instanceof pg.Pool named Pool, and rejects bad options by name', async () => {
@@ -130,19 +126,10 @@ describe('lifeguard/pg Pool against PostgreSQL', { skip: service.skip }, () => {
     });
     const rows = await db.selectFrom('lg_dropin_items').select('name').where('name', '=', name).execute();
     assert.equal(rows.length, 1);
-    let letGo!: () => void;
-    const gate = new Promise<void>((resolve) => { letGo = resolve; });
-    const leak = nextLeak(pool);
-    let where = '';
-    async function handler(): Promise<void> {
-      where = callerLocation(1); await db.connection().execute(async (conn) => { await sql`SELECT 1`.execute(conn); await gate; });
-    }
-    const running = handler();
-    const report = await leak;
+    const report = await assertLeakNamesLine(pool, async (gate, mark) => {
+      mark(callerLocation(1)); await db.connection().execute(async (conn) => { await sql`SELECT 1`.execute(conn); await gate; });
+    });
     assert.equal(report.kind, 'held');
-    assert.ok(pointsAt(report.appSite, where), `leak site ${String(report.appSite)} should point at ${where}`);
-    letGo();
-    await running;
     await db.destroy();
   });
 
@@ -155,18 +142,9 @@ describe('lifeguard/pg Pool against PostgreSQL', { skip: service.skip }, () => {
     });
     const result = await db.execute(dsql`SELECT count(*)::int AS n FROM lg_dropin_items WHERE name = ${name}`);
     assert.equal((result.rows[0] as { n: number } | undefined)?.n, 1);
-    let letGo!: () => void;
-    const gate = new Promise<void>((resolve) => { letGo = resolve; });
-    const leak = nextLeak(pool);
-    let where = '';
-    async function handler(): Promise<void> {
-      where = callerLocation(1); await db.transaction(async (tx) => { await tx.execute(dsql`SELECT 1`); await gate; });
-    }
-    const running = handler();
-    const report = await leak;
-    assert.ok(pointsAt(report.appSite, where), `leak site ${String(report.appSite)} should point at ${where}`);
-    letGo();
-    await running;
+    await assertLeakNamesLine(pool, async (gate, mark) => {
+      mark(callerLocation(1)); await db.transaction(async (tx) => { await tx.execute(dsql`SELECT 1`); await gate; });
+    });
     await pool.end();
   });
 
@@ -177,18 +155,9 @@ describe('lifeguard/pg Pool against PostgreSQL', { skip: service.skip }, () => {
     await db.transaction(async (trx) => { await trx('lg_dropin_items').insert({ name }); });
     const rows = await db('lg_dropin_items').where({ name }).select('name');
     assert.equal(rows.length, 1);
-    let letGo!: () => void;
-    const gate = new Promise<void>((resolve) => { letGo = resolve; });
-    const leak = nextLeak(pool);
-    let where = '';
-    async function handler(): Promise<void> {
-      where = callerLocation(1); await db.transaction(async (trx) => { await trx.raw('SELECT 1'); await gate; });
-    }
-    const running = handler();
-    const report = await leak;
-    assert.ok(pointsAt(report.appSite, where), `leak site ${String(report.appSite)} should point at ${where}`);
-    letGo();
-    await running;
+    await assertLeakNamesLine(pool, async (gate, mark) => {
+      mark(callerLocation(1)); await db.transaction(async (trx) => { await trx.raw('SELECT 1'); await gate; });
+    });
     await db.destroy();
     await pool.end();
   });

@@ -8,11 +8,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { isolatedTempDir } from '../support/isolated-dir.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '..', '..', '..');
@@ -45,7 +45,7 @@ describe('the packed package, installed into a fresh project', () => {
   let files: string[] = [];
 
   before(async () => {
-    work = mkdtempSync(path.join(tmpdir(), 'lifeguard-pack-'));
+    work = isolatedTempDir('lifeguard-pack-');
     const copy = path.join(work, 'src-copy');
     // What a fresh clone holds: the files git knows (tracked, or new and not ignored), never dist/.
     const { stdout } = await run('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, maxBuffer: LONG.maxBuffer });
@@ -117,6 +117,14 @@ console.log(JSON.stringify({ n })); // and the process exits: close() left no ha
     assert.equal((await run(bin, ['--version'], { cwd: consumer, ...LONG })).stdout.trim(), PKG.version);
     const doctor = JSON.parse((await run(bin, ['doctor', '--pid', String(process.pid), '--json'], { cwd: consumer, ...LONG })).stdout) as { pid: number };
     assert.equal(doctor.pid, process.pid);
+
+    // The zero-code attach from the tarball, both ways: the CommonJS preload (index.cjs and early.cjs) and --import.
+    const probe = "const pg = require('pg'); setTimeout(() => { console.log(JSON.stringify({ attached: 'lifeguard' in new pg.Pool({ max: 1 }) })); }, 300);";
+    for (const flag of ['-r', '--import']) {
+      const { stdout: attachedOut, stderr } = await run(process.execPath, [flag, `${PKG.name}/register`, '-e', probe], { cwd: consumer, ...LONG });
+      assert.deepEqual(JSON.parse(attachedOut), { attached: true }, `node ${flag} ${PKG.name}/register: ${stderr}`);
+      assert.doesNotMatch(stderr, /attach-error/);
+    }
 
     // The published declarations, checked as a strict TypeScript consumer compiles them (skipLibCheck off).
     const imports = SUBPATHS.map((sub, i) => `import * as m${i} from '${sub === '.' ? PKG.name : `${PKG.name}/${sub.slice(2)}`}';`).join('\n');

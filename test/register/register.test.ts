@@ -1,40 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { optionsFromEnv } from '../../src/register/attach.js';
-import { SERVICES, requireService } from '../support/services.js';
+import { requireService } from '../support/services.js';
+import { markers, root, run, runApp } from './helpers.js';
 
-const run = promisify(execFile);
-const root = path.resolve(import.meta.dirname, '..', '..', '..');
-const fixtures = path.join(root, 'test', 'fixtures', 'register');
 const service = await requireService('postgres');
 const mariadb = await requireService('mariadb');
-const { host, port, user, database } = SERVICES.postgres;
-
-interface Line { lifeguard: string; client?: string; site?: string | null; target?: string; kind?: string }
-
-/** `file:line` of each `// LEAK:<client>` marker in a fixture. */
-function markers(file: string): Map<string, string> {
-  const out = new Map<string, string>();
-  readFileSync(path.join(fixtures, file), 'utf8').split('\n').forEach((line, i) => {
-    const match = /\/\/ LEAK:(\w+)/.exec(line);
-    if (match?.[1] !== undefined) out.set(match[1], `test/fixtures/register/${file}:${i + 1}:`);
-  });
-  return out;
-}
-
-async function runApp(flag: string, file: string, env: Record<string, string> = {}): Promise<{ stdout: string; lines: Line[] }> {
-  const { stdout, stderr } = await run(process.execPath, [flag, 'lifeguard/register', path.join('test', 'fixtures', 'register', file)], {
-    cwd: root,
-    timeout: 30_000,
-    env: { ...process.env, NODE_OPTIONS: '', PGHOST: host, PGPORT: String(port), PGUSER: user, PGDATABASE: database, LIFEGUARD_LEAK_AFTER_MS: '200', APP_RUN_MS: '1500', ...env },
-  });
-  const lines = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
-  return { stdout, lines };
-}
 
 describe('lifeguard/register on unmodified sample apps', { skip: service.skip }, () => {
   for (const [flag, file] of [['--import', 'esm-app.mjs'], ['-r', 'cjs-app.cjs']] as const) {
@@ -43,7 +14,7 @@ describe('lifeguard/register on unmodified sample apps', { skip: service.skip },
       const app = JSON.parse(stdout.trim()) as { status: number; poolIsPg: boolean; name: string; attached: boolean };
       // attached: the pool is the drop-in (and, in ESM, `import { Pool } from 'pg'` is the attached Pool too).
       assert.deepEqual(app, { status: 200, poolIsPg: true, name: 'Pool', attached: true });
-      const expected = markers(file);
+      const expected = markers('handler.cjs');
       for (const client of ['pg', 'fetch', 'http']) {
         const leak = lines.find((l) => l.lifeguard === 'leak' && l.client === client);
         assert.ok(leak !== undefined, `a ${client} leak line in ${JSON.stringify(lines)}`);
@@ -60,8 +31,7 @@ describe('lifeguard/register on unmodified sample apps', { skip: service.skip },
   }
 
   it('node --import lifeguard/register mysql-app.mjs: mysql2 pools (callback, promise, named import) attached, a leak named by line', { skip: mariadb.skip }, async () => {
-    const my = SERVICES.mariadb;
-    const { stdout, lines } = await runApp('--import', 'mysql-app.mjs', { MYHOST: my.host, MYPORT: String(my.port), MYUSER: my.user, MYDATABASE: my.database });
+    const { stdout, lines } = await runApp('--import', 'mysql-app.mjs');
     const app = JSON.parse(stdout.trim()) as { rows: unknown; viaCallback: unknown; viaNamed: unknown; attached: boolean[] };
     assert.deepEqual(app, { rows: [{ x: 1 }], viaCallback: [{ x: 2 }], viaNamed: [{ x: 3 }], attached: [true, true, true] });
     const leak = lines.find((l) => l.lifeguard === 'leak' && l.client === 'mysql2');
@@ -87,5 +57,23 @@ describe('lifeguard/register environment variables', () => {
     assert.throws(() => optionsFromEnv({ LIFEGUARD_LEAK_AFTER_MS: '0' }), /invalid LIFEGUARD_LEAK_AFTER_MS: expected an integer >= 1, got "0"/);
     assert.throws(() => optionsFromEnv({ LIFEGUARD_DASHBOARD_PORT: '70000' }), /invalid LIFEGUARD_DASHBOARD_PORT/);
     assert.throws(() => optionsFromEnv({ LIFEGUARD_REPORT_SIGNAL: 'SIGKILL' }), /invalid LIFEGUARD_REPORT_SIGNAL/);
+  });
+});
+
+describe('lifeguard/register -r: pools made in the first milliseconds', { skip: service.skip || mariadb.skip }, () => {
+  it('node -r lifeguard/register early-app.cjs: pg and mysql2 pools made before the ESM half loaded are attached, their leaks named by line (register_cjs_misses_early_pools)', async () => {
+    const { stdout, lines } = await runApp('-r', 'early-app.cjs');
+    const app = JSON.parse(stdout.trim()) as { rows: unknown; viaCallback: unknown; attached: boolean[] };
+    assert.deepEqual(app, { rows: [{ x: 1 }], viaCallback: [{ x: 2 }], attached: [true, true, true] });
+    const expected = markers('early-app.cjs');
+    const sites = lines.filter((l) => l.lifeguard === 'leak').map((l) => l.site ?? '');
+    for (const marker of ['pg', 'mysql2', 'mysql2promise']) {
+      assert.ok(sites.some((site) => site.startsWith(expected.get(marker) ?? '?')), `a leak at ${String(expected.get(marker))} in ${JSON.stringify(lines)}`);
+    }
+  });
+
+  it('node -r lifeguard/register early-app.cjs: no leak line when the app releases everything', async () => {
+    const { lines } = await runApp('-r', 'early-app.cjs', { APP_CLEAN: '1' });
+    assert.deepEqual(lines.filter((l) => l.lifeguard === 'leak'), []);
   });
 });
