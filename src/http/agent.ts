@@ -9,7 +9,7 @@ import type { Lease } from '../pool/lease.js';
 import { Pool, kAcquireInto, kWaiting, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
 import { HttpCore, budgetOption, type AgentPools, describeHolders, emitLeak, reapIdlePools, statsOf, type HttpStats, type ReapablePool, type TrackedResponse } from './core.js';
 import { HttpClosedError, QueueFullError, QueueTimeoutError } from './errors.js';
-import { PooledSocket, readConnectionHeaderStrings } from './connection.js';
+import { PooledSocket, lossDeferred, readConnectionHeaderStrings } from './connection.js';
 import { resolveHttpPoolOptions, type HttpPoolOptions } from './options.js';
 import { leaseLabel } from './site.js';
 
@@ -379,6 +379,7 @@ class AgentEngine {
       name: `${o.name}-agent ${origin}${route.tag}`,
       factory: {
         create: async (context) => {
+          const made = lossDeferred(context);
           // Only while a request needs this socket (see connectionFactory).
           await gate.acquire(origin, AbortSignal.any([context.signal, context.unwanted]), oldestAgentRequest(pool) ?? core.clock.now());
           try {
@@ -388,6 +389,7 @@ class AgentEngine {
             conn.closeGracefully = budgeted;
             conn.now = () => core.clock.now();
             conn.marginMs = o.keepAliveSafetyMarginMs;
+            made.made = conn;
             // Installed once per socket, not per request: node's own agent does the same.
             socket.on('free', () => { this.#end(conn, false); });
             socket.on('close', () => { this.#end(conn, true); });
