@@ -528,8 +528,12 @@ export class RedisBudget implements Budget {
     }
     if (stillWaiting && nextAt > 0) {
       // A dead holder's permit frees itself when it expires, and a recovery grace ends, without any
-      // message: look again then.
-      this.#nextRecheckAt = Math.min(this.#nextRecheckAt, sentAt + Math.max(10, nextAt - serverNow + 5));
+      // message: look again then, at the earliest expiry Redis holds (kill -9 of a holder: its permits
+      // come back within permitTtlMs). Counted from the reply's arrival, not from the send: Redis read
+      // its clock after the request's trip, so from the send the recheck would come early by that trip,
+      // find nothing expired and cost another round trip; from the arrival it comes at most one reply's
+      // trip after the expiry.
+      this.#nextRecheckAt = Math.min(this.#nextRecheckAt, this.#clock.now() + Math.max(10, nextAt - serverNow + 5));
     }
     this.#nextRefreshAt = Math.min(this.#nextRefreshAt, sentAt + this.#refreshMs);
   }

@@ -128,7 +128,12 @@ describe('HTTP fleet budget: 4 processes, request() and fetch() through the disp
     const survivors = workers.filter((w) => w !== victim);
     await until(async () => (await redis.zrange(permitsKey, '0', '-1')).every((id) => !id.startsWith(prefix)), TTL + 5000, "the killed process's permits are reclaimed");
     const reclaimedAfter = Date.now() - killedAt;
-    assert.ok(reclaimedAfter <= TTL + 2000, `permits came back ${reclaimedAfter} ms after the kill (permitTtlMs ${TTL})`);
+    // The victim's permits expire in Redis at most permitTtlMs after the kill (their last refresh came
+    // before it), and the survivors, whose requests wait for permits, look again at the earliest expiry
+    // Redis reported (not on the 5 s recheck interval). The margin: that recheck's timer and round trip
+    // plus this loop's 25 ms poll, on a shared 2-core machine where a timer or a round trip can be a few
+    // hundred ms late: a third of the TTL (this test allowed 2 s before).
+    assert.ok(reclaimedAfter <= TTL + 1000, `permits came back ${reclaimedAfter} ms after the kill (permitTtlMs ${TTL})`);
     const mark = survivors.map((w) => w.progress.ok);
     await until(() => survivors.every((w, i) => w.progress.ok >= (mark[i] ?? 0) + 30), 30_000, 'every survivor has served 30 more requests');
     for (const w of survivors) w.child.send('stop');
