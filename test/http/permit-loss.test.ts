@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import { request } from 'undici';
 import { BudgetPermit, type Budget, type BudgetStats, type BudgetUsage, type Permit } from '../../src/budget/budget.js';
 import { LifeguardAgent, LifeguardDispatcher } from '../../src/http/index.js';
-import { eventually, sleep, startServer } from './helpers.js';
+import { eventually, startServer, type TestServer } from './helpers.js';
 
 /** Unlimited permits, each kept so that the test can lose it; `released` counts the holders' releases. */
 class LosableBudget implements Budget {
@@ -71,29 +71,39 @@ function slowBodyServer(): { handler: (req: http.IncomingMessage, res: http.Serv
   };
 }
 
+/**
+ * A dispatcher request whose body is under way when its permit is lost, `goneInMs` before another process
+ * could hold it; `check` gets the body (still being read), when the loss was reported, the server and budget.
+ */
+async function lostMidBody(goneInMs: number, check: (body: Promise<ArrayBuffer>, lostAt: number, server: TestServer, budget: LosableBudget, d: LifeguardDispatcher) => Promise<void>): Promise<void> {
+  const { handler, started } = slowBodyServer();
+  const server = await startServer(handler);
+  const budget = new LosableBudget();
+  const d = new LifeguardDispatcher({ budget });
+  try {
+    const res = await request(server.url, { dispatcher: d });
+    const body = res.body.arrayBuffer();
+    await started;
+    const lostAt = performance.now();
+    budget.loseAll(goneInMs);
+    await check(body, lostAt, server, budget, d);
+  } finally {
+    await d.close();
+    await server.close();
+  }
+}
+
 describe('a lost budget permit', () => {
   it('permit-lost-mid-body-dispatcher: the response running on its connection completes, then the connection closes and the permit goes back', async () => {
-    const { handler, started } = slowBodyServer();
-    const server = await startServer(handler);
-    const budget = new LosableBudget();
-    const d = new LifeguardDispatcher({ budget });
-    try {
-      const res = await request(server.url, { dispatcher: d });
-      const body = res.body.arrayBuffer();
-      await started;
-      // Still counted by the store for 5 s: time enough for this response (about 300 ms).
-      budget.loseAll(5000);
-      const received = await body;
-      assert.equal(received.byteLength, CHUNKS * 32 * 1024, 'the body was cut although the permit was not gone yet');
+    // Still counted by the store for 5 s: time enough for this response (about 300 ms).
+    await lostMidBody(5000, async (body, _lostAt, server, budget, d) => {
+      assert.equal((await body).byteLength, CHUNKS * 32 * 1024, 'the body was cut although the permit was not gone yet');
       assert.ok(await eventually(() => server.open === 0), 'the connection outlived its lost permit after its response');
       assert.ok(await eventually(() => budget.released === 1), `the permit was not given back once the connection closed (${budget.released})`);
       // The next request gets a new connection (and a new permit).
       await (await request(server.url, { dispatcher: d })).body.arrayBuffer();
       assert.equal(budget.permits.length, 2);
-    } finally {
-      await d.close();
-      await server.close();
-    }
+    });
   });
 
   it('permit-lost-mid-body-agent: the same through the agent', async () => {
@@ -123,41 +133,17 @@ describe('a lost budget permit', () => {
   });
 
   it('permit-gone-mid-body: a permit that may already be someone else\'s closes the connection at once, mid-body', async () => {
-    const { handler, started } = slowBodyServer();
-    const server = await startServer(handler);
-    const budget = new LosableBudget();
-    const d = new LifeguardDispatcher({ budget });
-    try {
-      const res = await request(server.url, { dispatcher: d });
-      const body = res.body.arrayBuffer();
-      await started;
-      budget.loseAll(-Infinity);
+    await lostMidBody(-Infinity, async (body, _lostAt, server) => {
       await assert.rejects(body, 'the body went on on a connection whose permit was gone');
       assert.ok(await eventually(() => server.open === 0));
-    } finally {
-      await d.close();
-      await server.close();
-    }
+    });
   });
 
   it('permit-lost-cut-at-gone: a response still running when the lost permit is gone is cut then', async () => {
-    const { handler, started } = slowBodyServer();
-    const server = await startServer(handler);
-    const budget = new LosableBudget();
-    const d = new LifeguardDispatcher({ budget });
-    try {
-      const res = await request(server.url, { dispatcher: d });
-      const body = res.body.arrayBuffer();
-      await started;
-      const lostAt = performance.now();
-      budget.loseAll(100);
+    await lostMidBody(100, async (body, lostAt, server) => {
       await assert.rejects(body);
       assert.ok(performance.now() - lostAt >= 90, 'cut before the permit was gone');
       assert.ok(await eventually(() => server.open === 0));
-    } finally {
-      await d.close();
-      await server.close();
-      await sleep(0);
-    }
+    });
   });
 });
