@@ -135,6 +135,8 @@ export class BudgetPermit implements Permit {
   readonly #controller = new AbortController();
   readonly #onRelease: (permit: BudgetPermit) => void;
   #released = false;
+  /** Set by a loss ahead of expiry: what the holder's late `release()` does (see {@link lose}). */
+  #afterLoss: (() => void) | null = null;
 
   constructor(id: string, budgetKey: string, onRelease: (permit: BudgetPermit) => void) {
     this.id = id;
@@ -151,16 +153,28 @@ export class BudgetPermit implements Permit {
   }
 
   release(): void {
-    if (this.#released) return;
+    if (this.#released) {
+      // Lost ahead of its expiry: the holder's connection is closed now, the store may count it out.
+      const after = this.#afterLoss;
+      this.#afterLoss = null;
+      after?.();
+      return;
+    }
     this.#released = true;
     this.#onRelease(this);
   }
 
-  /** Marks the permit lost (the budget has already stopped counting it). Returns false if it had already ended. */
-  lose(message: string, cause?: unknown): boolean {
+  /**
+   * Marks the permit lost (the budget has already stopped counting it locally). Returns false if it had
+   * already ended. With a `goneAt` still ahead, the store keeps the permit until then or until the holder
+   * calls `release()` (its connection is closed), which then calls `afterLoss` once: the holder may finish
+   * its current response, and nobody else gets the permit while its connection is still open.
+   */
+  lose(message: string, cause?: unknown, goneAt = -Infinity, afterLoss?: () => void): boolean {
     if (this.#released) return false;
     this.#released = true;
-    this.#controller.abort(new PermitLostError(this.budgetKey, this.id, message, cause === undefined ? undefined : { cause }));
+    this.#afterLoss = afterLoss ?? null;
+    this.#controller.abort(new PermitLostError(this.budgetKey, this.id, message, cause === undefined ? undefined : { cause }, goneAt));
     return true;
   }
 

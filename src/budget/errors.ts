@@ -92,13 +92,21 @@ export class BudgetClosedError extends BudgetError {
 
 /**
  * The reason of a `permit.lost` signal: the permit could not be refreshed in time, was reclaimed by the
- * store, or its budget was closed. The connection it paid for must be closed.
+ * store, or its budget was closed. The connection it paid for must be closed: by {@link goneAt}.
  */
 export class PermitLostError extends BudgetError {
   readonly permitId: string;
+  /**
+   * From when (milliseconds of the budget's clock) another process may be granted this permit: until then
+   * the connection it paid for may finish what it is doing (an HTTP response), and the store keeps counting
+   * the permit until its holder releases it. `-Infinity` when it may already be someone else's (reclaimed
+   * by the store, or given back because the budget was closed): close at once.
+   */
+  readonly goneAt: number;
 
-  constructor(budgetKey: string, permitId: string, message: string, options?: ErrorOptions) {
+  constructor(budgetKey: string, permitId: string, message: string, options?: ErrorOptions, goneAt = -Infinity) {
     super(BudgetErrorCodes.PERMIT_LOST, budgetKey, message, options);
     this.permitId = permitId;
+    this.goneAt = goneAt;
   }
 }

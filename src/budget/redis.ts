@@ -528,8 +528,12 @@ export class RedisBudget implements Budget {
     }
     if (stillWaiting && nextAt > 0) {
       // A dead holder's permit frees itself when it expires, and a recovery grace ends, without any
-      // message: look again then.
-      this.#nextRecheckAt = Math.min(this.#nextRecheckAt, sentAt + Math.max(10, nextAt - serverNow + 5));
+      // message: look again then, at the earliest expiry Redis holds (kill -9 of a holder: its permits
+      // come back within permitTtlMs). Counted from the reply's arrival, not from the send: Redis read
+      // its clock after the request's trip, so from the send the recheck would come early by that trip,
+      // find nothing expired and cost another round trip; from the arrival it comes at most one reply's
+      // trip after the expiry.
+      this.#nextRecheckAt = Math.min(this.#nextRecheckAt, this.#clock.now() + Math.max(10, nextAt - serverNow + 5));
     }
     this.#nextRefreshAt = Math.min(this.#nextRefreshAt, sentAt + this.#refreshMs);
   }
@@ -651,11 +655,20 @@ export class RedisBudget implements Budget {
     }
   }
 
-  #lose(held: HeldPermit, message: string): void {
+  /**
+   * Reports a permit lost. `goneAt` (a refresh that did not land: the permit is still counted in Redis
+   * until `lossAt + lossMarginMs`) lets its holder finish the current response: the permit is given back in
+   * Redis only when the holder releases it (its connection closed), or expires there at `goneAt` at the
+   * earliest. Without (gone from Redis, budget closed): given back now, if Redis still counts it.
+   */
+  #lose(held: HeldPermit, message: string, goneAt = -Infinity): void {
     this.#held.delete(held.permit.id);
-    if (held.permit.lose(message, this.#lastError ?? undefined)) this.#counters.lost++;
-    // If Redis is back and still counts it, give it back now rather than at its expiry.
-    this.#release(held.permit.id);
+    const id = held.permit.id;
+    const later = goneAt > this.#clock.now();
+    if (held.permit.lose(message, this.#lastError ?? undefined, goneAt, later ? () => { this.#release(id); } : undefined)) this.#counters.lost++;
+    // Giving it back before the holder's connection is closed would let another process connect while
+    // it is still open, one more than the limit at the remote.
+    if (!later) this.#release(id);
   }
 
   /** Queues an id for the next RELEASE round trip (one per tick of the event loop, for all ids). */
@@ -717,7 +730,7 @@ export class RedisBudget implements Budget {
     const now = this.#clock.now();
     for (const held of [...this.#held.values()]) {
       if (held.lossAt <= now) {
-        this.#lose(held, `permit ${held.permit.id} of budget "${this.key}" could not be refreshed in time (Redis at ${this.address}: ${this.#lastError?.message ?? 'no answer'}); reported lost ${this.#marginMs} ms before Redis may expire it, so its connection must close`);
+        this.#lose(held, `permit ${held.permit.id} of budget "${this.key}" could not be refreshed in time (Redis at ${this.address}: ${this.#lastError?.message ?? 'no answer'}); reported lost ${this.#marginMs} ms before Redis may expire it, so its connection must close`, held.lossAt + this.#marginMs);
       }
     }
     if (now >= this.#nextRefreshAt) this.#refresh();

@@ -7,9 +7,9 @@ import type { AcquireSite } from '../leak/site.js';
 import { ErrorCodes } from '../pool/errors.js';
 import type { Lease } from '../pool/lease.js';
 import { Pool, kAcquireInto, kWaiting, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
-import { HttpCore, budgetOption, describeHolders, emitLeak, reapIdlePools, statsOf, type HttpStats, type ReapablePool, type TrackedResponse } from './core.js';
+import { HttpCore, budgetOption, type AgentPools, describeHolders, emitLeak, reapIdlePools, statsOf, type HttpStats, type ReapablePool, type TrackedResponse } from './core.js';
 import { HttpClosedError, QueueFullError, QueueTimeoutError } from './errors.js';
-import { PooledSocket, readConnectionHeaderStrings } from './connection.js';
+import { PooledSocket, lossDeferred, readConnectionHeaderStrings } from './connection.js';
 import { resolveHttpPoolOptions, type HttpPoolOptions } from './options.js';
 import { leaseLabel } from './site.js';
 
@@ -180,8 +180,13 @@ class AgentEngine {
   /** The agent class's `addRequest`: stack frames above it are the caller's. */
   readonly #marker: (...args: never[]) => unknown;
   readonly #origins = new Map<string, AgentOrigin>();
-  /** Closes the pools of origins left without sockets or requests for idleTimeoutMs (on the core's schedule). */
-  readonly #reaper: (now: number) => void;
+  /**
+   * The last plain-http origin served, by host and port: most agents talk to one host, and comparing two
+   * short strings is cheaper than building the origin and hashing it per request. Cleared when reaped.
+   */
+  readonly #last: { host: string; port: number; entry: AgentOrigin | null } = { host: '', port: -1, entry: null };
+  /** Its pools as the core sees them: reaped when idle, their requests watched for body leaks. */
+  readonly #pools: AgentPools;
 
   constructor(agent: http.Agent, secure: boolean, marker: (...args: never[]) => unknown, options: HttpPoolOptions | { readonly core: HttpCore } | undefined, what: string) {
     this.#agent = agent;
@@ -200,16 +205,25 @@ class AgentEngine {
     // Holds the origins, not the engine: an agent dropped without close() (a dispatcher's createAgent())
     // can be collected once its pools have been reaped, and its reaper then goes too.
     const origins = this.#origins;
+    const last = this.#last;
     const core = this.core;
     const engine = new WeakRef(this);
-    const reaper = (now: number): void => {
-      reapIdlePools(origins, now, core.o.idleTimeoutMs, () => false, (entry) => {
-        core.removePool(entry.pool as Pool<unknown>);
-      });
-      if (origins.size === 0 && engine.deref() === undefined) core.removeReaper(reaper);
+    const pools: AgentPools = {
+      reap(now) {
+        reapIdlePools(origins, now, core.o.idleTimeoutMs, () => false, (entry) => {
+          core.removePool(entry.pool as Pool<unknown>);
+          if (last.entry === entry) last.entry = null;
+        });
+        if (origins.size === 0 && engine.deref() === undefined) core.removeAgent(pools);
+      },
+      *tracked() {
+        for (const entry of origins.values()) {
+          for (const socket of entry.sockets) if (socket.loan?.lent === true) yield socket.loan;
+        }
+      },
     };
-    this.#reaper = reaper;
-    core.addReaper(reaper);
+    this.#pools = pools;
+    core.addAgent(pools);
   }
 
   #route(req: http.ClientRequest, options: AddRequestOptions): Route {
@@ -249,8 +263,19 @@ class AgentEngine {
       failRequest(req, core.closedError('send a request through the agent'));
       return;
     }
-    const route = this.#route(req, options);
-    const entry = this.#origins.get(route.key) ?? this.#newEntry(route);
+    let entry: AgentOrigin;
+    const last = this.#last;
+    if (!this.#secure && last.entry !== null && (options.host ?? options.hostname ?? 'localhost') === last.host && Number(options.port ?? 80) === last.port) {
+      entry = last.entry;
+    } else {
+      const route = this.#route(req, options);
+      entry = this.#origins.get(route.key) ?? this.#newEntry(route);
+      if (!this.#secure) {
+        last.host = route.host;
+        last.port = route.port;
+        last.entry = entry;
+      }
+    }
     const now = core.clock.now();
     const request = new AgentRequest(this, entry, req, core.sampler.capture(this.#marker, now, entry.active, core.o.connectionsPerOrigin), now);
     core.counters.requests++;
@@ -289,7 +314,6 @@ class AgentEngine {
   }
 
   lend(request: AgentRequest, lease: Lease<AgentSocket>, now: number): void {
-    const core = this.core;
     const conn = lease.resource;
     if (!conn.usable(now)) {
       lease.destroy(conn.gone ?? new Error('agent connection no longer usable'));
@@ -302,7 +326,6 @@ class AgentEngine {
     request.socket = conn.socket;
     request.lentAt = now;
     request.lent = true;
-    core.inflight.add(request);
     if (conn.requests > 0) request.req.reusedSocket = true;
     conn.requests++;
     conn.socket.ref();
@@ -317,7 +340,6 @@ class AgentEngine {
     request.over();
     request.lent = false;
     const core = this.core;
-    core.inflight.delete(request);
     const lease = request.lease;
     request.lease = null;
     request.socket = null;
@@ -357,6 +379,7 @@ class AgentEngine {
       name: `${o.name}-agent ${origin}${route.tag}`,
       factory: {
         create: async (context) => {
+          const made = lossDeferred(context);
           // Only while a request needs this socket (see connectionFactory).
           await gate.acquire(origin, AbortSignal.any([context.signal, context.unwanted]), oldestAgentRequest(pool) ?? core.clock.now());
           try {
@@ -366,6 +389,7 @@ class AgentEngine {
             conn.closeGracefully = budgeted;
             conn.now = () => core.clock.now();
             conn.marginMs = o.keepAliveSafetyMarginMs;
+            made.made = conn;
             // Installed once per socket, not per request: node's own agent does the same.
             socket.on('free', () => { this.#end(conn, false); });
             socket.on('close', () => { this.#end(conn, true); });
@@ -417,7 +441,7 @@ class AgentEngine {
   }
 
   async close(): Promise<void> {
-    this.core.removeReaper(this.#reaper);
+    this.core.removeAgent(this.#pools);
     if (this.owner) {
       await this.core.close();
       return;
@@ -426,7 +450,7 @@ class AgentEngine {
   }
 
   destroy(): void {
-    this.core.removeReaper(this.#reaper);
+    this.core.removeAgent(this.#pools);
     if (this.owner) void this.core.destroy(new Error('agent destroyed'));
     else for (const pool of this.pools()) void pool.destroy(new Error('agent destroyed'));
   }

@@ -88,6 +88,8 @@ export class PooledSocket implements GatedConnection {
   readonly #gate: ConnectionGate;
   readonly #invalidate: (reason: unknown) => void;
   #disposed: Promise<void> | null = null;
+  /** Destroys it when its lost permit is gone, if its response is still running then (see permitLost). */
+  #permitTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(origin: string, socket: Socket, gate: ConnectionGate, invalidate: (reason: unknown) => void, now: number) {
     this.origin = origin;
@@ -152,9 +154,33 @@ export class PooledSocket implements GatedConnection {
     this.#invalidate(reason);
   }
 
+  /**
+   * Its budget permit was lost (`reason`: the budget's `PermitLostError`). Idle, or the permit may already
+   * be someone else's (`goneAt` passed): taken back at once (`revoke`, the pool's). Running a request: it
+   * is no longer reusable, so it closes when its response is complete (body consumed), and the permit goes
+   * back once it is closed; a response still running at `goneAt` is cut then, as the permit may go to
+   * another process from that moment.
+   */
+  permitLost(reason: unknown, revoke: (reason: unknown) => void): void {
+    const goneAt = (reason as { goneAt?: unknown } | null)?.goneAt;
+    const now = this.now?.() ?? performance.now();
+    if (this.idle || typeof goneAt !== 'number' || !(goneAt > now) || this.#disposed !== null) {
+      revoke(reason);
+      return;
+    }
+    this.reusable = false;
+    this.#permitTimer = setTimeout(() => {
+      this.#permitTimer = null;
+      if (this.#disposed === null) revoke(reason);
+    }, Math.ceil(goneAt - now));
+    this.#permitTimer.unref();
+  }
+
   /** Closes the socket; resolves once it is closed and its slot is free. */
   dispose(): Promise<void> {
     if (this.#disposed !== null) return this.#disposed;
+    if (this.#permitTimer !== null) clearTimeout(this.#permitTimer);
+    this.#permitTimer = null;
     // An idle, healthy connection (idle timeout, lifetime, eviction, close()) is closed the polite way:
     // our FIN, then the server's. A broken or busy one is destroyed at once.
     const graceful = this.closeGracefully && this.idle && this.gone === null && !this.detached && !this.socket.destroyed;
@@ -235,6 +261,23 @@ export class HttpConnection extends PooledSocket {
   }
 }
 
+/**
+ * Lets a connection whose budget permit is lost finish its current response (see PooledSocket.permitLost)
+ * rather than be taken back at once. The pool's `budget` option calls `context.revoke(reason)` when a
+ * permit is lost, looking `revoke` up at that moment: a create routes it through the connection it made.
+ * Until the connection exists (and for idle ones) the pool's own revoke runs, as before. Returns the slot
+ * the create fills in once it has made the connection.
+ */
+export function lossDeferred(context: CreateContext): { made: PooledSocket | null } {
+  const slot: { made: PooledSocket | null } = { made: null };
+  const revoke = context.revoke;
+  (context as { revoke: CreateContext['revoke'] }).revoke = (reason?: unknown) => {
+    if (slot.made === null) revoke(reason);
+    else slot.made.permitLost(reason, revoke);
+  };
+  return slot;
+}
+
 /** What a connection factory tells its dispatcher. */
 export interface ConnectionHooks {
   /** A connect failed (refused, TLS error, timeout): like undici, one waiting request fails with it. */
@@ -250,6 +293,7 @@ export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: R
   const connector = buildConnector({ ...o.tls, timeout: o.connectTimeoutMs });
   return {
     async create(context) {
+      const connection = lossDeferred(context);
       // Waiting for a slot only while a request needs this connection: a wait for a slot can evict another
       // origin's idle connection.
       await gate.acquire(parts.origin, AbortSignal.any([context.signal, context.unwanted]), hooks.arrivedAt());
@@ -262,12 +306,13 @@ export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: R
         throw error;
       }
       try {
-        const connection = new HttpConnection(parts, socket, gate, context, o, clock.now());
-        connection.closeGracefully = o.budgetFor?.(parts.origin) !== undefined;
-        connection.now = () => clock.now();
-        connection.marginMs = o.keepAliveSafetyMarginMs;
-        hooks.opened(connection);
-        return connection;
+        const made = new HttpConnection(parts, socket, gate, context, o, clock.now());
+        made.closeGracefully = o.budgetFor?.(parts.origin) !== undefined;
+        made.now = () => clock.now();
+        made.marginMs = o.keepAliveSafetyMarginMs;
+        connection.made = made;
+        hooks.opened(made);
+        return made;
       } catch (error) {
         socket.destroy();
         gate.release(parts.origin);

@@ -3,6 +3,7 @@ import type { Clock } from '../internal/clock.js';
 import { InvalidOptionError } from '../pool/errors.js';
 import type { LeakDetectionMode } from '../pool/options.js';
 import { describe, numberOption, rejectUnknownKeys } from '../pool/options.js';
+import { durationOption } from '../internal/options.js';
 
 /** When and how a failed request is tried again. */
 export interface RetryOptions {
@@ -166,7 +167,7 @@ export function resolveRetryOptions(value: unknown): ResolvedRetryOptions | null
       maxAttempts: numberOption(source, 'maxAttempts', 3, { integer: true, min: 1 }),
       initialDelayMs,
       maxDelayMs,
-      deadlineMs: numberOption(source, 'deadlineMs', 30_000, { min: 1, allowInfinity: true }),
+      deadlineMs: durationOption(source, 'deadlineMs', 30_000, { min: 1, allowInfinity: true }),
       statuses: new Set(statuses as number[]),
       onConnectionError: booleanOption(source, 'onConnectionError', true),
       retryNonIdempotent: booleanOption(source, 'retryNonIdempotent', false),
@@ -245,21 +246,23 @@ export function resolveHttpPoolOptions(options: HttpPoolOptions | undefined, wha
     connectionsPerOrigin: numberOption(source, 'connectionsPerOrigin', 10, { integer: true, min: 1 }),
     maxConnections: numberOption(source, 'maxConnections', 256, { integer: true, min: 1, allowInfinity: true }),
     maxWaiting: numberOption(source, 'maxWaiting', 1024, { integer: true, min: 0, allowInfinity: true }),
-    acquireTimeoutMs: numberOption(source, 'acquireTimeoutMs', 30_000, { min: 1, allowInfinity: true }),
-    connectTimeoutMs: numberOption(source, 'connectTimeoutMs', 10_000, { min: 1 }),
-    idleTimeoutMs: numberOption(source, 'idleTimeoutMs', 30_000, { min: 1 }),
+    acquireTimeoutMs: durationOption(source, 'acquireTimeoutMs', 30_000, { min: 1, allowInfinity: true }),
+    connectTimeoutMs: durationOption(source, 'connectTimeoutMs', 10_000, { min: 1 }),
+    idleTimeoutMs: durationOption(source, 'idleTimeoutMs', 30_000, { min: 1 }),
     keepAliveSafetyMarginMs: numberOption(source, 'keepAliveSafetyMarginMs', 1000),
     maxLifetimeMs,
     maxLifetimeJitterMs,
-    headersTimeoutMs: numberOption(source, 'headersTimeoutMs', 300_000, { min: 1 }),
-    bodyTimeoutMs: numberOption(source, 'bodyTimeoutMs', 300_000, { min: 1 }),
+    headersTimeoutMs: durationOption(source, 'headersTimeoutMs', 300_000, { min: 1 }),
+    bodyTimeoutMs: durationOption(source, 'bodyTimeoutMs', 300_000, { min: 1 }),
     bodyLeakWarnAfterMs,
     bodyAbandonAfterMs,
     leakDetection,
     leakSampleRate,
     retry: resolveRetryOptions(source['retry']),
     tls: Object.freeze({ ...tls }),
-    closeTimeoutMs: numberOption(source, 'closeTimeoutMs', 30_000, { allowInfinity: true }),
+    // Timer-backed: node cannot keep a timer longer than 2^31-1 ms (a longer one fires after 1 ms), and
+    // close() would otherwise be the first to find out.
+    closeTimeoutMs: durationOption(source, 'closeTimeoutMs', 30_000, { allowInfinity: true }),
     clock,
     budgetFor: resolveBudget(source['budget']),
   });

@@ -2,13 +2,13 @@
  * Incident 2 with real processes: a server that answers 401 past 10 concurrent connections, and four
  * worker processes, each with its own Lifeguard pool (max 8), sharing one RedisBudget of 10.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { startCappedServer, type CappedServer } from '../support/capped-server.js';
-import type { Progress, WorkerConfig, WorkerMessage } from '../support/budget-worker.js';
+import type { Progress, WorkerConfig } from '../support/budget-worker.js';
+import { forkWorker, killWorkers, sleep, until, type FleetWorker } from '../support/fleet-process.js';
 import { requireService, SERVICES } from '../support/services.js';
 import { PrivateCluster, PrivateRedis, PrivateSentinelSet, privateRedisCheck, redisCli } from './private-redis.js';
 
@@ -18,40 +18,13 @@ const WORKER = fileURLToPath(new URL('../support/budget-worker.js', import.meta.
 const CAP = 10;
 const TTL = 2000;
 
-interface Worker {
+interface Worker extends FleetWorker<Progress> {
   readonly name: string;
-  readonly child: ChildProcess;
-  /** Latest progress report. */
-  progress: Progress;
-  /** Resolves with the final report, or null if the process died without one. */
-  readonly done: Promise<(Progress & { leftover: string[] }) | null>;
-  exited: boolean;
 }
 
-const children = new Set<ChildProcess>();
-
 function startWorker(config: WorkerConfig): Worker {
-  const child = fork(WORKER, [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--enable-source-maps'] });
-  children.add(child);
-  let final: (Progress & { leftover: string[] }) | null = null;
-  const worker: Worker = {
-    name: config.name,
-    child,
-    progress: { ok: 0, failed: 0, errors: {}, lastError: null, held: 0, holderId: null, poolSize: 0 },
-    exited: false,
-    done: new Promise((resolve) => {
-      child.once('exit', () => {
-        worker.exited = true;
-        children.delete(child);
-        resolve(final);
-      });
-    }),
-  };
-  child.on('message', (message: WorkerMessage) => {
-    worker.progress = message;
-    if (message.type === 'done') final = message;
-  });
-  return worker;
+  const worker = forkWorker<Progress>(WORKER, config, { ok: 0, failed: 0, errors: {}, lastError: null, held: 0, holderId: null, poolSize: 0 }, ['--enable-source-maps']);
+  return Object.assign(worker, { name: config.name });
 }
 
 function config(name: string, overrides: Partial<WorkerConfig>): WorkerConfig {
@@ -71,17 +44,6 @@ function config(name: string, overrides: Partial<WorkerConfig>): WorkerConfig {
     maxRunMs: 30_000,
     ...overrides,
   };
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Waits until `cond` holds, checking every 25 ms; fails after `timeoutMs` with `what`. */
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-    await sleep(25);
-  }
 }
 
 async function stopAll(workers: readonly Worker[]): Promise<(Progress & { leftover: string[] })[]> {
@@ -108,7 +70,7 @@ describe('fleet budget: 4 processes, one Redis budget of 10, a server that answe
   const prefixes: string[] = [];
 
   afterEach(async () => {
-    for (const child of children) child.kill('SIGKILL');
+    killWorkers();
     await server?.close();
     server = null;
   });

@@ -3,7 +3,6 @@
  * through a LifeguardDispatcher sharing one RedisBudget of 8, against a server that answers 401 to every
  * request on a connection past its 8th. The server's connections are counted from the kernel.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -11,54 +10,18 @@ import { Redis } from 'ioredis';
 import { startCappedServer, type CappedServer } from '../support/capped-server.js';
 import { requireService, SERVICES } from '../support/services.js';
 import { canCountSockets, ownSockets } from '../support/sockets.js';
-import type { HttpProgress, HttpWorkerConfig, HttpWorkerMessage } from './budget-fleet-worker.js';
+import { forkWorker, killWorkers, until, type FleetWorker } from '../support/fleet-process.js';
+import type { HttpProgress, HttpWorkerConfig } from './budget-fleet-worker.js';
 
 const redisCheck = await requireService('redis');
 const WORKER = fileURLToPath(new URL('./budget-fleet-worker.js', import.meta.url));
 const CAP = 8;
 const TTL = 3000;
 
-type Final = HttpProgress & { leftover: string[] };
-interface Worker {
-  readonly child: ChildProcess;
-  progress: HttpProgress;
-  readonly done: Promise<Final | null>;
-  exited: boolean;
-}
-
-const children = new Set<ChildProcess>();
+type Worker = FleetWorker<HttpProgress>;
 
 function startWorker(config: HttpWorkerConfig): Worker {
-  const child = fork(WORKER, [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  children.add(child);
-  let final: Final | null = null;
-  const worker: Worker = {
-    child,
-    progress: { ok: 0, failed: 0, errors: {}, lastError: null, held: 0, holderId: null },
-    exited: false,
-    done: new Promise((resolve) => {
-      child.once('exit', () => {
-        worker.exited = true;
-        children.delete(child);
-        resolve(final);
-      });
-    }),
-  };
-  child.on('message', (message: HttpWorkerMessage) => {
-    worker.progress = message;
-    if (message.type === 'done') final = message;
-  });
-  return worker;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-    await sleep(25);
-  }
+  return forkWorker<HttpProgress>(WORKER, config, { ok: 0, failed: 0, errors: {}, lastError: null, held: 0, holderId: null });
 }
 
 /** Samples, from the kernel's tables, the server's established connections until stopped; returns the most seen. */
@@ -81,7 +44,7 @@ describe('HTTP fleet budget: 4 processes, request() and fetch() through the disp
   const prefixes: string[] = [];
 
   afterEach(async () => {
-    for (const child of children) child.kill('SIGKILL');
+    killWorkers();
     await server?.close();
     server = null;
   });
@@ -128,7 +91,12 @@ describe('HTTP fleet budget: 4 processes, request() and fetch() through the disp
     const survivors = workers.filter((w) => w !== victim);
     await until(async () => (await redis.zrange(permitsKey, '0', '-1')).every((id) => !id.startsWith(prefix)), TTL + 5000, "the killed process's permits are reclaimed");
     const reclaimedAfter = Date.now() - killedAt;
-    assert.ok(reclaimedAfter <= TTL + 2000, `permits came back ${reclaimedAfter} ms after the kill (permitTtlMs ${TTL})`);
+    // The victim's permits expire in Redis at most permitTtlMs after the kill (their last refresh came
+    // before it), and the survivors, whose requests wait for permits, look again at the earliest expiry
+    // Redis reported (not on the 5 s recheck interval). The margin: that recheck's timer and round trip
+    // plus this loop's 25 ms poll, on a shared 2-core machine where a timer or a round trip can be a few
+    // hundred ms late: a third of the TTL (this test allowed 2 s before).
+    assert.ok(reclaimedAfter <= TTL + 1000, `permits came back ${reclaimedAfter} ms after the kill (permitTtlMs ${TTL})`);
     const mark = survivors.map((w) => w.progress.ok);
     await until(() => survivors.every((w, i) => w.progress.ok >= (mark[i] ?? 0) + 30), 30_000, 'every survivor has served 30 more requests');
     for (const w of survivors) w.child.send('stop');

@@ -341,6 +341,21 @@ describe('LifeguardDispatcher', () => {
     assert.throws(() => new LifeguardDispatcher({ bodyLeakWarnAfterMs: 1000, bodyAbandonAfterMs: 10 }), /"bodyAbandonAfterMs"/);
   });
 
+  it('close-timeout-above-max-timer: closeTimeoutMs above 2^31-1 ms is rejected at construction, naming the option and the maximum', async () => {
+    // It was accepted, and only close() failed (node cannot keep a longer timer: it would fire after 1 ms).
+    const tooLong = 2 ** 31;
+    assert.throws(() => new LifeguardDispatcher({ closeTimeoutMs: tooLong }), (e: Error & { code?: string }) =>
+      e.code === 'LG_INVALID_OPTION' && /"closeTimeoutMs"/.test(e.message) && /at most 2147483647/.test(e.message) && new RegExp(`got number ${tooLong}`).test(e.message));
+    // The other timer-backed durations are held to the same maximum.
+    for (const option of ['acquireTimeoutMs', 'connectTimeoutMs', 'idleTimeoutMs', 'headersTimeoutMs', 'bodyTimeoutMs'] as const) {
+      assert.throws(() => new LifeguardDispatcher({ [option]: tooLong }), new RegExp(`"${option}": expected at most 2147483647`), option);
+    }
+    assert.throws(() => new LifeguardDispatcher({ retry: { deadlineMs: tooLong } }), /"retry.deadlineMs": expected at most 2147483647/);
+    // The maximum itself and "no deadline" stay valid.
+    await new LifeguardDispatcher({ closeTimeoutMs: 2 ** 31 - 1 }).close();
+    await new LifeguardDispatcher({ closeTimeoutMs: Infinity }).close();
+  });
+
   it('rejects requests after close with LG_HTTP_CLOSED', async () => {
     const d = new LifeguardDispatcher();
     await d.close();
