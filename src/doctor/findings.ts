@@ -1,5 +1,6 @@
 import { InvalidOptionError } from '../pool/errors.js';
 import { describe, numberOption, rejectUnknownKeys } from '../pool/options.js';
+import { describeHolder, type InboundHolder } from './inbound.js';
 import { describeOwner, seconds, type OwnerLease, type SocketOwner } from './join.js';
 import { formatEndpoint } from './proc.js';
 import type { Sampler, SeenSocket, Series } from './sampler.js';
@@ -169,14 +170,18 @@ export interface AnalysisInput {
   readonly thresholds: ResolvedThresholds;
   /** In-process: every outstanding lease of every pool, with the pool's leak threshold. */
   readonly leases: readonly SocketOwner[] | null;
+  /** In-process: the sockets of servers guarded by lifeguard/server, by inode (a CLOSE_WAIT there is inbound). */
+  readonly inbound?: ReadonlyMap<number, InboundHolder>;
 }
 
 function growth(series: Series, min: number): boolean {
   return series.rising && series.change >= min;
 }
 
-function socketLine(s: AnalyzedSocket): string {
-  const own = s.owner === undefined ? '' : `: ${describeOwner(s.owner)}`;
+function socketLine(s: AnalyzedSocket, inbound: ReadonlyMap<number, InboundHolder> | undefined): string {
+  // A socket no pool owns may be one a guarded server accepted: name the server and route, not "no pool".
+  const holder = s.owner === null ? inbound?.get(s.socket.inode) : undefined;
+  const own = holder !== undefined ? `: ${describeHolder(holder)}` : s.owner === undefined ? '' : `: ${describeOwner(s.owner)}`;
   return `${formatEndpoint(s.socket.local)} -> ${formatEndpoint(s.socket.remote)} (inode ${s.socket.inode}) in CLOSE_WAIT, seen for ${seconds(s.inStateMs)}${own}`;
 }
 
@@ -191,12 +196,13 @@ function closeWaitFinding(input: AnalysisInput): Finding | null {
   for (const s of closeWait) byPeer.set(s.peer, (byPeer.get(s.peer) ?? 0) + 1);
   const peers = [...byPeer].sort((a, b) => b[1] - a[1]);
   const owned = closeWait.filter((s) => s.owner !== undefined && s.owner !== null).length;
-  const ownership = input.leases === null ? '' : `, ${owned} owned by a Lifeguard pool`;
+  const served = input.inbound === undefined ? 0 : closeWait.filter((s) => s.owner === null && input.inbound?.has(s.socket.inode) === true).length;
+  const ownership = input.leases === null ? '' : `, ${owned} owned by a Lifeguard pool${served > 0 ? `, ${served} accepted by a guarded server` : ''}`;
   return finding(FindingCodes.CLOSE_WAIT, severity,
     `${closeWait.length} socket${closeWait.length === 1 ? '' : 's'} in CLOSE_WAIT (oldest seen for ${seconds(oldest)}; ${peers.map(([p, n]) => `${n} to ${p}`).join(', ')}${ownership})`,
     // From outside, the owners are unknowable; say where to get them rather than leave the reader guessing.
-    [...capped(closeWait.map(socketLine)), ...(input.leases === null ? ['which pool and lease hold these sockets is only known inside the process: call diagnoseSelf() there (docs/doctor.md)'] : [])],
-    { count: closeWait.length, oldestMs: oldest, byPeer: Object.fromEntries(peers), owned: input.leases === null ? null : owned, inodes: closeWait.map((s) => s.socket.inode) });
+    [...capped(closeWait.map((s) => socketLine(s, input.inbound))), ...(input.leases === null ? ['which pool and lease hold these sockets is only known inside the process: call diagnoseSelf() there (docs/doctor.md)'] : [])],
+    { count: closeWait.length, oldestMs: oldest, byPeer: Object.fromEntries(peers), owned: input.leases === null ? null : owned, ...(input.inbound === undefined ? {} : { acceptedByGuardedServer: served }), inodes: closeWait.map((s) => s.socket.inode) });
 }
 
 function remoteGrowthFindings(input: AnalysisInput): Finding[] {

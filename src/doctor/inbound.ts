@@ -12,6 +12,8 @@ import { normalizeAddress, type TcpSocket, type TcpState } from './proc.js';
 /** A guarded server's connection, with the kernel's state of its socket (null: not in the sample). */
 export interface InboundSocket extends ConnectionInfo {
   readonly kernelState: TcpState | null;
+  /** The kernel socket's inode, null when not in the sample: how findings name the server holding a socket. */
+  readonly inode: number | null;
 }
 
 export interface InboundServer {
@@ -51,7 +53,7 @@ export function collectInbound(sockets: readonly TcpSocket[], guards: readonly S
       const key = remoteKey(c.remote);
       const socket = key === null ? undefined : byRemote.get(key);
       if (socket !== undefined) matched++;
-      return { ...c, kernelState: socket?.state ?? null };
+      return { ...c, kernelState: socket?.state ?? null, inode: socket?.inode ?? null };
     });
     list.sort((a, b) => Number(b.halfClosedMs !== null) - Number(a.halfClosedMs !== null) || b.ageMs - a.ageMs);
     return { name: guard.name, port, closed: guard.closed, stats: guard.stats(), sockets: list, kernel, untracked: onPort.length - matched };
@@ -77,4 +79,25 @@ export function renderInbound(list: readonly InboundServer[], perServer = 10): s
     if (server.sockets.length > perServer) out.push(`    ... and ${String(server.sockets.length - perServer)} more`);
   }
   return out;
+}
+
+/** Who holds an inbound socket, for findings that list sockets: the guarded server and its connection. */
+export interface InboundHolder {
+  readonly server: string;
+  readonly connection: InboundSocket;
+}
+
+/** The guarded servers' sockets by kernel inode. */
+export function holdersByInode(list: readonly InboundServer[]): Map<number, InboundHolder> {
+  const byInode = new Map<number, InboundHolder>();
+  for (const server of list) {
+    for (const connection of server.sockets) if (connection.inode !== null) byInode.set(connection.inode, { server: server.name, connection });
+  }
+  return byInode;
+}
+
+/** "accepted by server "api" (GET /export), half-closed 40 s ago, upgraded": the inbound twin of describeOwner. */
+export function describeHolder(holder: InboundHolder): string {
+  const c = holder.connection;
+  return `accepted by server "${holder.server}" (${c.owner ?? 'no request yet'}), ${c.state}${c.halfClosedMs === null ? '' : `, half-closed ${seconds(c.halfClosedMs)} ago`}, open ${seconds(c.ageMs)}`;
 }

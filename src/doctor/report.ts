@@ -1,5 +1,5 @@
 import { analyze, type AnalyzedSocket, type Finding, type ResolvedThresholds } from './findings.js';
-import { collectInbound, renderInbound, type InboundServer } from './inbound.js';
+import { collectInbound, holdersByInode, renderInbound, type InboundServer } from './inbound.js';
 import { ownerOf, seconds, type PoolResources, type SocketOwner } from './join.js';
 import type { Endpoint, TcpState } from './proc.js';
 import type { Sampler, SocketGroup } from './sampler.js';
@@ -76,7 +76,8 @@ export function buildReport(sampler: Sampler, thresholds: ResolvedThresholds, re
   const sockets: AnalyzedSocket[] = resources === null
     ? sampler.sockets()
     : sampler.sockets().map((s) => ({ socket: s.socket, peer: s.peer, firstSeenAt: s.firstSeenAt, inStateMs: s.inStateMs, owner: ownerOf(s.socket, resources) }));
-  const findings = analyze({ sampler, sockets, thresholds, leases: resources === null ? null : resources.all });
+  const servers = resources === null ? null : collectInbound(latest.sockets);
+  const findings = analyze({ sampler, sockets, thresholds, leases: resources === null ? null : resources.all, ...(servers === null ? {} : { inbound: holdersByInode(servers) }) });
   const handleSeries = sampler.handleSeries();
   const report = {
     pid: latest.pid,
@@ -90,7 +91,7 @@ export function buildReport(sampler: Sampler, thresholds: ResolvedThresholds, re
     threads: { count: latest.threads, trend: sampler.threadSeries().values },
     handles: latest.handles === null ? null : Object.fromEntries([...handleSeries].map(([type, s]) => [type, { count: s.values.at(-1) ?? 0, trend: s.values }])),
     findings,
-    ...(resources === null ? {} : { servers: collectInbound(latest.sockets) }),
+    ...(servers === null ? {} : { servers }),
     ...(latest.source === undefined ? {} : { source: latest.source }),
     note: `socket ages are measured by sampling: the time since the doctor first saw a socket in its state (${sampler.samples.length} sample${sampler.samples.length === 1 ? '' : 's'} over ${seconds(latest.takenAt - first.takenAt)}), a lower bound of the real age`,
   };

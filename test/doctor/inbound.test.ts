@@ -39,6 +39,14 @@ describe('the doctor\'s inbound view (in-process)', { skip: canCountSockets() ? 
       assert.match(text, /127\.0\.0\.1:\d+ {2}\(no request yet\) {2}half-closed, open \d+ m?s, half-closed \d+ m?s ago, kernel CLOSE_WAIT/);
       assert.doesNotMatch(text, /token=secret/);
 
+      // Regression: the CLOSE_WAIT finding called the guarded server's socket "not owned by any Lifeguard pool".
+      const closeWait = report.findings.find((f) => f.code === 'LG_DOCTOR_CLOSE_WAIT');
+      assert.ok(closeWait, 'a CLOSE_WAIT finding');
+      assert.match(closeWait.title, /1 accepted by a guarded server/);
+      const line = closeWait.details.find((d) => d.includes(`:${rawPort} -> `));
+      assert.match(line ?? '', /: accepted by server "couch" \(no request yet\), half-closed, half-closed \d+ m?s ago, open \d+ m?s$/);
+      assert.equal((closeWait.data as { acceptedByGuardedServer?: number }).acceptedByGuardedServer, 1);
+
       const outside = await diagnose({ samples: 1 });
       assert.equal(outside.servers, undefined, 'out of process the doctor cannot see the guards');
     } finally {
