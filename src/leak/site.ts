@@ -28,10 +28,10 @@ function display(location: string): string {
 }
 
 export class AcquireSite {
-  readonly #holder: { stack?: string };
+  readonly #holder: { readonly stack?: string | undefined };
   #frames: string[] | undefined;
 
-  constructor(holder: { stack?: string }) {
+  constructor(holder: { readonly stack?: string | undefined }) {
     this.#holder = holder;
   }
 

@@ -5,7 +5,7 @@ import type { Listener } from '../internal/emitter.js';
 import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
 import { WaitQueue } from '../internal/wait-queue.js';
 import { LEAK_ESCALATION_MS, LeakDetector, NO_LEAK_DETECTION, type LeakTracking } from '../leak/leak-detector.js';
-import type { AcquireSite } from '../leak/site.js';
+import { AcquireSite } from '../leak/site.js';
 import { withBudget, type PermitWaits } from './budget-option.js';
 import { newCounters, type AcquireReceiver, type PoolCore, type Waiter } from './core.js';
 import { Creation } from './creation.js';
@@ -377,8 +377,26 @@ export class Pool<T> {
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- the public method whose frames the site omits
   #acquire(options: AcquireOptions | undefined, callee: Function, receiver: AcquireReceiver<T> | null, given?: number): Promise<Lease<T>> | undefined {
     if (this.#state !== OPEN) return this.#refuse(receiver, this.#shutdown.closedError('acquire from'));
+    let timeoutMs = this.#o.acquireTimeoutMs;
+    let label: string | undefined;
+    let signal: AbortSignal | undefined;
     let site: AcquireSite | null = null;
-    if (this.#captureUnderLoad) {
+    if (options !== undefined) {
+      const invalid = checkAcquireOptions(options);
+      if (invalid !== null) return this.#refuse(receiver, invalid);
+      if (options.timeoutMs !== undefined) timeoutMs = options.timeoutMs;
+      label = options.label;
+      signal = options.signal;
+      if (signal?.aborted === true) {
+        this.#counters.aborted++;
+        return this.#refuse(receiver, new AcquireAbortedError(`acquire aborted before it started (${this.#describeState()})`, { cause: signal.reason }));
+      }
+      // The caller captured the site itself (it acquires on someone else's behalf): nothing to capture here.
+      if (options.site !== undefined) site = new AcquireSite(options.site);
+    }
+    if (site !== null) {
+      // Given by the caller.
+    } else if (this.#captureUnderLoad) {
       // Sampled mode. Leaks come in bursts, and a burst is what exhausts a pool: while other leases are
       // out (or waiting) and the pool is not yet saturated, every acquire captures its site. A quiet
       // pool's acquires (the uncontended hot path) capture nothing unless escalated: a lease leaked
@@ -392,20 +410,6 @@ export class Pool<T> {
     } else if (--this.#captureIn <= 0) {
       site = this.#leak.capture(callee);
       this.#captureIn = this.#leak.nextCapture(this.#coarseNow);
-    }
-    let timeoutMs = this.#o.acquireTimeoutMs;
-    let label: string | undefined;
-    let signal: AbortSignal | undefined;
-    if (options !== undefined) {
-      const invalid = checkAcquireOptions(options);
-      if (invalid !== null) return this.#refuse(receiver, invalid);
-      if (options.timeoutMs !== undefined) timeoutMs = options.timeoutMs;
-      label = options.label;
-      signal = options.signal;
-      if (signal?.aborted === true) {
-        this.#counters.aborted++;
-        return this.#refuse(receiver, new AcquireAbortedError(`acquire aborted before it started (${this.#describeState()})`, { cause: signal.reason }));
-      }
     }
 
     // Fast path: nobody is queued ahead (first-in first-out), and an idle resource needs no validation.
