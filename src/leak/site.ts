@@ -1,3 +1,4 @@
+/** An acquire site: a stack captured cheaply, formatted (Lifeguard's own frames removed) only when read. */
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 

@@ -283,6 +283,12 @@ export interface AcquireOptions {
   readonly site?: { readonly stack?: string | undefined };
 }
 
+/** Options of `close()`. */
+export interface CloseOptions {
+  /** How long to wait for outstanding leases before destroying their resources. @default 30000 */
+  readonly timeoutMs?: number;
+}
+
 const ACQUIRE_KEYS = 'label, signal, site, timeoutMs';
 
 /**

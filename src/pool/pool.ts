@@ -11,12 +11,12 @@ import { newCounters, type AcquireReceiver, type PoolCore, type Waiter } from '.
 import { Creation } from './creation.js';
 import { channels, inspectResources, leasesOf, type PoolInspection } from './diagnostics.js';
 import { describe } from '../internal/options.js';
-import { AcquireAbortedError, ForeignLeaseError, InvalidArgumentError, QueueFullError } from './errors.js';
+import { AcquireAbortedError, InvalidArgumentError, QueueFullError } from './errors.js';
 import type { LeaseInfo, PoolEvents } from './events.js';
 import { LeakWatch, leaseInfo } from './leak-watch.js';
-import { Lease, kEntry, kOwner } from './lease.js';
+import { Lease, checkOwn, kEntry } from './lease.js';
 import { Maintenance } from './maintenance.js';
-import { checkAcquireOptions, resolvePoolOptions, type AcquireOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
+import { checkAcquireOptions, resolvePoolOptions, type AcquireOptions, type CloseOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
 import { EntryState, type DestroyReason, type PoolEntry } from './pool-entry.js';
 import { registerPool, unregisterPool } from './registry.js';
 import { Shutdown, type CloseReport } from './shutdown.js';
@@ -27,6 +27,7 @@ import { Waiting, deliver, refuse } from './waiting.js';
 
 export type { AcquireReceiver } from './core.js';
 export type { CloseReport } from './shutdown.js';
+export type { CloseOptions } from './options.js';
 export { describeLease } from './messages.js';
 export { kAcquireInto, kHandOff, kReading, kWaiting, kWithdraw } from './symbols.js';
 
@@ -35,12 +36,6 @@ const CLOSING = 1;
 const CLOSED = 2;
 
 const RESOLVED = Promise.resolve();
-
-/** Options of `close()`. */
-export interface CloseOptions {
-  /** How long to wait for outstanding leases before destroying their resources. @default 30000 */
-  readonly timeoutMs?: number;
-}
 
 /**
  * A generic resource pool that cannot leak a handle, cannot hang, and says what is wrong when it is
@@ -316,13 +311,13 @@ export class Pool<T> {
 
   /** Same as `lease.release()`, but checks that the lease belongs to this pool. */
   release(lease: Lease<T>): void {
-    this.#checkOwn(lease, 'release');
+    checkOwn(lease, this.#core, 'release');
     lease.release();
   }
 
   /** Same as `lease.destroy(reason)`, but checks that the lease belongs to this pool. */
   destroyLease(lease: Lease<T>, reason?: unknown): void {
-    this.#checkOwn(lease, 'destroy');
+    checkOwn(lease, this.#core, 'destroy');
     lease.destroy(reason);
   }
 
@@ -609,13 +604,6 @@ export class Pool<T> {
 
   // ---------------------------------------------------------------------------------------------------
   // Return and destroy
-
-  #checkOwn(lease: Lease<T>, action: string): void {
-    if (!(lease instanceof Lease) || lease[kOwner] !== this.#core) {
-      const what = lease instanceof Lease ? String(lease) : 'a value that is not a lease';
-      throw new ForeignLeaseError(`cannot ${action} ${what} through pool "${this.#o.name}": it was not lent by this pool`);
-    }
-  }
 
   /** A lease ended (called by the lease, through the core). */
   #settle(entry: PoolEntry<T>, destroy: boolean, cause: unknown): void {
