@@ -1,6 +1,7 @@
-import type { Clock, TimerHandle } from '../internal/clock.js';
+import type { Clock } from '../internal/clock.js';
 import { InvalidOptionError } from '../internal/errors.js';
 import { describe, timeoutProblem } from '../internal/options.js';
+import { WaitQueue as Line, type QueuedWaiter } from '../internal/wait-queue.js';
 import { BudgetAbortedError, BudgetClosedError, PermitLostError } from './errors.js';
 
 /** Options of one {@link Budget.acquire} call. */
@@ -184,18 +185,12 @@ export class BudgetPermit implements Permit {
 }
 
 /** One caller waiting in `acquire()`. */
-export interface Waiter {
+export interface Waiter extends QueuedWaiter {
   readonly id: string;
-  readonly enqueuedAt: number;
-  readonly timeoutMs: number;
-  settled: boolean;
   /** Store-side bookkeeping (RedisBudget: whether the ticket is queued in Redis). */
   queued: boolean;
   resolve(permit: Permit): void;
   reject(error: Error): void;
-  timer: TimerHandle | null;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
 }
 
 export interface WaitQueueHooks {
@@ -206,15 +201,15 @@ export interface WaitQueueHooks {
 }
 
 /**
- * The local, first-in first-out line of acquires, with their deadlines and abort signals. Shared by both
- * budgets so that timeouts and aborts behave the same everywhere.
+ * The local, first-in first-out line of acquires, with their deadlines and abort signals: the package's
+ * one wait queue (src/internal/wait-queue.ts, one alarm for every deadline) with the budget's errors.
+ * Shared by both budgets so that timeouts and aborts behave the same everywhere.
  */
 export class WaitQueue {
   readonly #key: string;
   readonly #clock: Clock;
   readonly #hooks: WaitQueueHooks;
-  /** Insertion-ordered: iteration is arrival order. */
-  readonly #waiters = new Set<Waiter>();
+  readonly #line: Line<Waiter>;
   timeouts = 0;
   aborted = 0;
 
@@ -222,20 +217,37 @@ export class WaitQueue {
     this.#key = key;
     this.#clock = clock;
     this.#hooks = hooks;
+    // No default timeout to optimise for: every deadline goes to the line's heap.
+    this.#line = new Line<Waiter>(clock, NaN, {
+      expired: (waiter, now) => {
+        this.timeouts++;
+        this.#leave(waiter, 'timeout', this.#hooks.timeoutError(waiter, now));
+      },
+      aborted: (waiter) => {
+        this.aborted++;
+        const waited = Math.round(this.#clock.now() - waiter.enqueuedAt);
+        this.#leave(waiter, 'abort', new BudgetAbortedError(this.#key, `budget "${this.#key}": acquire aborted after ${waited} ms`, { cause: waiter.signal?.reason }));
+      },
+      now: () => this.#clock.now(),
+    });
   }
 
   get length(): number {
-    return this.#waiters.size;
+    return this.#line.pending;
   }
 
   /** Live waiters in arrival order. */
   list(): Waiter[] {
-    return [...this.#waiters];
+    const waiters: Waiter[] = [];
+    this.#line.scan((waiter) => {
+      waiters.push(waiter);
+      return false;
+    });
+    return waiters;
   }
 
   first(): Waiter | undefined {
-    for (const waiter of this.#waiters) return waiter;
-    return undefined;
+    return this.#line.next();
   }
 
   /** Adds a waiter; `start` runs once it is in line (so a synchronous grant sees it). */
@@ -252,38 +264,8 @@ export class WaitQueue {
       return Promise.reject(new BudgetAbortedError(this.#key, `budget "${this.#key}": acquire aborted before it started`, { cause: signal.reason }));
     }
     return new Promise<Permit>((resolve, reject) => {
-      const waiter: Waiter = {
-        id,
-        enqueuedAt: this.#clock.now(),
-        timeoutMs,
-        settled: false,
-        queued: false,
-        resolve,
-        reject,
-        timer: null,
-        signal,
-        onAbort: undefined,
-      };
-      this.#waiters.add(waiter);
-      if (timeoutMs !== Infinity) {
-        // Ref'd: a caller awaits this acquire and must get its timeout, not a silent exit.
-        waiter.timer = this.#clock.setTimeout(() => {
-          waiter.timer = null;
-          if (waiter.settled) return;
-          const error = this.#hooks.timeoutError(waiter, this.#clock.now());
-          this.timeouts++;
-          this.#leave(waiter, 'timeout', error);
-        }, timeoutMs, false);
-      }
-      if (signal !== undefined) {
-        waiter.onAbort = () => {
-          if (waiter.settled) return;
-          this.aborted++;
-          const waited = Math.round(this.#clock.now() - waiter.enqueuedAt);
-          this.#leave(waiter, 'abort', new BudgetAbortedError(this.#key, `budget "${this.#key}": acquire aborted after ${waited} ms`, { cause: signal.reason }));
-        };
-        signal.addEventListener('abort', waiter.onAbort, { once: true });
-      }
+      const waiter: Waiter = { id, enqueuedAt: this.#clock.now(), timeoutMs, settled: false, queued: false, resolve, reject, signal, onAbort: undefined };
+      this.#line.add(waiter);
       start(waiter);
     });
   }
@@ -291,7 +273,7 @@ export class WaitQueue {
   /** Hands `permit` to `waiter`. Returns false (and leaves the permit alone) if the waiter already left. */
   grant(waiter: Waiter, permit: Permit): boolean {
     if (waiter.settled) return false;
-    this.#settle(waiter);
+    this.#line.settle(waiter);
     waiter.resolve(permit);
     return true;
   }
@@ -304,22 +286,13 @@ export class WaitQueue {
 
   /** Rejects every waiter (close). */
   failAll(error: BudgetClosedError | Error): void {
-    for (const waiter of [...this.#waiters]) this.fail(waiter, error);
+    for (const waiter of this.list()) this.fail(waiter, error);
   }
 
   #leave(waiter: Waiter, reason: 'timeout' | 'abort' | 'error', error: Error): void {
-    this.#settle(waiter);
+    this.#line.settle(waiter);
     this.#hooks.left(waiter, reason);
     waiter.reject(error);
-  }
-
-  #settle(waiter: Waiter): void {
-    waiter.settled = true;
-    this.#waiters.delete(waiter);
-    if (waiter.timer !== null) this.#clock.clearTimeout(waiter.timer);
-    waiter.timer = null;
-    if (waiter.onAbort !== undefined) waiter.signal?.removeEventListener('abort', waiter.onAbort);
-    waiter.onAbort = undefined;
   }
 }
 

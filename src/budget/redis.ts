@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
-import { systemClock, type Clock, type TimerHandle } from '../internal/clock.js';
+import { Alarm } from '../internal/alarm.js';
+import { systemClock, type Clock } from '../internal/clock.js';
 import { socketOf } from '../internal/redis-socket.js';
 import { InvalidOptionError } from '../internal/errors.js';
 import { describe, numberOption, rejectUnknownKeys } from '../internal/options.js';
@@ -172,8 +173,8 @@ export class RedisBudget implements Budget {
   readonly #inflight = new Set<Promise<unknown>>();
   #pendingRelease: string[] = [];
   #seq = 0;
-  #timer: TimerHandle | null = null;
-  #timerAt = Infinity;
+  /** The one timer: refreshes, losses, re-checks (unref'd: holding permits is background work; a caller awaiting an acquire has its own deadline). */
+  readonly #alarm: Alarm;
   #nextRefreshAt = Infinity;
   #nextRecheckAt = Infinity;
   #refreshing = false;
@@ -229,6 +230,9 @@ export class RedisBudget implements Budget {
     const prefix = source['keyPrefix'] ?? 'lifeguard:budget:';
     if (typeof prefix !== 'string') throw new InvalidOptionError('keyPrefix', `invalid option "keyPrefix": expected a string, got ${describe(prefix)}`);
     this.#clock = clockOption(source) ?? systemClock;
+    this.#alarm = new Alarm(this.#clock, () => {
+      this.#tick();
+    }, true);
 
     const base = `${prefix}{${this.key}}:`;
     this.#keys = [`${base}permits`, `${base}queue`, `${base}tickets`, `${base}seq`, `${base}wake`, `${base}fence`, `${base}master`];
@@ -379,7 +383,7 @@ export class RedisBudget implements Budget {
 
   async #shutdown(): Promise<void> {
     this.#closed = true;
-    this.#disarm();
+    this.#alarm.clear();
     this.#queue.failAll(new BudgetClosedError(this.key, `budget "${this.key}" was closed while waiting for a permit`));
     for (const held of [...this.#held.values()]) this.#lose(held, `budget "${this.key}" was closed while the permit was held`);
     // Round trips in flight may still answer with grants, which are given straight back: wait until
@@ -705,25 +709,8 @@ export class RedisBudget implements Budget {
     for (const held of this.#held.values()) if (held.lossAt < at) at = held.lossAt;
     if (this.#queue.length > 0 && this.#nextRecheckAt < at) at = this.#nextRecheckAt;
     if (this.#queue.length > 0 && this.#fallbackCapacity !== null && this.#fallbackSince === null && this.#failingSince !== null) at = Math.min(at, this.#failingSince + this.#ttl);
-    if (at === Infinity) {
-      this.#disarm();
-      return;
-    }
-    if (this.#timer !== null && this.#timerAt <= at) return;
-    this.#disarm();
-    this.#timerAt = at;
-    // Unref'd: holding permits is background work; a caller awaiting an acquire has its own deadline timer.
-    this.#timer = this.#clock.setTimeout(() => {
-      this.#timer = null;
-      this.#timerAt = Infinity;
-      this.#tick();
-    }, Math.max(0, at - this.#clock.now()), true);
-  }
-
-  #disarm(): void {
-    if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
-    this.#timer = null;
-    this.#timerAt = Infinity;
+    if (at === Infinity) this.#alarm.clear();
+    else this.#alarm.at(at);
   }
 
   #tick(): void {

@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events';
+import { systemClock } from '../internal/clock.js';
 import { Deque } from '../internal/deque.js';
+import { WaitQueue, type QueuedWaiter, type WaitQueueOwner } from '../internal/wait-queue.js';
 import {
   AcquireTimeoutError,
   DoubleReleaseError,
@@ -95,12 +97,12 @@ interface Config {
   readonly promise: PromiseLibrary | null;
 }
 
-interface Waiter<T> {
+/** A caller in `acquire()`: in the line of its priority, Lifeguard's own wait queue (lazy deletion, one alarm). */
+interface Waiter<T> extends QueuedWaiter {
   readonly resolve: (resource: T) => void;
   readonly reject: (error: Error) => void;
-  timer: NodeJS.Timeout | null;
-  /** Settled waiters stay in their queue until reached (lazy deletion, as in Lifeguard's own queue). */
-  settled: boolean;
+  /** Its priority's line. */
+  readonly slot: number;
 }
 
 /** One Lifeguard acquire in flight on behalf of whichever compat waiter is first in line when it resolves. */
@@ -225,9 +227,8 @@ export class Pool<T> extends EventEmitter {
   /** clear() ran while a drain was still in progress: close Lifeguard's pool once the drain completes. */
   #closeWhenDrained = false;
 
-  readonly #queues: Deque<Waiter<T>>[];
+  readonly #queues: WaitQueue<Waiter<T>>[];
   #waiting = 0;
-  #deadWaiters = 0;
   readonly #supply = new Deque<SupplyRequest>();
   /** Leases held while factory.validate runs (testOnBorrow): supply already on its way to a waiter. */
   #validating = 0;
@@ -246,7 +247,16 @@ export class Pool<T> extends EventEmitter {
     super();
     this.#config = resolveConfig(factory, options);
     this.#factory = factory;
-    this.#queues = Array.from({ length: this.#config.priorityRange }, () => new Deque<Waiter<T>>());
+    // Ref'd deadlines, as generic-pool's timers: a caller is waiting, it must get its timeout rather than a silent exit.
+    const timeoutMs = this.#config.acquireTimeoutMillis > 0 ? this.#config.acquireTimeoutMillis : Infinity;
+    const owner: WaitQueueOwner<Waiter<T>> = {
+      expired: (waiter) => {
+        this.#timeOut(waiter);
+      },
+      aborted: () => undefined, // no signal: generic-pool's acquire() takes none
+      now: () => systemClock.now(),
+    };
+    this.#queues = Array.from({ length: this.#config.priorityRange }, () => new WaitQueue<Waiter<T>>(systemClock, timeoutMs, owner));
     this.#innerOptions = innerOptions(`generic-pool-${++poolCounter}`, this.#config, (options ?? {}) as Record<string, unknown>, this.#lifeguardFactory());
     // Validated now even when autostart is false, so a bad configuration fails at construction, not at
     // the first acquire.
@@ -406,52 +416,35 @@ export class Pool<T> extends EventEmitter {
       return Promise.reject(new QueueFullError('max waitingClients count exceeded'));
     }
     return new Promise<T>((resolve, reject) => {
-      const waiter: Waiter<T> = { resolve, reject, timer: null, settled: false };
-      const queue = this.#queues[slotOf(priority, config.priorityRange)] as Deque<Waiter<T>>;
-      queue.push(waiter);
-      this.#waiting++;
+      const slot = slotOf(priority, config.priorityRange);
       const ms = config.acquireTimeoutMillis;
-      if (ms > 0 && ms <= MAX_TIMER_MS) {
-        // Ref'd, as generic-pool's: a caller is waiting, it must get its timeout rather than a silent exit.
-        waiter.timer = setTimeout(() => {
-          this.#timeOut(waiter);
-        }, ms);
-      }
+      const waiter: Waiter<T> = { resolve, reject, slot, enqueuedAt: systemClock.now(), timeoutMs: ms > 0 ? ms : Infinity, signal: undefined, onAbort: undefined, settled: false };
+      (this.#queues[slot] as WaitQueue<Waiter<T>>).add(waiter);
+      this.#waiting++;
       this.#balance();
     });
   }
 
   #timeOut(waiter: Waiter<T>): void {
     if (waiter.settled) return;
-    waiter.timer = null;
     this.#settle(waiter);
-    this.#deadWaiters++;
-    if (this.#deadWaiters > 1024 && this.#deadWaiters > this.#waiting) {
-      for (const queue of this.#queues) queue.filter((w) => !w.settled);
-      this.#deadWaiters = 0;
-    }
     const cause = this.#lastCreateError;
     waiter.reject(new TimeoutError('ResourceRequest timed out', cause === undefined ? undefined : { cause }));
     this.#balance();
     this.#notify();
   }
 
+  /** Ends a waiter's wait (its line drops its deadline, and its alarm when nobody is left). */
   #settle(waiter: Waiter<T>): void {
-    waiter.settled = true;
+    (this.#queues[waiter.slot] as WaitQueue<Waiter<T>>).settle(waiter);
     this.#waiting--;
-    if (waiter.timer !== null) clearTimeout(waiter.timer);
-    waiter.timer = null;
   }
 
-  /** Highest priority first, oldest first within a priority. */
+  /** Highest priority first, oldest first within a priority; still in line until settled. */
   #nextWaiter(): Waiter<T> | undefined {
     for (const queue of this.#queues) {
-      let waiter: Waiter<T> | undefined;
-      while ((waiter = queue.peekFirst()) !== undefined) {
-        queue.shift();
-        if (!waiter.settled) return waiter;
-        this.#deadWaiters--;
-      }
+      const waiter = queue.next();
+      if (waiter !== undefined) return waiter;
     }
     return undefined;
   }

@@ -1,4 +1,4 @@
-/** One timer that fires at the earliest deadline it was asked for: the pool's acquire deadlines and the housekeeper share it. */
+/** One timer that fires at the earliest deadline it was asked for: the wait queue's deadlines, the housekeeper and the Redis budget use it. */
 import type { Clock, TimerHandle } from './clock.js';
 import { MAX_DURATION_MS } from './options.js';
 

@@ -1,3 +1,4 @@
+/** The socket under an ioredis connection, for the ioredis adapter and the Redis budget. */
 import { Socket } from 'node:net';
 import type { Redis } from 'ioredis';
 

@@ -1,3 +1,4 @@
+/** Keeps the V8 map of process.nextTick's tick objects alive through idle periods (a measured slowdown otherwise). */
 import { AsyncResource } from 'node:async_hooks';
 
 /**

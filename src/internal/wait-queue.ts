@@ -6,9 +6,9 @@ import { MinHeap } from './heap.js';
 
 /** What the queue needs of a waiter; the owner's waiter type adds what it hands out. */
 export interface QueuedWaiter {
+  /** Monotonic ms of the clock. */
   readonly enqueuedAt: number;
-  /** Monotonic ms of the clock; Infinity for no deadline. */
-  readonly deadline: number;
+  /** The deadline is `enqueuedAt + timeoutMs` (not a field: one boxed number less per waiter); Infinity for none. */
   readonly timeoutMs: number;
   readonly signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
@@ -36,7 +36,7 @@ export class WaitQueue<W extends QueuedWaiter> {
   /** Waiters with the default timeout: their deadlines are already in arrival order. */
   readonly #inOrder = new Deque<W>();
   /** Waiters with a per-call timeout, ordered by deadline. */
-  readonly #byDeadline = new MinHeap<W>((w) => w.deadline);
+  readonly #byDeadline = new MinHeap<W>(deadlineOf);
   readonly #defaultTimeoutMs: number;
   readonly #owner: WaitQueueOwner<W>;
   readonly #alarm: Alarm;
@@ -60,7 +60,7 @@ export class WaitQueue<W extends QueuedWaiter> {
       };
       signal.addEventListener('abort', waiter.onAbort, { once: true });
     }
-    const deadline = waiter.deadline;
+    const deadline = waiter.enqueuedAt + waiter.timeoutMs;
     if (deadline === Infinity) return;
     if (waiter.timeoutMs === this.#defaultTimeoutMs) this.#inOrder.push(waiter);
     else this.#byDeadline.push(waiter);
@@ -104,7 +104,8 @@ export class WaitQueue<W extends QueuedWaiter> {
 
   /** The earliest deadline among the waiters (Infinity when none has one). */
   earliestDeadline(): number {
-    return this.#earliest()?.deadline ?? Infinity;
+    const first = this.#earliest();
+    return first === undefined ? Infinity : deadlineOf(first);
   }
 
   #earliest(): W | undefined {
@@ -114,13 +115,17 @@ export class WaitQueue<W extends QueuedWaiter> {
     while ((custom = this.#byDeadline.peek()) !== undefined && custom.settled) this.#byDeadline.pop();
     if (first === undefined) return custom;
     if (custom === undefined) return first;
-    return custom.deadline < first.deadline ? custom : first;
+    return deadlineOf(custom) < deadlineOf(first) ? custom : first;
   }
 
   #onAlarm(): void {
     const now = this.#owner.now();
     let top: W | undefined;
-    while ((top = this.#earliest()) !== undefined && top.deadline <= now) this.#owner.expired(top, now);
-    if (top !== undefined) this.#alarm.at(top.deadline, now);
+    while ((top = this.#earliest()) !== undefined && deadlineOf(top) <= now) this.#owner.expired(top, now);
+    if (top !== undefined) this.#alarm.at(deadlineOf(top), now);
   }
+}
+
+function deadlineOf(waiter: QueuedWaiter): number {
+  return waiter.enqueuedAt + waiter.timeoutMs;
 }

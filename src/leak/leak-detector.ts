@@ -1,3 +1,4 @@
+/** Which acquires capture their call site, and the FinalizationRegistry that sees dropped leases. */
 import type { LeakDetectionMode } from '../pool/options.js';
 import { captureSite, type AcquireSite } from './site.js';
 

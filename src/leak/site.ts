@@ -1,3 +1,4 @@
+/** An acquire site: a stack captured cheaply, formatted (Lifeguard's own frames removed) only when read. */
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -28,10 +29,10 @@ function display(location: string): string {
 }
 
 export class AcquireSite {
-  readonly #holder: { stack?: string };
+  readonly #holder: { readonly stack?: string | undefined };
   #frames: string[] | undefined;
 
-  constructor(holder: { stack?: string }) {
+  constructor(holder: { readonly stack?: string | undefined }) {
     this.#holder = holder;
   }
 

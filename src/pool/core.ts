@@ -7,7 +7,7 @@ import type { AcquireSite } from '../leak/site.js';
 import type { LeaseInfo } from './events.js';
 import type { Lease } from './lease.js';
 import type { ResolvedPoolOptions } from './options.js';
-import type { DestroyReason, EntryOwner, PoolEntry } from './pool-entry.js';
+import { DESTROY_REASONS, type DestroyReason, type EntryOwner, type PoolEntry } from './pool-entry.js';
 import type { Signals } from './signals.js';
 
 /**
@@ -43,6 +43,23 @@ export interface PoolCounters {
   dropped: number;
   revoked: number;
   destroyed: Record<DestroyReason, number>;
+}
+
+export function newCounters(): PoolCounters {
+  return {
+    created: 0,
+    createErrors: 0,
+    acquired: 0,
+    released: 0,
+    timeouts: 0,
+    aborted: 0,
+    rejectedQueueFull: 0,
+    validationFailures: 0,
+    leaks: 0,
+    dropped: 0,
+    revoked: 0,
+    destroyed: Object.fromEntries(DESTROY_REASONS.map((r) => [r, 0])) as Record<DestroyReason, number>,
+  };
 }
 
 /**

@@ -100,6 +100,15 @@ export interface PoolInspection {
   readonly resources: readonly ResourceInfo[];
 }
 
+/** The outstanding leases, oldest first (what `pool.leases()` returns and the timeout message lists). */
+export function leasesOf<T>(core: PoolCore<T>, now: number): LeaseInfo[] {
+  const out: LeaseInfo[] = [];
+  for (const entry of core.all) {
+    if (entry.state === EntryState.LEASED) out.push(core.leaseInfo(entry, now));
+  }
+  return out.sort((a, b) => b.heldMs - a.heldMs || a.id - b.id);
+}
+
 /** Every live resource of a pool with its state, age, lease and socket (what `pool.inspect()` lists). */
 export function inspectResources<T>(core: PoolCore<T>, now: number): ResourceInfo[] {
   const factory = core.o.factory;

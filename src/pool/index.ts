@@ -1,3 +1,4 @@
+/** The pool folder's public surface: the pool, its leases, options, errors and diagnostics. */
 export { Pool, describeLease, type CloseOptions, type CloseReport } from './pool.js';
 export { Lease } from './lease.js';
 export type { PoolEntry, DestroyReason } from './pool-entry.js';

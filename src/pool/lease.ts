@@ -1,7 +1,8 @@
+/** A loan of one resource: release, destroy, and errors that name the lease once it has ended. */
 import { inspect } from 'node:util';
 import type { AcquireSite } from '../leak/site.js';
-import { DoubleReleaseError, LeaseReleasedError, LeaseRevokedError, PoolClosedError } from './errors.js';
-import { EntryState, type PoolEntry } from './pool-entry.js';
+import { DoubleReleaseError, ForeignLeaseError, LeaseReleasedError, LeaseRevokedError, PoolClosedError } from './errors.js';
+import { EntryState, type EntryOwner, type PoolEntry } from './pool-entry.js';
 
 /** @internal Lets a pool recognise its own leases by identity, not by name. */
 export const kOwner = Symbol('lifeguard.lease.owner');
@@ -145,6 +146,14 @@ export class Lease<T> {
       return new PoolClosedError(`cannot ${action} ${who}: the pool closed while the lease was out and destroyed its resource (${this.#where()})`);
     }
     return new LeaseRevokedError(`cannot ${action} ${who}: the pool revoked it after it was held past reclaimAfterMs and destroyed its resource (${this.#where()})`);
+  }
+}
+
+/** Throws `ForeignLeaseError` unless `lease` is a lease lent by `owner` (`pool.release(lease)` and `pool.destroyLease(lease)`). */
+export function checkOwn(lease: unknown, owner: EntryOwner<unknown>, action: string): void {
+  if (!(lease instanceof Lease) || lease[kOwner] !== owner) {
+    const what = lease instanceof Lease ? String(lease) : 'a value that is not a lease';
+    throw new ForeignLeaseError(`cannot ${action} ${what} through pool "${owner.name}": it was not lent by this pool`);
   }
 }
 

@@ -275,9 +275,21 @@ export interface AcquireOptions {
   readonly timeoutMs?: number;
   /** Free-form label shown in leak reports and `pool.leases()` (a request id, a job name). */
   readonly label?: string;
+  /**
+   * Where the caller's own caller asked for the resource: an `Error` (or `{ stack }`) it captured, recorded
+   * as this lease's acquire site instead of the pool's own capture, in every `leakDetection` mode. For
+   * layers that acquire on someone else's behalf (a request queue, a driver wrapper).
+   */
+  readonly site?: { readonly stack?: string | undefined };
 }
 
-const ACQUIRE_KEYS = 'label, signal, timeoutMs';
+/** Options of `close()`. */
+export interface CloseOptions {
+  /** How long to wait for outstanding leases before destroying their resources. @default 30000 */
+  readonly timeoutMs?: number;
+}
+
+const ACQUIRE_KEYS = 'label, signal, site, timeoutMs';
 
 /**
  * Checks one `acquire()` call's options, as the constructor checks its own (a misspelt `timeout` must not
@@ -291,13 +303,17 @@ export function checkAcquireOptions(options: AcquireOptions): InvalidOptionError
   const problem = given === undefined ? null : timeoutProblem('acquire()', given);
   if (problem !== null) return new InvalidOptionError('timeoutMs', problem);
   for (const key in options) {
-    if (key !== 'timeoutMs' && key !== 'label' && key !== 'signal') {
+    if (key !== 'timeoutMs' && key !== 'label' && key !== 'signal' && key !== 'site') {
       return new InvalidOptionError(key, `unknown acquire() option "${key}"; known options: ${ACQUIRE_KEYS}`);
     }
   }
   const label: unknown = options.label;
   if (label !== undefined && typeof label !== 'string') {
     return new InvalidOptionError('label', `invalid acquire() option "label": expected a string or undefined, got ${describe(label)}`);
+  }
+  const site: unknown = options.site;
+  if (site !== undefined && !(typeof site === 'object' && site !== null && typeof (site as { stack?: unknown }).stack === 'string')) {
+    return new InvalidOptionError('site', `invalid acquire() option "site": expected an Error (or an object with a string stack) or undefined, got ${describe(site)}`);
   }
   const signal: unknown = options.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {

@@ -4,67 +4,38 @@ import { Deque } from '../internal/deque.js';
 import type { Listener } from '../internal/emitter.js';
 import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
 import { WaitQueue } from '../internal/wait-queue.js';
-import { LeakDetector, NO_LEAK_DETECTION, type LeakTracking } from '../leak/leak-detector.js';
-import type { AcquireSite } from '../leak/site.js';
-import { budgetStatsOf, describeBudget, withBudget, type PermitWaits } from './budget-option.js';
-import type { AcquireReceiver, PoolCore, PoolCounters, Waiter } from './core.js';
+import { LEAK_ESCALATION_MS, LeakDetector, NO_LEAK_DETECTION, type LeakTracking } from '../leak/leak-detector.js';
+import { AcquireSite } from '../leak/site.js';
+import { withBudget, type PermitWaits } from './budget-option.js';
+import { newCounters, type AcquireReceiver, type PoolCore, type Waiter } from './core.js';
 import { Creation } from './creation.js';
-import { channels, inspectResources, type PoolInspection } from './diagnostics.js';
+import { channels, inspectResources, leasesOf, type PoolInspection } from './diagnostics.js';
 import { describe } from '../internal/options.js';
-import { AcquireAbortedError, AcquireTimeoutError, CreateFailedError, ForeignLeaseError, InvalidArgumentError, PoolClosedError, QueueFullError } from './errors.js';
+import { AcquireAbortedError, InvalidArgumentError, QueueFullError } from './errors.js';
 import type { LeaseInfo, PoolEvents } from './events.js';
 import { LeakWatch, leaseInfo } from './leak-watch.js';
-import { Lease, kEntry, kOwner } from './lease.js';
+import { Lease, checkOwn, kEntry } from './lease.js';
 import { Maintenance } from './maintenance.js';
-import { errorText, timeoutMessage } from './messages.js';
-import { checkAcquireOptions, closeTimeout, resolvePoolOptions, type AcquireOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
-import { DESTROY_REASONS, EntryState, type DestroyReason, type PoolEntry } from './pool-entry.js';
+import { checkAcquireOptions, resolvePoolOptions, type AcquireOptions, type CloseOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
+import { EntryState, type DestroyReason, type PoolEntry } from './pool-entry.js';
 import { registerPool, unregisterPool } from './registry.js';
 import { Shutdown, type CloseReport } from './shutdown.js';
 import { Signals } from './signals.js';
-import type { PoolStats } from './stats.js';
+import { poolStats, type PoolStats } from './stats.js';
+import { kAcquireInto, kHandOff, kReading, kWaiting, kWithdraw } from './symbols.js';
+import { Waiting, deliver, refuse } from './waiting.js';
 
 export type { AcquireReceiver } from './core.js';
 export type { CloseReport } from './shutdown.js';
+export type { CloseOptions } from './options.js';
 export { describeLease } from './messages.js';
+export { kAcquireInto, kHandOff, kReading, kWaiting, kWithdraw } from './symbols.js';
 
 const OPEN = 0;
 const CLOSING = 1;
 const CLOSED = 2;
 
-/**
- * @internal `pool[kAcquireInto](receiver, options, now)`: `acquire()` for an {@link AcquireReceiver}; `now`,
- * when given, is a clock reading the caller has just taken, used instead of another.
- */
-export const kAcquireInto = Symbol('lifeguard.acquireInto');
-
-/**
- * @internal `pool[kHandOff](lease)`: passes a lent resource straight to the oldest waiter when that waiter
- * is a receiver, instead of a release and a new lend: the lease stays out and changes hands (the receiver
- * gets the same lease object). True when handed off; false when it cannot be (nobody waiting, a promise
- * first in line, the pool closing, the resource doomed, revoked or past its lifetime or guard, a reset
- * hook to run, leak tracking on): then release the lease as usual. For `lifeguard/http`, whose requests
- * queue behind busy connections: one pass per request instead of a release, a lend and a new lease.
- */
-export const kHandOff = Symbol('lifeguard.handOff');
-
-/** @internal `pool[kWaiting](max)`: the receivers of the acquires waiting, oldest first (promises excluded), at most `max`. */
-export const kWaiting = Symbol('lifeguard.waiting');
-
-/**
- * @internal `pool[kReading]`: the pool's latest clock reading. Just after a lease ended it is the reading
- * the release took (precise when the factory has `validate`), which a holder can use as "idle since".
- */
-export const kReading = Symbol('lifeguard.reading');
-
-/** @internal `pool[kWithdraw](receiver)`: gives up a receiver's wait without telling it (its request already failed). */
-export const kWithdraw = Symbol('lifeguard.withdraw');
-
-/** Options of `close()`. */
-export interface CloseOptions {
-  /** How long to wait for outstanding leases before destroying their resources. @default 30000 */
-  readonly timeoutMs?: number;
-}
+const RESOLVED = Promise.resolve();
 
 /**
  * A generic resource pool that cannot leak a handle, cannot hang, and says what is wrong when it is
@@ -92,6 +63,7 @@ export class Pool<T> {
   readonly #maintenance: Maintenance<T>;
   readonly #leakWatch: LeakWatch<T>;
   readonly #shutdown: Shutdown<T>;
+  readonly #waiting: Waiting<T>;
   /** With a budget: this pool's creations waiting for a permit. */
   readonly #permitWaits: PermitWaits = { creates: 0 };
 
@@ -109,8 +81,10 @@ export class Pool<T> {
   readonly #preciseIdle: boolean;
   /** Acquires until the next call-site capture (leak detection's sampling, counted here: no call per acquire). */
   #captureIn: number;
-  /** Sampled mode: also capture while the pool is partly in use (see #acquire). */
+  /** Sampled mode: capture while the pool is partly in use, sample only while it is saturated (see #acquire). */
   readonly #captureUnderLoad: boolean;
+  /** Sampled mode: a quiet pool's acquires capture their site until then (escalation; always with leakSampleRate 1). */
+  #captureAllUntil: number;
   /** True while a lease is being handed to a receiver; grants made meanwhile wait in #deliveries. */
   #delivering = false;
   /** Triples of (receiver, lease, now) granted during a delivery, handed out by the outermost one. */
@@ -118,20 +92,7 @@ export class Pool<T> {
   /** True while #coarseNow is a precise read taken in the current batch of synchronous work (#batchNow). */
   #batchStamp = false;
 
-  readonly #counters: PoolCounters = {
-    created: 0,
-    createErrors: 0,
-    acquired: 0,
-    released: 0,
-    timeouts: 0,
-    aborted: 0,
-    rejectedQueueFull: 0,
-    validationFailures: 0,
-    leaks: 0,
-    dropped: 0,
-    revoked: 0,
-    destroyed: Object.fromEntries(DESTROY_REASONS.map((r) => [r, 0])) as Record<DestroyReason, number>,
-  };
+  readonly #counters = newCounters();
 
   constructor(options: PoolOptions<T>) {
     // The budget option wraps the factory: a permit before each create, given back after each destroy.
@@ -150,10 +111,10 @@ export class Pool<T> {
       });
     this.#queue = new WaitQueue<Waiter<T>>(clock, o.acquireTimeoutMs, {
       expired: (waiter, now) => {
-        this.#timeOut(waiter, now);
+        this.#waiting.expired(waiter, now);
       },
       aborted: (waiter) => {
-        this.#abortWaiter(waiter);
+        this.#waiting.aborted(waiter);
       },
       now: () => this.#now(),
     });
@@ -195,27 +156,20 @@ export class Pool<T> {
       },
       leaseInfo: (entry, now) => leaseInfo(core, entry, now),
       failWaiters: (cause) => {
-        let waiter: Waiter<T> | undefined;
-        while ((waiter = this.#queue.next()) !== undefined) {
-          this.#unqueue(waiter);
-          refuse(waiter.receiver, this.#createFailed(cause));
-        }
+        this.#waiting.refuseAll(() => this.#waiting.createFailed(cause));
       },
     };
     this.#core = core;
     this.#creation = new Creation(core);
     this.#maintenance = new Maintenance(core);
     this.#leakWatch = new LeakWatch(core);
+    this.#waiting = new Waiting(core, this.#creation, this.#permitWaits);
     this.#shutdown = new Shutdown(core, this.#creation, this.#maintenance, {
       closing: () => {
         this.#state = CLOSING;
       },
       refuseAll: (error) => {
-        let waiter: Waiter<T> | undefined;
-        while ((waiter = this.#queue.next()) !== undefined) {
-          this.#queue.settle(waiter);
-          refuse(waiter.receiver, error);
-        }
+        this.#waiting.refuseAll(() => error);
       },
       closed: (report) => {
         this.#state = CLOSED;
@@ -228,6 +182,7 @@ export class Pool<T> {
     });
     this.#captureIn = this.#leak.nextCapture(this.#coarseNow);
     this.#captureUnderLoad = o.leakDetection === 'sampled';
+    this.#captureAllUntil = o.leakSampleRate >= 1 ? Infinity : -Infinity;
     this.#housekeeper = Housekeeper.for(clock);
     this.#task = {
       periodMs: o.housekeepingIntervalMs,
@@ -276,7 +231,7 @@ export class Pool<T> {
 
   /** Resolves once `min` resources exist; rejects with the creation error if the first attempt to get there fails. */
   ready(): Promise<void> {
-    return this.#creation.ready(() => this.#closedError('wait for ready() on'));
+    return this.#creation.ready(() => this.#shutdown.closedError('wait for ready() on'));
   }
 
   /**
@@ -293,15 +248,7 @@ export class Pool<T> {
    * request that already failed. A scan of the queue: for failure paths only.
    */
   [kWithdraw](receiver: AcquireReceiver<T>): boolean {
-    let found: Waiter<T> | undefined;
-    this.#queue.scan((waiter) => {
-      if (waiter.receiver !== receiver) return false;
-      found = waiter;
-      return true;
-    });
-    if (found === undefined) return false;
-    this.#unqueue(found);
-    return true;
+    return this.#waiting.withdraw(receiver);
   }
 
   /** @internal See {@link AcquireReceiver}. */
@@ -312,13 +259,7 @@ export class Pool<T> {
 
   /** @internal See {@link kWaiting}. A scan of the queue: for failure and shutdown paths only. */
   [kWaiting](max = Infinity): AcquireReceiver<T>[] {
-    const receivers: AcquireReceiver<T>[] = [];
-    if (max <= 0) return receivers;
-    this.#queue.scan((waiter) => {
-      if (waiter.receiver !== waiter) receivers.push(waiter.receiver);
-      return receivers.length >= max;
-    });
-    return receivers;
+    return this.#waiting.receivers(max);
   }
 
   /** @internal See {@link kReading}. */
@@ -336,7 +277,7 @@ export class Pool<T> {
     const now = this.#now();
     if (entry.expiresAt <= now || entry.guard.validUntil <= now) return false;
     const heldMs = now - entry.acquiredAt;
-    this.#unqueue(waiter);
+    this.#waiting.unqueue(waiter);
     this.#counters.released++;
     this.#counters.acquired++;
     entry.uses++;
@@ -370,24 +311,19 @@ export class Pool<T> {
 
   /** Same as `lease.release()`, but checks that the lease belongs to this pool. */
   release(lease: Lease<T>): void {
-    this.#checkOwn(lease, 'release');
+    checkOwn(lease, this.#core, 'release');
     lease.release();
   }
 
   /** Same as `lease.destroy(reason)`, but checks that the lease belongs to this pool. */
   destroyLease(lease: Lease<T>, reason?: unknown): void {
-    this.#checkOwn(lease, 'destroy');
+    checkOwn(lease, this.#core, 'destroy');
     lease.destroy(reason);
   }
 
   /** The outstanding leases, oldest first, with how long they have been held and where they were acquired. */
   leases(): LeaseInfo[] {
-    const now = this.#now();
-    const out: LeaseInfo[] = [];
-    for (const entry of this.#all) {
-      if (entry.state === EntryState.LEASED) out.push(leaseInfo(this.#core, entry, now));
-    }
-    return out.sort((a, b) => b.heldMs - a.heldMs || a.id - b.id);
+    return leasesOf(this.#core, this.#now());
   }
 
   /**
@@ -400,33 +336,7 @@ export class Pool<T> {
 
   /** A snapshot of sizes and counters. */
   stats(): PoolStats {
-    const c = this.#counters;
-    const idle = this.#idle.length + this.#core.probing;
-    return {
-      name: this.#o.name,
-      size: this.#all.size,
-      idle,
-      inUse: this.#all.size - idle,
-      pending: this.#queue.pending,
-      creating: this.#creation.size,
-      destroying: this.#maintenance.destroys.size,
-      max: this.#o.max,
-      min: this.#o.min,
-      closed: this.#state !== OPEN,
-      created: c.created,
-      createErrors: c.createErrors,
-      acquired: c.acquired,
-      released: c.released,
-      timeouts: c.timeouts,
-      aborted: c.aborted,
-      rejectedQueueFull: c.rejectedQueueFull,
-      validationFailures: c.validationFailures,
-      leaks: c.leaks,
-      dropped: c.dropped,
-      revoked: c.revoked,
-      destroyed: { ...c.destroyed },
-      ...(this.#o.budget === undefined ? {} : { budget: budgetStatsOf(this.#o.budget, this.#permitWaits) }),
-    };
+    return poolStats(this.#core, this.#creation.size, this.#maintenance.destroys.size, this.#state !== OPEN, this.#permitWaits);
   }
 
   /**
@@ -436,14 +346,7 @@ export class Pool<T> {
    * timer, socket or listener.
    */
   close(options: CloseOptions = {}): Promise<CloseReport> {
-    let timeoutMs: number;
-    try {
-      timeoutMs = closeTimeout(options);
-    } catch (error) {
-      // A bad argument to an async method is a rejection, never a synchronous throw.
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
-    }
-    return this.#shutdown.close(timeoutMs);
+    return this.#shutdown.close(options);
   }
 
   /**
@@ -468,21 +371,11 @@ export class Pool<T> {
 
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- the public method whose frames the site omits
   #acquire(options: AcquireOptions | undefined, callee: Function, receiver: AcquireReceiver<T> | null, given?: number): Promise<Lease<T>> | undefined {
-    if (this.#state !== OPEN) return this.#refuse(receiver, this.#closedError('acquire from'));
-    let site: AcquireSite | null = null;
-    if (--this.#captureIn <= 0) {
-      site = this.#leak.capture(callee);
-      this.#captureIn = this.#leak.nextCapture(this.#coarseNow);
-    } else if (this.#captureUnderLoad) {
-      // Leaks come in bursts, and a burst is what exhausts a pool: while other leases are out (or
-      // waiting) and the pool is not yet saturated, every acquire captures its site. An idle pool's
-      // acquires (the uncontended hot path) and a saturated queue's (escalation covers it) do not.
-      const busy = this.#all.size - this.#idle.length + this.#queue.pending;
-      if (busy > 0 && busy < this.#o.max) site = this.#leak.capture(callee);
-    }
+    if (this.#state !== OPEN) return this.#refuse(receiver, this.#shutdown.closedError('acquire from'));
     let timeoutMs = this.#o.acquireTimeoutMs;
     let label: string | undefined;
     let signal: AbortSignal | undefined;
+    let site: AcquireSite | null = null;
     if (options !== undefined) {
       const invalid = checkAcquireOptions(options);
       if (invalid !== null) return this.#refuse(receiver, invalid);
@@ -493,6 +386,25 @@ export class Pool<T> {
         this.#counters.aborted++;
         return this.#refuse(receiver, new AcquireAbortedError(`acquire aborted before it started (${this.#describeState()})`, { cause: signal.reason }));
       }
+      // The caller captured the site itself (it acquires on someone else's behalf): nothing to capture here.
+      if (options.site !== undefined) site = new AcquireSite(options.site);
+    }
+    if (site !== null) {
+      // Given by the caller.
+    } else if (this.#captureUnderLoad) {
+      // Sampled mode. Leaks come in bursts, and a burst is what exhausts a pool: while other leases are
+      // out (or waiting) and the pool is not yet saturated, every acquire captures its site. A quiet
+      // pool's acquires (the uncontended hot path) capture nothing unless escalated: a lease leaked
+      // there keeps the pool busy, so the next leak is captured, and its report escalates. Only a
+      // saturated pool's acquires are sampled (every one while escalated).
+      const busy = this.#all.size - this.#idle.length + this.#queue.pending;
+      if (busy === 0 ? this.#coarseNow < this.#captureAllUntil : busy < this.#o.max || --this.#captureIn <= 0) {
+        site = this.#leak.capture(callee);
+        if (this.#captureIn <= 0) this.#captureIn = this.#leak.nextCapture(this.#coarseNow);
+      }
+    } else if (--this.#captureIn <= 0) {
+      site = this.#leak.capture(callee);
+      this.#captureIn = this.#leak.nextCapture(this.#coarseNow);
     }
 
     // Fast path: nobody is queued ahead (first-in first-out), and an idle resource needs no validation.
@@ -519,7 +431,7 @@ export class Pool<T> {
     const permanent = this.#creation.permanentError;
     if (permanent !== undefined && this.#all.size + this.#creation.size < this.#o.max) {
       // It would wait for a creation that fails for good until someone fixes the cause.
-      return this.#refuse(receiver, this.#createFailed(permanent));
+      return this.#refuse(receiver, this.#waiting.createFailed(permanent));
     }
     if (this.#queue.pending >= this.#o.maxWaiting) {
       this.#counters.rejectedQueueFull++;
@@ -532,7 +444,6 @@ export class Pool<T> {
       onLease: capturedResolve as (lease: Lease<T>) => void,
       onAcquireError: capturedReject as (error: Error) => void,
       enqueuedAt: now,
-      deadline: now + timeoutMs,
       timeoutMs,
       site,
       label,
@@ -577,14 +488,8 @@ export class Pool<T> {
     return lease;
   }
 
-  /** Ends a waiter's wait; fewer waiters may leave creations in flight unwanted (nothing to do in the steady state). */
-  #unqueue(waiter: Waiter<T>): void {
-    this.#queue.settle(waiter);
-    if (this.#creation.size > 0) this.#creation.shed();
-  }
-
   #grant(waiter: Waiter<T>, entry: PoolEntry<T>, now: number): void {
-    this.#unqueue(waiter);
+    this.#waiting.unqueue(waiter);
     const lease = this.#lend(entry, now, waiter.site, waiter.label);
     if (this.#signals.listening || channels.acquire.hasSubscribers) this.#signals.acquire(lease, entry, this.#now() - waiter.enqueuedAt);
     // A promise's resolve cannot re-enter the pool: only receivers need the re-entrancy queue.
@@ -614,36 +519,6 @@ export class Pool<T> {
     } finally {
       this.#delivering = false;
     }
-  }
-
-  #abortWaiter(waiter: Waiter<T>): void {
-    this.#unqueue(waiter);
-    this.#counters.aborted++;
-    const waited = Math.round(this.#now() - waiter.enqueuedAt);
-    refuse(waiter.receiver, new AcquireAbortedError(`acquire aborted after ${waited} ms (${this.#describeState()})`, { cause: waiter.signal?.reason }));
-  }
-
-  #createFailed(cause: unknown): CreateFailedError {
-    return new CreateFailedError(`cannot lend from pool "${this.#o.name}": creation failed with an error marked permanent (${errorText(cause)}); retrying in the background (${this.#describeState()})`, { cause });
-  }
-
-  #timeOut(waiter: Waiter<T>, now: number): void {
-    const creation = this.#creation;
-    const message = timeoutMessage({
-      waitedMs: now - waiter.enqueuedAt,
-      state: this.#describeState(),
-      leases: this.leases(),
-      consecutiveCreateFailures: creation.consecutiveFailures,
-      lastCreateError: creation.lastError,
-      extra: this.#o.budget === undefined ? creation.describe(now) : [...creation.describe(now), describeBudget(budgetStatsOf(this.#o.budget, this.#permitWaits))],
-    });
-    this.#unqueue(waiter);
-    this.#counters.timeouts++;
-    this.#escalate(now);
-    const cause = creation.consecutiveFailures > 0 ? creation.lastError : undefined;
-    const error = new AcquireTimeoutError(message, cause === undefined ? undefined : { cause });
-    this.#signals.timeout(now - waiter.enqueuedAt, error);
-    refuse(waiter.receiver, error);
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -730,13 +605,6 @@ export class Pool<T> {
   // ---------------------------------------------------------------------------------------------------
   // Return and destroy
 
-  #checkOwn(lease: Lease<T>, action: string): void {
-    if (!(lease instanceof Lease) || lease[kOwner] !== this.#core) {
-      const what = lease instanceof Lease ? String(lease) : 'a value that is not a lease';
-      throw new ForeignLeaseError(`cannot ${action} ${what} through pool "${this.#o.name}": it was not lent by this pool`);
-    }
-  }
-
   /** A lease ended (called by the lease, through the core). */
   #settle(entry: PoolEntry<T>, destroy: boolean, cause: unknown): void {
     const now = this.#preciseIdle ? this.#now() : this.#coarseNow;
@@ -798,6 +666,7 @@ export class Pool<T> {
   #escalate(now: number): void {
     this.#leak.escalate(now);
     this.#captureIn = 1;
+    if (this.#captureAllUntil < now + LEAK_ESCALATION_MS) this.#captureAllUntil = now + LEAK_ESCALATION_MS;
   }
 
   /**
@@ -810,7 +679,9 @@ export class Pool<T> {
   #batchNow(): number {
     if (this.#batchStamp) return this.#coarseNow;
     this.#batchStamp = true;
-    queueMicrotask(this.#endBatch);
+    // A reaction on a settled promise, not queueMicrotask (which wraps each callback in an AsyncResource
+    // and a bound function): under contention a batch is a few acquires, and this ran once per batch.
+    void RESOLVED.then(this.#endBatch);
     return this.#now();
   }
 
@@ -831,11 +702,6 @@ export class Pool<T> {
     return now;
   }
 
-  #closedError(action: string): PoolClosedError {
-    const cause = this.#shutdown.cause;
-    return new PoolClosedError(`cannot ${action} pool "${this.#o.name}": it was ${cause === undefined ? 'closed' : 'destroyed'}`, cause === undefined ? undefined : { cause });
-  }
-
   /** `pool "db": max=10 inUse=10 idle=0 pending=37 creating=0` */
   #describeState(): string {
     const idle = this.#idle.length + this.#core.probing;
@@ -851,27 +717,4 @@ let capturedReject: unknown;
 function captureResolvers(resolve: unknown, reject: unknown): void {
   capturedResolve = resolve;
   capturedReject = reject;
-}
-
-// A receiver runs inside the pool's bookkeeping (a grant happens within another lease's release): its
-// exception must reach neither the unrelated caller nor the pool's state. Reported like a throwing
-// event listener.
-function deliver<T>(receiver: AcquireReceiver<T>, lease: Lease<T>, now: number): void {
-  try {
-    receiver.onLease(lease, now);
-  } catch (error) {
-    receiverThrew(error);
-  }
-}
-
-function refuse<T>(receiver: AcquireReceiver<T>, error: Error): void {
-  try {
-    receiver.onAcquireError(error);
-  } catch (thrown) {
-    receiverThrew(thrown);
-  }
-}
-
-function receiverThrew(error: unknown): void {
-  process.emitWarning(`an acquire receiver threw: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`, { code: 'LIFEGUARD_RECEIVER' });
 }

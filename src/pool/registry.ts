@@ -1,3 +1,4 @@
+/** The live pools of the process, held weakly: what `pools()` lists for the doctor and the metrics. */
 import type { Pool } from './pool.js';
 
 // Weakly held: a pool that its owner forgot (never closed) must still be collectable, and the doctor

@@ -5,6 +5,7 @@ import type { Creation } from './creation.js';
 import type { LeaseInfo } from './events.js';
 import { PoolClosedError } from './errors.js';
 import type { Maintenance } from './maintenance.js';
+import { closeTimeout } from './options.js';
 import { EntryState } from './pool-entry.js';
 
 /** What `close()` and `destroy()` resolve with. */
@@ -52,7 +53,14 @@ export class Shutdown<T> {
     this.#wake?.();
   }
 
-  close(timeoutMs: number): Promise<CloseReport> {
+  /** `close(options)`: a bad argument is a rejection, never a synchronous throw. */
+  close(options: unknown): Promise<CloseReport> {
+    let timeoutMs: number;
+    try {
+      timeoutMs = closeTimeout(options);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
     if (this.#promise !== null) return this.#promise;
     this.#hooks.closing();
     this.#promise = this.#run(timeoutMs, new PoolClosedError(`pool "${this.#core.o.name}" is closing`));
@@ -70,6 +78,12 @@ export class Shutdown<T> {
     this.#hooks.closing();
     this.#promise = this.#run(0, new PoolClosedError(`pool "${this.#core.o.name}" was destroyed`, { cause: this.cause }));
     return this.#promise;
+  }
+
+  /** What an operation on a closed pool fails with: `cannot ${action} pool "db": it was closed`. */
+  closedError(action: string): PoolClosedError {
+    const cause = this.cause;
+    return new PoolClosedError(`cannot ${action} pool "${this.#core.o.name}": it was ${cause === undefined ? 'closed' : 'destroyed'}`, cause === undefined ? undefined : { cause });
   }
 
   async #run(graceMs: number, waiterError: PoolClosedError): Promise<CloseReport> {

@@ -189,15 +189,44 @@ describe('sampled capture', () => {
     await pool.close();
   });
 
-  it('samples roughly leakSampleRate of acquires', async () => {
-    const { pool } = setup({ leakDetection: 'sampled', leakSampleRate: 0.1 });
+  it("samples roughly leakSampleRate of a saturated pool's acquires", async () => {
+    const { pool } = setup({ leakDetection: 'sampled', leakSampleRate: 0.1, max: 1 });
+    let held = await pool.acquire();
     let sampled = 0;
     for (let i = 0; i < 2000; i++) {
+      const next = pool.acquire(); // the one resource is out: this acquire waits (the pool is saturated)
+      held.release();
+      held = await next;
+      if (held.site !== null) sampled++;
+    }
+    held.release();
+    assert.ok(sampled > 100 && sampled < 320, `sampled ${sampled} of 2000 at rate 0.1`);
+    await pool.close();
+  });
+
+  it("captures no site on a quiet pool's acquires (the uncontended hot path) unless escalated", async () => {
+    const { pool, clock } = setup({ leakDetection: 'sampled', leakSampleRate: 0.5, leakWarnAfterMs: 1000 });
+    for (let i = 0; i < 200; i++) {
       const lease = await pool.acquire();
-      if (lease.site !== null) sampled++;
+      assert.equal(lease.site, null, `quiet acquire #${i} captured its site`);
       lease.release();
     }
-    assert.ok(sampled > 100 && sampled < 320, `sampled ${sampled} of 2000 at rate 0.1`);
+    const leaked = await pool.acquire();
+    await clock.advance(1100); // reported held too long: escalation
+    leaked.release();
+    const after = await pool.acquire();
+    assert.notEqual(after.site, null, 'an escalated quiet pool captures every acquire');
+    after.release();
+    await pool.close();
+  });
+
+  it('captures every acquire, a quiet pool\'s too, with leakSampleRate 1', async () => {
+    const { pool } = setup({ leakDetection: 'sampled', leakSampleRate: 1 });
+    for (let i = 0; i < 20; i++) {
+      const lease = await pool.acquire();
+      assert.notEqual(lease.site, null);
+      lease.release();
+    }
     await pool.close();
   });
 

@@ -168,7 +168,7 @@ describe('acquire and release', () => {
 
   it('rejects unknown and mistyped per-call options instead of ignoring them', async () => {
     const { pool } = setup();
-    await assert.rejects(pool.acquire({ timeout: 100 } as never), { code: 'LG_INVALID_OPTION', message: 'unknown acquire() option "timeout"; known options: label, signal, timeoutMs' });
+    await assert.rejects(pool.acquire({ timeout: 100 } as never), { code: 'LG_INVALID_OPTION', message: 'unknown acquire() option "timeout"; known options: label, signal, site, timeoutMs' });
     await assert.rejects(pool.acquire({ label: 42 } as never), /invalid acquire\(\) option "label": expected a string or undefined, got number 42/);
     await assert.rejects(pool.acquire({ signal: { aborted: false } } as never), /invalid acquire\(\) option "signal": expected an AbortSignal or undefined, got an object/);
     assert.equal(pool.stats().acquired, 0, 'a rejected call changes nothing');
@@ -249,5 +249,31 @@ describe('acquire and release', () => {
       next.release();
       await pool.close();
     }
+  });
+});
+
+describe('acquire({ site })', () => {
+  function callerSite(): Error {
+    return new Error('acquire site'); // captured here: the line a caller hands to the pool
+  }
+
+  for (const leakDetection of ['off', 'sampled', 'full'] as const) {
+    it(`records the site the caller captured, instead of its own, with leakDetection '${leakDetection}'`, async () => {
+      const { pool } = setup({ leakDetection });
+      const lease = await pool.acquire({ site: callerSite(), label: 'job' });
+      assert.match(lease.site?.frame ?? 'null', /callerSite .*acquire\.test\.[jt]s:\d+:\d+/);
+      assert.equal(pool.leases()[0]?.site, lease.site?.frame);
+      assert.match(pool.leases()[0]?.stack ?? '', /callerSite/);
+      lease.release();
+      await pool.close();
+    });
+  }
+
+  it('rejects a site that is neither an Error nor an object with a string stack, naming the option', async () => {
+    const { pool } = setup();
+    await assert.rejects(pool.acquire({ site: 'here' } as never), /invalid acquire\(\) option "site": expected an Error \(or an object with a string stack\) or undefined, got the string "here"/);
+    await assert.rejects(pool.acquire({ site: { stack: 5 } } as never), /invalid acquire\(\) option "site"/);
+    assert.equal(pool.stats().acquired, 0);
+    await pool.close();
   });
 });

@@ -137,7 +137,7 @@ describe('pool[kAcquireInto] (internal receiver acquire)', () => {
     const held = await pool.acquire();
     const bad = new Recorder();
     pool[kAcquireInto](bad, { timeout: 5 } as never);
-    assert.equal(bad.errors[0]?.message, 'unknown acquire() option "timeout"; known options: label, signal, timeoutMs');
+    assert.equal(bad.errors[0]?.message, 'unknown acquire() option "timeout"; known options: label, signal, site, timeoutMs');
     const late = new Recorder();
     pool[kAcquireInto](late, { timeoutMs: 100 });
     await clock.advance(100);
