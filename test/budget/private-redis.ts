@@ -183,7 +183,25 @@ export class PrivateSentinelSet {
     this.#dir = dir;
   }
 
+  /**
+   * Starts a set, trying a second time with fresh ports if the first does not form. Ports come from
+   * freePort(), which can lose a port to another process between its close and the server's bind (the
+   * suite runs two files at once, one of them opening thousands of loopback connections); a sentinel that
+   * exits then leaves the set unformed. The error names the servers that exited, with their codes.
+   */
   static async start(): Promise<PrivateSentinelSet> {
+    try {
+      return await PrivateSentinelSet.#startOnce();
+    } catch (first) {
+      try {
+        return await PrivateSentinelSet.#startOnce();
+      } catch (second) {
+        throw new AggregateError([first, second], `a private Sentinel set did not form twice: ${(second as Error).message}`);
+      }
+    }
+  }
+
+  static async #startOnce(): Promise<PrivateSentinelSet> {
     const dir = await mkdtemp(path.join(tmpdir(), 'lg-sentinel-'));
     const master = await freePort();
     const replica = await freePort();
@@ -191,6 +209,7 @@ export class PrivateSentinelSet {
     const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', '--dir', dir];
     const children = [spawnServer(['--port', String(master), ...common]), spawnServer(['--port', String(replica), '--replicaof', '127.0.0.1', String(master), ...common])];
     const set = new PrivateSentinelSet([master, replica], sentinels, children, dir);
+    const exited: string[] = [];
     try {
       await waitFor('the replica is in sync', 10_000, async () => (await redisCli(replica, 'info', 'replication')).includes('master_link_status:up'));
       for (const port of sentinels) {
@@ -202,7 +221,9 @@ export class PrivateSentinelSet {
           `sentinel failover-timeout ${PrivateSentinelSet.NAME} 6000`,
           `sentinel parallel-syncs ${PrivateSentinelSet.NAME} 1`, '',
         ].join('\n'));
-        children.push(spawn('redis-server', [file, '--sentinel', '--loglevel', 'warning'], { stdio: 'ignore' }));
+        const child = spawn('redis-server', [file, '--sentinel', '--loglevel', 'warning'], { stdio: 'ignore' });
+        child.on('exit', (code, signal) => { exited.push(`sentinel ${port} exited (${signal ?? `code ${String(code)}`})`); });
+        children.push(child);
       }
       for (const port of sentinels) {
         await waitFor(`sentinel ${port} sees the replica and the other sentinels`, 20_000, async () => {
@@ -211,7 +232,9 @@ export class PrivateSentinelSet {
         });
       }
     } catch (error) {
+      const early = [...exited]; // before stop(), which ends every child
       await set.stop();
+      if (early.length > 0 && error instanceof Error) error.message += ` (${early.join(', ')})`;
       throw error;
     }
     return set;
