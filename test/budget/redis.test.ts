@@ -299,12 +299,16 @@ describe('RedisBudget', { skip: redisCheck.skip, timeout: 60_000 }, () => {
       if (subscriber.status !== 'ready') await once(subscriber, 'ready');
       await server.stop();
       for (let i = 0; i < 200 && subscriber.status === 'ready'; i++) await sleep(10);
-      await server.start();
       // Closed as the subscriber connects again, before its ready check is answered. A bare ioredis
-      // connection disconnected there answers the check, becomes ready and stays open.
-      await new Promise<void>((resolve, reject) => {
+      // connection disconnected there answers the check, becomes ready and stays open. The listener goes on
+      // before the restart: a reconnect attempt can land while start() still waits for the server's first
+      // answer, and a listener added after that waited for a 'connect' already gone (the test hung to its
+      // suite's timeout once in CI under load).
+      const closedAtConnect = new Promise<void>((resolve, reject) => {
         subscriber.once('connect', () => { budget.close().then(resolve, reject); });
       });
+      await server.start();
+      await closedAtConnect;
       assert.equal(subscriber.status, 'end', 'the subscriber outlived close()');
       await server.stop();
       await sleep(200);
