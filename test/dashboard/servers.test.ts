@@ -16,7 +16,9 @@ describe('the dashboard and guarded servers', () => {
         const state = JSON.parse((await request(`${dashboard.url}api/state`)).body) as DashboardState;
         const api = state.servers.find((s) => s.name === 'api');
         const couch = state.servers.find((s) => s.name === 'couch');
-        return api?.connections.active === 1 && couch?.halfClosed === 1 && (couch.series.t.length >= 2);
+        // The figures are read at the request, the series at the last sample: wait until a sample saw the half-close
+        // too (the series' last point was still 0 once in CI under load).
+        return api?.connections.active === 1 && couch?.halfClosed === 1 && couch.series.t.length >= 2 && couch.series.halfClosed.at(-1) === 1;
       });
       const state = JSON.parse((await request(`${dashboard.url}api/state`)).body) as DashboardState;
       const api = state.servers.find((s) => s.name === 'api');
