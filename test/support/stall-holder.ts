@@ -93,13 +93,16 @@ function get(socket: net.Socket, path: string, allowed: () => boolean, since?: n
     socket.on('data', onData);
     socket.once('close', onClose);
     const request = `GET ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`;
+    // Read before the check, not after it: a stop landing between allowed() and a clock read taken after
+    // it went uncounted as a race (a gap of microseconds from that read), and its write was then reported as
+    // a use after the permit changed hands, 1 ms after SIGCONT (seen once in CI).
+    const checkedAt = since ?? systemClock.now();
     if (!allowed()) {
       socket.off('data', onData);
       socket.off('close', onClose);
       resolve(false);
       return;
     }
-    const checkedAt = since ?? systemClock.now();
     socket.write(request);
     const gapMs = systemClock.now() - checkedAt;
     if (gapMs > config.permitTtlMs / 4) send({ type: 'raced', tenure: tenures, gapMs: Math.round(gapMs) });
