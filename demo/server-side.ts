@@ -1,6 +1,6 @@
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readProcessSockets } from '../src/doctor/proc.js';
 import { guardServer } from '../src/server/index.js';
 
 /**
@@ -13,30 +13,12 @@ const CLIENTS = 500;
 const HALF_CLOSED_MS = 2_000;
 
 /**
- * CLOSE_WAIT sockets on each of `ports` (the server side), from one reading of the kernel's table
- * (/proc/net/tcp and tcp6) joined on inode with this process's descriptors, as the doctor does; read
- * synchronously so that a sample takes milliseconds, not the doctor's full snapshot.
+ * CLOSE_WAIT sockets on each of `ports` (the server side): the doctor's own reader of the kernel's table,
+ * joined on inode with this process's descriptors.
  */
-function closeWaitOn(...ports: number[]): number[] {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
-      if (match?.[1] !== undefined) inodes.add(match[1]);
-    } catch {
-      // closed while listed
-    }
-  }
-  const counts = ports.map(() => 0);
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f[3] !== '08' || f[9] === undefined || !inodes.has(f[9])) continue; // 08: CLOSE_WAIT
-      const index = ports.indexOf(parseInt(f[1]?.split(':')[1] ?? '0', 16));
-      if (index >= 0) counts[index] = (counts[index] ?? 0) + 1;
-    }
-  }
-  return counts;
+async function closeWaitOn(...ports: number[]): Promise<number[]> {
+  const sockets = await readProcessSockets(process.pid);
+  return ports.map((port) => sockets.filter((s) => s.state === 'CLOSE_WAIT' && s.local.port === port).length);
 }
 
 async function start(server: net.Server): Promise<number> {
@@ -76,7 +58,7 @@ export async function serverSide(): Promise<boolean> {
   let ok = false;
   const started = Date.now();
   for (;;) {
-    const [p = 0, g = 0] = closeWaitOn(plainPort, guardedPort);
+    const [p = 0, g = 0] = await closeWaitOn(plainPort, guardedPort);
     const elapsed = Date.now() - started;
     console.log(`   t=${String(elapsed).padStart(4)} ms  CLOSE_WAIT unguarded: ${String(p).padStart(3)}   guarded: ${String(g).padStart(3)} (halfClosedTimeoutMs=${HALF_CLOSED_MS})`);
     if (elapsed > HALF_CLOSED_MS && g === 0) {

@@ -9,7 +9,7 @@ import type { LeakReport } from '../pool/events.js';
 import { describe, type CreateContext, type Factory, type PoolOptions } from '../pool/options.js';
 import { durationOption, MAX_DURATION_MS } from '../internal/options.js';
 import { appFrame, applicationSite, callerSite } from './app-site.js';
-import { ConnectionWatch, closeConnection, connectWithin, loadDriver } from './shared.js';
+import { ConnectionWatch, closeConnection, connectWithin, drained, loadDriver } from './shared.js';
 
 // Loaded with require, not import: no ESM view of pg is made here, so that lifeguard/register can still
 // replace pg.Pool before the application's `import { Pool } from 'pg'` takes its snapshot of the exports.
@@ -363,17 +363,7 @@ class Pool extends PgPoolBase {
   }
 
   async #rollBack(client: PoolClient): Promise<void> {
-    if ((client as unknown as ClientInternals).readyForQuery === false) {
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          client.off('drain', done);
-          client.off('end', done);
-          resolve();
-        };
-        client.on('drain', done);
-        client.on('end', done);
-      });
-    }
+    if ((client as unknown as ClientInternals).readyForQuery === false) await drained(client);
     if (client.getTransactionStatus() !== 'I') await client.query('ROLLBACK');
     const status = client.getTransactionStatus();
     if (status !== 'I') throw new Error(`${describeClient(client)}: transaction status is still ${String(status)} after ROLLBACK`);

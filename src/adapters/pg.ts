@@ -17,7 +17,7 @@ import { PgPool, type PgDropInPool } from './pg-pool.js';
 export { lendToKnex, type KnexLike } from './pg-pool.js';
 import type { CreateContext, Factory, PoolOptions } from '../pool/options.js';
 import {
-  ConnectionWatch, adapterPool, choiceOption, closeConnection, connectTimeoutOption, connectWithin, driverOptions,
+  ConnectionWatch, adapterPool, choiceOption, closeConnection, connectTimeoutOption, connectWithin, driverOptions, drained,
   factoryOptions, loadDriver, untilAborted, type ConnectOptions,
 } from './shared.js';
 
@@ -75,19 +75,6 @@ interface ConnectionInternals {
 function socketOf(client: Client): Socket | null {
   const stream = client.connection.stream;
   return stream instanceof Socket ? stream : null;
-}
-
-/** Resolves when the client has no query running or queued, or has ended. */
-function drained(client: Client): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      client.off('drain', done);
-      client.off('end', done);
-      resolve();
-    };
-    client.on('drain', done);
-    client.on('end', done);
-  });
 }
 
 function describeClient(client: Client): string {

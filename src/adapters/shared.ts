@@ -290,3 +290,22 @@ export function isPermanentDriverError(error: unknown): boolean {
   if (errno === 1045 || errno === 1044 || errno === 1049) return true;
   return typeof message === 'string' && /^(NOAUTH|WRONGPASS)\b/.test(message);
 }
+
+/** What `drained()` needs of a client: a pg `Client`, emitting `drain` once idle and `end` once closed. */
+interface DrainingClient {
+  on(event: 'drain' | 'end', listener: () => void): unknown;
+  off(event: 'drain' | 'end', listener: () => void): unknown;
+}
+
+/** Resolves when a pg client has no query running or queued, or has ended. */
+export function drained(client: DrainingClient): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      client.off('drain', done);
+      client.off('end', done);
+      resolve();
+    };
+    client.on('drain', done);
+    client.on('end', done);
+  });
+}
