@@ -8,6 +8,8 @@ import { ErrorCodes } from '../pool/errors.js';
 import type { Lease } from '../pool/lease.js';
 import { Pool, kAcquireInto, kWaiting, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
 import { HttpCore, budgetOption, type AgentPools, describeHolders, emitLeak, reapIdlePools, statsOf, type HttpStats, type ReapablePool, type TrackedResponse } from './core.js';
+import { InvalidOptionError } from '../internal/errors.js';
+import { describe } from '../internal/options.js';
 import { HttpClosedError, QueueFullError, QueueTimeoutError } from './errors.js';
 import { PooledSocket, lossDeferred, readConnectionHeaderStrings } from './connection.js';
 import { resolveHttpPoolOptions, type HttpPoolOptions } from './options.js';
@@ -167,6 +169,58 @@ function serverName(host: string, req: http.ClientRequest): string {
   return net.isIP(name) === 0 ? name : '';
 }
 
+/** node's `http.Agent` options an agent also takes, so that a migration changes the class and nothing else. */
+export interface NodeAgentOptions {
+  /** node's name for `connectionsPerOrigin`. */
+  readonly maxSockets?: number;
+  /** node's name for `maxConnections`. */
+  readonly maxTotalSockets?: number;
+  /** Always true for a Lifeguard agent: it pools, so it keeps connections alive. `false` is rejected. */
+  readonly keepAlive?: boolean;
+}
+
+const NODE_NAMES = [['maxSockets', 'connectionsPerOrigin'], ['maxTotalSockets', 'maxConnections']] as const;
+
+/**
+ * Translates node's `http.Agent` option names into ours. An agent is mostly made where an `http.Agent`
+ * was (`new https.Agent({ keepAlive: true, maxSockets: 50 })` for the AWS SDK), so node's names are taken
+ * rather than rejected; a name given twice with two values, and `keepAlive: false`, are still errors.
+ */
+function nodeAgentOptions(options: (HttpPoolOptions & NodeAgentOptions) | undefined, what: string): HttpPoolOptions {
+  // Not an object: left to resolveHttpPoolOptions, which says what was expected.
+  if (typeof options !== 'object') return {};
+  const source = options as Record<string, unknown>;
+  if (!('maxSockets' in source) && !('maxTotalSockets' in source) && !('keepAlive' in source)) return options;
+  const keepAlive = source['keepAlive'];
+  if (keepAlive !== true && keepAlive !== undefined) {
+    throw new InvalidOptionError('keepAlive', `invalid option "keepAlive" for ${what}: expected true or nothing (a Lifeguard agent pools its connections, so it keeps them alive; to close a connection after each response use maxLifetimeMs or a "Connection: close" request header), got ${describe(keepAlive)}`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(source)) {
+    if (key !== 'keepAlive' && key !== 'maxSockets' && key !== 'maxTotalSockets') out[key] = value;
+  }
+  for (const [node, ours] of NODE_NAMES) {
+    const value = source[node];
+    // node's default for both is Infinity: no cap of its own, so the agent keeps ours.
+    if (value === undefined || value === Infinity) continue;
+    if (source[ours] !== undefined && source[ours] !== value) {
+      throw new InvalidOptionError(node, `invalid option "${node}" for ${what}: it is node's name for "${ours}", which is also given with another value (${describe(value)} and ${describe(source[ours])}); give one of them`);
+    }
+    out[ours] = value;
+  }
+  return out;
+}
+
+/** A standalone `http.Agent` with its own caps: `new LifeguardAgent(options)`, for code that makes agents with a function. */
+export function createAgent(options?: HttpPoolOptions & NodeAgentOptions): LifeguardAgent {
+  return new LifeguardAgent(options);
+}
+
+/** A standalone `https.Agent` with its own caps: `new LifeguardHttpsAgent(options)`. */
+export function createHttpsAgent(options?: HttpPoolOptions & NodeAgentOptions): LifeguardHttpsAgent {
+  return new LifeguardHttpsAgent(options);
+}
+
 /**
  * The pooling behind both agents: one Lifeguard pool per route, under the core's connection gate,
  * lending sockets to node's `ClientRequest`s and taking them back on `free`.
@@ -188,7 +242,7 @@ class AgentEngine {
   /** Its pools as the core sees them: reaped when idle, their requests watched for body leaks. */
   readonly #pools: AgentPools;
 
-  constructor(agent: http.Agent, secure: boolean, marker: (...args: never[]) => unknown, options: HttpPoolOptions | { readonly core: HttpCore } | undefined, what: string) {
+  constructor(agent: http.Agent, secure: boolean, marker: (...args: never[]) => unknown, options: (HttpPoolOptions & NodeAgentOptions) | { readonly core: HttpCore } | undefined, what: string) {
     this.#agent = agent;
     this.#secure = secure;
     this.#marker = marker;
@@ -196,7 +250,7 @@ class AgentEngine {
       this.core = options.core;
       this.owner = false;
     } else {
-      const given = (options ?? {}) as HttpPoolOptions;
+      const given = nodeAgentOptions(options as (HttpPoolOptions & NodeAgentOptions) | undefined, what);
       this.core = new HttpCore(resolveHttpPoolOptions(given, what), given, null, (report) => {
         emitLeak(agent, report);
       });
@@ -468,7 +522,7 @@ export class LifeguardAgent extends http.Agent {
   readonly #engine: AgentEngine;
 
   /** A standalone agent with its own caps; `dispatcher.createAgent()` makes one that shares a dispatcher's. */
-  constructor(options?: HttpPoolOptions | { readonly core: HttpCore }) {
+  constructor(options?: (HttpPoolOptions & NodeAgentOptions) | { readonly core: HttpCore }) {
     super({ keepAlive: true });
     // eslint-disable-next-line @typescript-eslint/unbound-method -- only a marker: stack frames above it are dropped
     this.#engine = new AgentEngine(this, false, LifeguardAgent.prototype.addRequest, options, 'LifeguardAgent');
@@ -512,7 +566,7 @@ export class LifeguardHttpsAgent extends https.Agent {
   readonly #engine: AgentEngine;
 
   /** A standalone agent with its own caps; `dispatcher.createHttpsAgent()` makes one that shares a dispatcher's. */
-  constructor(options?: HttpPoolOptions | { readonly core: HttpCore }) {
+  constructor(options?: (HttpPoolOptions & NodeAgentOptions) | { readonly core: HttpCore }) {
     super({ keepAlive: true });
     // eslint-disable-next-line @typescript-eslint/unbound-method -- only a marker: stack frames above it are dropped
     this.#engine = new AgentEngine(this, true, LifeguardHttpsAgent.prototype.addRequest, options, 'LifeguardHttpsAgent');

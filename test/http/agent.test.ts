@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { describe, it } from 'node:test';
 import { request } from 'undici';
-import { LifeguardAgent, LifeguardDispatcher, type BodyLeakReport } from '../../src/http/index.js';
+import { LifeguardAgent, LifeguardDispatcher, createAgent, createHttpsAgent, LifeguardHttpsAgent, type BodyLeakReport } from '../../src/http/index.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { callerLocation, pointsAt } from '../support/site.js';
 import { canCountSockets, socketsTo } from '../support/sockets.js';
@@ -77,6 +77,34 @@ describe('LifeguardAgent', () => {
     await d.close();
     assert.equal(agent.stats().connections, 0, 'closing the dispatcher closed the agent sockets');
     await server.close();
+  });
+
+  it("regression: node's http.Agent options (maxSockets, maxTotalSockets, keepAlive: true) were rejected as unknown; createAgent() did not exist", async () => {
+    const handles = handleSnapshot();
+    const server = await startServer((_req, res) => { setTimeout(() => { res.end('ok'); }, 5); });
+    // The AWS SDK's usual agent, with only the class changed.
+    const agent = createAgent({ keepAlive: true, maxSockets: 3 });
+    assert.ok(agent instanceof LifeguardAgent && agent instanceof http.Agent);
+    await Promise.all(Array.from({ length: 12 }, (_, i) => get(`${server.url}/${i}`, agent)));
+    assert.equal(server.peak, 3, 'maxSockets caps each origin like connectionsPerOrigin');
+    await agent.close();
+    const second = await startServer((_req, res) => { setTimeout(() => { res.end('ok'); }, 5); });
+    const total = new LifeguardAgent({ maxTotalSockets: 2, maxSockets: Infinity });
+    await Promise.all(Array.from({ length: 8 }, (_, i) => get(`${second.url}/t${i}`, total)));
+    assert.equal(second.peak, 2, 'maxTotalSockets caps the agent like maxConnections; maxSockets: Infinity is node\'s "no cap"');
+    assert.equal(total.stats().requests, 8);
+    await total.close();
+    await second.close();
+    const tls = createHttpsAgent({ maxSockets: 4 });
+    assert.ok(tls instanceof LifeguardHttpsAgent);
+    await tls.close();
+    const invalid = (e: Error & { code?: string; option?: string }, option: string, words: RegExp): boolean =>
+      e.code === 'LG_INVALID_OPTION' && e.option === option && words.test(e.message);
+    assert.throws(() => new LifeguardAgent({ keepAlive: false }), (e: Error & { code?: string; option?: string }) => invalid(e, 'keepAlive', /expected true or nothing.*got boolean false/));
+    assert.throws(() => createAgent({ maxSockets: 4, connectionsPerOrigin: 8 }), (e: Error & { code?: string; option?: string }) => invalid(e, 'maxSockets', /node.s name for "connectionsPerOrigin".*number 4 and number 8/));
+    assert.throws(() => createAgent({ maxSockets: 0 }), (e: Error & { code?: string; option?: string }) => e.code === 'LG_INVALID_OPTION' && /connectionsPerOrigin/.test(e.message));
+    await server.close();
+    assert.deepEqual(await handles.leftover(), {});
   });
 
   it('fails a request with LG_HTTP_QUEUE_TIMEOUT when no socket frees up', async () => {
