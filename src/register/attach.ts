@@ -9,6 +9,7 @@ import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
 import { captureApplicationSite } from '../adapters/app-site.js';
 import { InvalidOptionError } from '../pool/errors.js';
 import early from './early.cjs';
+import { watchHttpAgents } from './http-agents-watch.js';
 import { watchIoredis } from './ioredis-watch.js';
 
 /** What to attach to, and how; read from the environment by {@link attachFromEnv}. */
@@ -22,6 +23,12 @@ export interface AttachOptions {
    * stayed open longer than `leakAfterMs` (and again each time that number doubles). @default 3
    */
   readonly ioredisPerSite?: number;
+  /**
+   * http/https: a line of the application is reported once this many agents it made hold connections to one
+   * origin open longer than `leakAfterMs` (and again each time that number doubles): a keep-alive agent made
+   * per request and never destroyed (incident 1). @default 3
+   */
+  readonly httpAgentsPerSite?: number;
   /** Where JSON lines go. @default process.stderr */
   readonly write?: (line: string) => void;
   /** Starts Lifeguard's dashboard on 127.0.0.1 at this port (0: a free one). @default none */
@@ -190,11 +197,16 @@ export async function attach(options: AttachOptions = {}): Promise<Attached> {
       }
     }
     nodeModule.syncBuiltinESMExports();
+    const agents = watchHttpAgents({ leakAfterMs, perSite: options.httpAgentsPerSite ?? 3, emit });
+    housekeeping.push(agents.task);
+    undo.push(() => { agents.undo(); });
     const onStart = (message: unknown): void => {
       const request = (message as { request: http.ClientRequest }).request;
       const agent = (request as unknown as { agent?: unknown }).agent;
       const agentName = agent === http.globalAgent ? 'http.globalAgent' : agent === https.globalAgent ? 'https.globalAgent' : 'agent';
-      track(request, 'http', `${agentName} ${request.method} ${request.protocol}//${String(request.getHeader('host') ?? request.host)}${request.path}`, sites.get(request) ?? noSite);
+      const site = sites.get(request) ?? noSite;
+      track(request, 'http', `${agentName} ${request.method} ${request.protocol}//${String(request.getHeader('host') ?? request.host)}${request.path}`, site);
+      agents.follow(request, site);
       request.once('close', () => { inFlight.delete(request); });
     };
     dc.subscribe('http.client.request.start', onStart);
@@ -281,7 +293,7 @@ const SIGNALS = new Set(['SIGUSR1', 'SIGUSR2', 'SIGHUP', 'SIGWINCH', 'SIGINFO', 
 /**
  * Reads the options from the environment (docs/find-a-leak.md):
  * `LIFEGUARD_ATTACH` (comma list of pg, mysql2, ioredis, http, fetch; default all), `LIFEGUARD_LEAK_AFTER_MS`,
- * `LIFEGUARD_IOREDIS_PER_SITE`,
+ * `LIFEGUARD_IOREDIS_PER_SITE`, `LIFEGUARD_HTTP_AGENTS_PER_SITE`,
  * `LIFEGUARD_DASHBOARD_PORT`, `LIFEGUARD_REPORT_SIGNAL`, `LIFEGUARD_REPORT_FILE`. Bad values are refused,
  * naming the variable.
  */
@@ -310,6 +322,8 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): AttachOpti
   if (leakAfterMs !== undefined) out.leakAfterMs = leakAfterMs;
   const perSite = number('LIFEGUARD_IOREDIS_PER_SITE', 1);
   if (perSite !== undefined) out.ioredisPerSite = perSite;
+  const agentsPerSite = number('LIFEGUARD_HTTP_AGENTS_PER_SITE', 1);
+  if (agentsPerSite !== undefined) out.httpAgentsPerSite = agentsPerSite;
   const port = number('LIFEGUARD_DASHBOARD_PORT', 0);
   if (port !== undefined) out.dashboardPort = port;
   const signal = env['LIFEGUARD_REPORT_SIGNAL'];
