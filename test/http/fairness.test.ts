@@ -38,6 +38,47 @@ describe('fairness under a shared total cap', () => {
     }
   });
 
+  it('fair-shared-cap-reconnects: fairness across 50 scopes costs no connect per request (the slot moves with its open connection: median within 3x of one shared pool, connects <= 3x maxConnections)', async (t) => {
+    // The same workload twice, side by side: 100 loops of 10 requests through one dispatcher (one pool,
+    // first-in first-out: fair by itself), then through 50 scopes of a dispatcher with the same cap. A
+    // slot moved between scopes by closing the connection and connecting anew made the scoped median
+    // 16 times the shared pool's, and the server saw one connection per request.
+    const handler = (_req: unknown, res: { end(body: string): void }): void => { setTimeout(() => { res.end('ok'); }, 3); };
+    const shared = await startServer(handler);
+    const scoped = await startServer(handler);
+    const d0 = new LifeguardDispatcher({ maxConnections: 10, connectionsPerOrigin: 10 });
+    const d = new LifeguardDispatcher({ maxConnections: 10, connectionsPerOrigin: 10 });
+    const loop = async (url: string, dispatcher: LifeguardDispatcher, waits: number[]): Promise<void> => {
+      for (let i = 0; i < 10; i++) {
+        const started = performance.now();
+        const r = await request(`${url}/${i}`, { dispatcher });
+        waits.push(performance.now() - started);
+        assert.equal(await r.body.text(), 'ok');
+      }
+    };
+    try {
+      const sharedWaits: number[] = [];
+      await Promise.all(Array.from({ length: 100 }, (_, n) => loop(`${shared.url}/l${n}`, d0, sharedWaits)));
+      const scopedWaits: number[] = [];
+      await Promise.all(Array.from({ length: 50 }, (_, s) => d.withScope((scope) => Promise.all([0, 1].map((l) => loop(`${scoped.url}/s${s}/${l}`, scope, scopedWaits))))));
+      sharedWaits.sort((a, b) => a - b);
+      scopedWaits.sort((a, b) => a - b);
+      const sharedMedian = quantile(sharedWaits, 0.5);
+      const median = quantile(scopedWaits, 0.5);
+      const worst = scopedWaits[scopedWaits.length - 1] ?? NaN;
+      t.diagnostic(`one pool: median ${Math.round(sharedMedian)} ms, ${shared.accepted} connects; 50 scopes: median ${Math.round(median)} ms (${(median / sharedMedian).toFixed(2)}x), worst ${Math.round(worst)} ms (${(worst / median).toFixed(2)}x the median), ${scoped.accepted} connects`);
+      assert.equal(scopedWaits.length, 1000);
+      assert.ok(scoped.accepted <= 30, `the server accepted ${scoped.accepted} connections for 1000 requests under maxConnections=10 (a connect per handover between scopes)`);
+      assert.ok(median <= 3 * sharedMedian, `median wait ${Math.round(median)} ms across 50 scopes against ${Math.round(sharedMedian)} ms through one pool`);
+      assert.ok(worst <= 4 * median, `worst wait ${Math.round(worst)} ms against a median of ${Math.round(median)} ms`);
+    } finally {
+      await d.close();
+      await d0.close();
+      await shared.close();
+      await scoped.close();
+    }
+  });
+
   it('fair-shared-cap-agent: an agent of the dispatcher, 10 origins x 2 loops x 10 requests sharing maxConnections=4, is served in arrival order (worst wait within 4x the median)', async (t) => {
     // The agent's sockets take their slots from the dispatcher's gate: a busy origin must not keep its
     // sockets for its own queue while older requests to other origins wait for a slot.
