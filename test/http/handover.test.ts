@@ -88,6 +88,60 @@ describe('handover of open connections between scopes', () => {
     assert.deepEqual(await handles.leftover(), {});
   });
 
+  it('handover-moves-idle-connection: a connection idle in a scope that is still open moves to another scope\'s request instead of being closed for a new connect', async () => {
+    const s = await heldServer();
+    const d = new LifeguardDispatcher({ maxConnections: 1, connectionsPerOrigin: 1 });
+    let endA!: () => void;
+    const aMayEnd = new Promise<void>((resolve) => { endA = resolve; });
+    try {
+      let portA = '';
+      const a = d.withScope(async (scope) => {
+        const pending = get(`${s.url}/a`, scope);
+        await s.answer();
+        portA = await pending;
+        // Scope A stays open, its connection idle in its pool.
+        await aMayEnd;
+      });
+      assert.ok(await eventually(() => portA !== ''));
+      const b = d.withScope(async (scope) => {
+        const pending = get(`${s.url}/b`, scope);
+        await s.answer();
+        return pending;
+      });
+      assert.equal(await b, portA, 'B\'s request ran on the connection idle in scope A');
+      assert.equal(s.server.accepted, 1);
+      endA();
+      await a;
+    } finally {
+      endA();
+      await d.close();
+      await s.server.close();
+    }
+  });
+
+  it('handover-same-client-options: a scope whose connections are made differently (its own headersTimeoutMs) never gets another scope\'s connection', async () => {
+    const s = await heldServer();
+    const d = new LifeguardDispatcher({ maxConnections: 1, connectionsPerOrigin: 1 });
+    try {
+      const a = d.withScope((scope) => get(`${s.url}/a`, scope));
+      assert.ok(await eventually(() => s.server.requests === 1));
+      let waiting: LifeguardDispatcher | null = null;
+      const b = d.withScope((scope) => {
+        waiting = scope;
+        return get(`${s.url}/b`, scope);
+      }, { headersTimeoutMs: 12_345 });
+      assert.ok(await eventually(() => (waiting?.stats().origins[0]?.creating ?? 0) === 1));
+      await s.answer();
+      const portA = await a;
+      await s.answer();
+      assert.notEqual(await b, portA);
+      assert.equal(s.server.accepted, 2);
+    } finally {
+      await d.close();
+      await s.server.close();
+    }
+  });
+
   for (const [name, headers] of [
     ['Connection: close', { connection: 'close' }],
     ['Connection: keep-alive, close', { connection: 'keep-alive, close' }],
