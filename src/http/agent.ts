@@ -49,8 +49,8 @@ class AgentRequest implements TrackedResponse, AcquireReceiver<AgentSocket> {
   /** Already failed (by a failed connect): a lease it still gets goes straight back. */
   failed = false;
   readonly startedAt: number;
-  /** The pool acquire's options: the lease label naming the call site, when captured. */
-  readonly acquireOptions: { readonly label: string } | undefined;
+  /** The pool acquire's options, when the call site was captured: it becomes the lease's acquire site, the request its label. */
+  readonly acquireOptions: { readonly site: AcquireSite; readonly label: string } | undefined;
   #over = false;
 
   constructor(engine: AgentEngine, entry: AgentOrigin, req: http.ClientRequest, site: AcquireSite | null, now: number) {
@@ -62,7 +62,7 @@ class AgentRequest implements TrackedResponse, AcquireReceiver<AgentSocket> {
     this.path = req.path;
     this.site = site;
     this.startedAt = now;
-    this.acquireOptions = site === null ? undefined : { label: leaseLabel(req.method, entry.origin, req.path, site) };
+    this.acquireOptions = site === null ? undefined : { site, label: leaseLabel(req.method, entry.origin, req.path) };
     entry.active++;
   }
 

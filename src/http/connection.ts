@@ -4,7 +4,7 @@ import type { Clock } from '../internal/clock.js';
 import type { CreateContext, Factory } from '../pool/options.js';
 import { kReading } from '../pool/pool.js';
 import { ConnectionGoneError } from './errors.js';
-import type { ConnectionGate, GatedConnection } from './gate.js';
+import type { Adopter, ConnectionGate, GatedConnection } from './gate.js';
 import type { ResolvedHttpPoolOptions } from './options.js';
 import type { PooledRequest } from './request.js';
 
@@ -63,6 +63,13 @@ export class PooledSocket implements GatedConnection {
   readonly socket: Socket;
   /** A new connection counts as idle until lent: the pool may keep it when its waiter has gone. */
   idle = true;
+  /**
+   * True while it sits idle in its pool (given back and not lent since): only then may the gate hand it
+   * to another pool from there (a new connection on its way to its pool, or one moving, is not).
+   */
+  parked = false;
+  /** Handed to another pool and not yet lent or parked there (see ConnectionGate.handOver). */
+  moving = false;
   idleSince: number;
   /** Requests started on this connection. */
   requests = 0;
@@ -85,8 +92,9 @@ export class PooledSocket implements GatedConnection {
   now: (() => number) | null = null;
   /** The keep-alive safety margin (keepAliveSafetyMarginMs), also applied to learned idle closes. */
   marginMs = 1000;
-  readonly #gate: ConnectionGate;
-  readonly #invalidate: (reason: unknown) => void;
+  /** Rebound when the gate hands the connection to another pool (see {@link rehome}). */
+  #gate: ConnectionGate;
+  #invalidate: (reason: unknown) => void;
   #disposed: Promise<void> | null = null;
   /** Destroys it when its lost permit is gone, if its response is still running then (see permitLost). */
   #permitTimer: ReturnType<typeof setTimeout> | null = null;
@@ -104,7 +112,7 @@ export class PooledSocket implements GatedConnection {
     };
     socket.on('end', () => {
       // A FIN on an idle socket tells when this server closes idle connections, hint or not.
-      if (this.idle && this.gone === null && this.requests > 0 && this.now !== null) gate.learnIdleClose(this.origin, this.now() - this.idleSince);
+      if (this.idle && this.gone === null && this.requests > 0 && this.now !== null) this.#gate.learnIdleClose(this.origin, this.now() - this.idleSince);
       broken(new Error(`the server half-closed connection #${this.id} to ${this.origin} (FIN received)`));
     });
     socket.on('close', () => { broken(new Error(`connection #${this.id} to ${this.origin} closed`)); });
@@ -123,7 +131,25 @@ export class PooledSocket implements GatedConnection {
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- release() may lend it again at once, which clears it
     if (!this.idle) return;
     this.idleSince = pool[kReading];
+    this.parked = true;
+    this.moving = false;
     this.#gate.notifyIdle();
+  }
+
+  /**
+   * The gate handed it, open and idle, to another pool (of another scope, same origin): from now on its
+   * slot is `gate`'s and its breakage is reported through that pool's `invalidate`. The gate moves the
+   * slot and its own tracking; the pools' bookkeeping is the caller's.
+   */
+  rehome(gate: ConnectionGate, invalidate: (reason: unknown) => void, now: number): (reason: unknown) => void {
+    const previous = this.#invalidate;
+    this.#gate = gate;
+    this.#invalidate = invalidate;
+    this.idle = true;
+    this.parked = false;
+    this.moving = true;
+    this.idleSince = now;
+    return previous;
   }
 
   evict(reason: Error): void {
@@ -225,17 +251,26 @@ export class HttpConnection extends PooledSocket {
   readonly client: Client;
   /** The request running on it (until its body is consumed or cancelled), or null. */
   request: PooledRequest | null = null;
-  #handedOver = false;
+  /** The options its Client was made with: it may move only to a pool whose Client would be the same. */
+  readonly options: ResolvedHttpPoolOptions;
+  /** The end of its life (maxLifetimeMs less a random jitter, as the pool draws it), kept across pools. */
+  readonly lifetimeEnds: number;
+  /** The pool it belongs to: changes when the gate hands it over (see ConnectionGate.handOver). */
+  home: ConnectionHome | null = null;
+  #socketGiven = false;
 
   constructor(parts: OriginParts, socket: Socket, gate: ConnectionGate, context: CreateContext, o: ResolvedHttpPoolOptions, now: number) {
     super(parts.origin, socket, gate, context.invalidate, now);
+    this.options = o;
+    const jitter = o.maxLifetimeJitterMs > 0 ? Math.random() * o.maxLifetimeJitterMs : 0;
+    this.lifetimeEnds = o.maxLifetimeMs > 0 ? now + o.maxLifetimeMs - jitter : Infinity;
     this.client = new Client(parts.origin, {
       connect: (_options, callback) => {
-        if (this.#handedOver || this.gone !== null || socket.destroyed) {
+        if (this.#socketGiven || this.gone !== null || socket.destroyed) {
           callback(new ConnectionGoneError(`pooled connection #${this.id} to ${this.origin} is gone (${this.gone?.message ?? 'socket destroyed'}); a pooled Client never reconnects on its own`), null);
           return;
         }
-        this.#handedOver = true;
+        this.#socketGiven = true;
         // The Client unrefs it itself whenever it has nothing to do.
         socket.ref();
         // undici expects the connector to answer asynchronously, as a real connect does.
@@ -251,6 +286,15 @@ export class HttpConnection extends PooledSocket {
       headersTimeout: o.headersTimeoutMs,
       bodyTimeout: o.bodyTimeoutMs,
     });
+  }
+
+  /**
+   * Fit to be handed, open, to a request of another pool right now: healthy and reusable (no close
+   * announced, no FIN, keep-alive hint and learned idle close not reached), not evicted, and not at the
+   * end of its life (a move must not extend it: the receiving pool guards it with {@link lifetimeEnds}).
+   */
+  movable(now: number): boolean {
+    return this.home !== null && !this.detached && now < this.lifetimeEnds && this.usable(now);
   }
 
   /** Closes the socket and the Client and frees the connection's slot. */
@@ -278,6 +322,34 @@ export function lossDeferred(context: CreateContext): { made: PooledSocket | nul
   return slot;
 }
 
+const noop = (): void => undefined;
+
+/**
+ * Why the pool a connection left dropped it (the cause of its destroy event there). One shared object: a
+ * handover happens on most requests under a shared cap, and an Error per request (its stack captured) was
+ * a measurable share of their cost.
+ */
+export const HANDED_OVER = new Error('handed, open, to an older request of another scope waiting under the shared cap (still open, now in the pool of that request)');
+
+/** The pool a connection belongs to, as its factory knows it. */
+export interface ConnectionHome {
+  /** Which pool (its factory's token). */
+  readonly owner: object;
+  /** Its pool no longer has it (closed, or handed to another pool). */
+  left(connection: HttpConnection): void;
+  /** The budget hook of the create that made or adopted it: routes a lost permit to the connection while it is this pool's. */
+  readonly loss: { made: PooledSocket | null };
+}
+
+/** Options that shape a connection's Client: a connection moves between pools only when they agree. */
+function sameClientOptions(a: ResolvedHttpPoolOptions, b: ResolvedHttpPoolOptions): boolean {
+  if (a === b) return true;
+  if (a.idleTimeoutMs !== b.idleTimeoutMs || a.keepAliveSafetyMarginMs !== b.keepAliveSafetyMarginMs || a.headersTimeoutMs !== b.headersTimeoutMs
+    || a.bodyTimeoutMs !== b.bodyTimeoutMs || a.clock !== b.clock) return false;
+  const keys = Object.keys(a.tls);
+  return keys.length === Object.keys(b.tls).length && keys.every((k) => Object.hasOwn(b.tls, k) && a.tls[k] === b.tls[k]);
+}
+
 /** What a connection factory tells its dispatcher. */
 export interface ConnectionHooks {
   /** A connect failed (refused, TLS error, timeout): like undici, one waiting request fails with it. */
@@ -288,15 +360,62 @@ export interface ConnectionHooks {
   closed(connection: HttpConnection): void;
 }
 
-/** The pool factory of one origin's connections: slot from the gate, TCP connect, Client. */
+/**
+ * The pool factory of one origin's connections: slot from the gate, TCP connect, Client. A slot the gate
+ * grants may come with an open connection of another pool (another scope's, same origin and Client
+ * options; see ConnectionGate.handOver): the create then returns that connection, and the pool it left
+ * drops it without closing it (its `destroy` sees it belongs to another home now).
+ */
 export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: ResolvedHttpPoolOptions, clock: Clock, hooks: ConnectionHooks): Factory<HttpConnection> {
   const connector = buildConnector({ ...o.tls, timeout: o.connectTimeoutMs });
+  const budgeted = o.budgetFor?.(parts.origin) !== undefined;
+  const owner = {};
+  /** Makes `made` this pool's: the settings of this pool that a connection takes on wherever it was made. */
+  const bind = (made: HttpConnection, loss: { made: PooledSocket | null }): void => {
+    made.closeGracefully = budgeted;
+    made.now = () => clock.now();
+    made.marginMs = o.keepAliveSafetyMarginMs;
+    const home: ConnectionHome = { owner, left: (c) => { hooks.closed(c); }, loss };
+    made.home = home;
+    loss.made = made;
+    hooks.opened(made);
+    // The pool makes its entry for the connection once this create has returned, a few promise
+    // reactions later; a connection no waiter took by then sits idle in its pool, and may move from
+    // there (see `parked`). Lent meanwhile, its release marks it instead.
+    setImmediate(() => {
+      if (made.home !== home) return;
+      made.moving = false;
+      if (made.idle && made.gone === null && !made.evicted) made.parked = true;
+    });
+  };
   return {
     async create(context) {
       const connection = lossDeferred(context);
+      const adopted: { c: HttpConnection | null } = { c: null };
+      const adopt: Adopter = (c, parked) => {
+        if (!(c instanceof HttpConnection) || context.signal.aborted || !sameClientOptions(c.options, o) || (parked && !c.parked)) return null;
+        const now = clock.now();
+        if (!c.movable(now)) return null;
+        // It leaves its pool's bookkeeping now; that pool's destroy of its entry then leaves it open.
+        const from = c.home as ConnectionHome;
+        from.left(c);
+        // A permit lost by the pool it left is that pool's business no more.
+        from.loss.made = null;
+        const dropFrom = c.rehome(gate, context.invalidate, now);
+        bind(c, connection);
+        adopted.c = c;
+        // Idle in its pool: that pool drops its entry once the slot has moved (its destroy leaves a
+        // connection of another home open).
+        return parked ? () => { dropFrom(HANDED_OVER); } : noop;
+      };
       // Waiting for a slot only while a request needs this connection: a wait for a slot can evict another
       // origin's idle connection.
-      await gate.acquire(parts.origin, AbortSignal.any([context.signal, context.unwanted]), hooks.arrivedAt());
+      await gate.acquire(parts.origin, AbortSignal.any([context.signal, context.unwanted]), hooks.arrivedAt(), adopt);
+      if (adopted.c !== null) {
+        // Its life is counted from its connect, not from this adoption.
+        if (adopted.c.lifetimeEnds !== Infinity) context.guard({ validUntil: adopted.c.lifetimeEnds });
+        return adopted.c;
+      }
       let socket: Socket;
       try {
         socket = await connectSocket(connector, parts, context.signal);
@@ -307,11 +426,7 @@ export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: R
       }
       try {
         const made = new HttpConnection(parts, socket, gate, context, o, clock.now());
-        made.closeGracefully = o.budgetFor?.(parts.origin) !== undefined;
-        made.now = () => clock.now();
-        made.marginMs = o.keepAliveSafetyMarginMs;
-        connection.made = made;
-        hooks.opened(made);
+        bind(made, connection);
         return made;
       } catch (error) {
         socket.destroy();
@@ -320,6 +435,8 @@ export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: R
       }
     },
     destroy: (connection) => {
+      // Handed to another pool: no longer this one's to close (see ConnectionGate.handOver).
+      if (connection.home !== null && connection.home.owner !== owner) return undefined;
       hooks.closed(connection);
       return connection.close();
     },

@@ -9,6 +9,8 @@ export interface GatedConnection {
   readonly idleSince: number;
   /** True once evicted (its slot is on its way back). */
   readonly evicted: boolean;
+  /** True while it moves to the pool of the waiter it was handed to (see {@link ConnectionGate.handOver}): not evictable then. */
+  readonly moving?: boolean;
   /** Evicts it (idle: at once; busy: when its request ends). Frees its slot through {@link ConnectionGate.release}. */
   evict(reason: Error): void;
 }
@@ -26,8 +28,18 @@ export interface GateSnapshot {
 /** Idle closes remembered per origin. */
 const IDLE_SAMPLES = 8;
 
+/**
+ * Takes an open connection instead of a new slot (see {@link ConnectionGate.handOver}): null to refuse it;
+ * else it made the connection its pool's (and rebound it to its gate) and returns what the gate calls once
+ * the slot has moved. `parked`: the connection sits idle in its pool, which that call makes drop it;
+ * otherwise its request just ended and the caller drops it from its pool.
+ */
+export type Adopter = (connection: GatedConnection, parked: boolean) => (() => void) | null;
+
 interface Waiter {
   readonly origin: string;
+  /** Set when the slot may come with an open connection of another gate (see {@link ConnectionGate.handOver}). */
+  readonly adopt: Adopter | undefined;
   /** When the request this slot is for arrived: waiters anywhere in the tree are served in this order. */
   readonly arrivedAt: number;
   readonly seq: number;
@@ -52,6 +64,8 @@ export class ConnectionGate {
   readonly maxTotal: number;
   readonly #parent: ConnectionGate | null;
   readonly #root: ConnectionGate;
+  /** This gate and its ancestors, up to the root. */
+  readonly #line: readonly ConnectionGate[];
   readonly #children = new Set<ConnectionGate>();
   readonly #counts = new Map<string, number>();
   readonly #waiters: Waiter[] = [];
@@ -64,13 +78,19 @@ export class ConnectionGate {
   #closed: Error | null = null;
   /** Root only: numbers waiters, to keep arrival order among equal times. */
   #seq = 0;
+  /** Root only: every gate of the tree, parents before children; null when a gate joined or left since. */
+  #treeCache: ConnectionGate[] | null = null;
 
   constructor(perOrigin: number, maxTotal: number, parent: ConnectionGate | null = null) {
     this.perOrigin = perOrigin;
     this.maxTotal = maxTotal;
     this.#parent = parent;
     this.#root = parent === null ? this : parent.#root;
-    if (parent !== null) parent.#children.add(this);
+    this.#line = parent === null ? [this] : [this, ...parent.#line];
+    if (parent !== null) {
+      parent.#children.add(this);
+      this.#root.#treeCache = null;
+    }
   }
 
   /** Connections holding a slot of this gate (its children's included). */
@@ -128,9 +148,11 @@ export class ConnectionGate {
   /**
    * Resolves once a slot for `origin` is taken (call {@link release} when its connection is gone).
    * `arrivedAt` is when the request that needs it arrived: slots are granted in that order across every
-   * gate of the tree, so that no scope or origin is served ahead of requests that came before.
+   * gate of the tree, so that no scope or origin is served ahead of requests that came before. With
+   * `adopt`, the slot may instead come with an open connection another gate hands over ({@link handOver}):
+   * `adopt` has taken it by the time the promise resolves.
    */
-  acquire(origin: string, signal?: AbortSignal, arrivedAt = -Infinity): Promise<void> {
+  acquire(origin: string, signal?: AbortSignal, arrivedAt = -Infinity, adopt?: Adopter): Promise<void> {
     if (this.#closed !== null) return Promise.reject(this.#closed);
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
     if (this.#root.#waitingInTree === 0 && this.#canTake(origin)) {
@@ -138,7 +160,7 @@ export class ConnectionGate {
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { origin, arrivedAt, seq: this.#root.#seq++, resolve, reject, signal, onAbort: undefined };
+      const waiter: Waiter = { origin, adopt, arrivedAt, seq: this.#root.#seq++, resolve, reject, signal, onAbort: undefined };
       if (signal !== undefined) {
         waiter.onAbort = () => {
           if (this.#remove(waiter)) reject(signal.reason as Error);
@@ -153,7 +175,7 @@ export class ConnectionGate {
 
   /** Frees the slot of a connection to `origin` (its socket is closed); `connection` when it was tracked. */
   release(origin: string, connection?: GatedConnection): void {
-    for (const gate of this.#lineage()) {
+    for (const gate of this.#line) {
       gate.#total--;
       const n = (gate.#counts.get(origin) ?? 1) - 1;
       if (n === 0) gate.#counts.delete(origin);
@@ -202,18 +224,18 @@ export class ConnectionGate {
   }
 
   #detach(): void {
-    if (this.#parent !== null) this.#parent.#children.delete(this);
+    if (this.#parent !== null && this.#parent.#children.delete(this)) this.#root.#treeCache = null;
   }
 
   #canTake(origin: string): boolean {
-    for (const gate of this.#lineage()) {
+    for (const gate of this.#line) {
       if (gate.#total >= gate.maxTotal || (gate.#counts.get(origin) ?? 0) >= gate.perOrigin) return false;
     }
     return true;
   }
 
   #take(origin: string): void {
-    for (const gate of this.#lineage()) {
+    for (const gate of this.#line) {
       gate.#total++;
       gate.#counts.set(origin, (gate.#counts.get(origin) ?? 0) + 1);
     }
@@ -252,11 +274,18 @@ export class ConnectionGate {
   /** Root only: grants the waiters of every gate of the tree that fit, in arrival order (skipping, not blocking on, those that do not fit). */
   #pumpTree(): void {
     if (this.#waitingInTree === 0) {
-      for (const gate of [...this.#gates()]) gate.#pump();
+      for (const gate of this.#tree()) gate.#pump();
       return;
     }
+    // The whole tree at its total cap (the usual state under load): no waiter can take a slot, and sorting
+    // them all on every wait and release is wasted.
+    if (this.#total < this.maxTotal) this.#grantInOrder();
+    for (const gate of this.#tree()) if (gate.#closed !== null && gate.#total === 0) gate.#detach();
+  }
+
+  #grantInOrder(): void {
     const all: [ConnectionGate, Waiter][] = [];
-    for (const gate of this.#gates()) for (const waiter of gate.#waiters) all.push([gate, waiter]);
+    for (const gate of this.#tree()) for (const waiter of gate.#waiters) all.push([gate, waiter]);
     all.sort((a, b) => a[1].arrivedAt - b[1].arrivedAt || a[1].seq - b[1].seq);
     for (const [gate, waiter] of all) {
       if (!gate.#canTake(waiter.origin)) continue;
@@ -264,7 +293,6 @@ export class ConnectionGate {
       gate.#take(waiter.origin);
       waiter.resolve();
     }
-    for (const gate of [...this.#gates()]) if (gate.#closed !== null && gate.#total === 0) gate.#detach();
   }
 
   /**
@@ -275,25 +303,75 @@ export class ConnectionGate {
    * behind a shared total cap.
    */
   olderWaiterElsewhere(origin: string, before: number): boolean {
+    return this.#oldestFreedBy(origin, before) !== null;
+  }
+
+  /**
+   * The request on `connection` (one of this gate's) ended and it is fit for another. When the oldest
+   * request waiting elsewhere in the tree that its slot would let in (see {@link olderWaiterElsewhere})
+   * arrived before `before` and is for the same origin, and that waiter's pool adopts open connections,
+   * the slot moves to the waiter's gate with the connection itself: no close and no new connect for a
+   * slot that changes scope (a connect per request across 50 scopes made fairness cost 16 times the wait
+   * of one shared pool). True when handed over: the caller's pool must then drop the connection without
+   * closing it. False when no such waiter (or it refused): the caller keeps or closes it as before.
+   */
+  handOver(connection: GatedConnection, before: number): boolean {
+    if (this.#root.#waitingInTree === 0) return false;
+    const origin = connection.origin;
+    const found = this.#oldestFreedBy(origin, before);
+    if (found === null) return false;
+    const [gate, waiter] = found;
+    if (waiter.origin !== origin || waiter.adopt === undefined || !this.#connections.has(connection)) return false;
+    const done = waiter.adopt(connection, false);
+    if (done === null) return false;
+    this.#move(connection, gate, waiter);
+    done();
+    return true;
+  }
+
+  /** `waiter` of `gate` adopted `connection` of this gate: its slot moves from this gate's line of ancestors to the waiter's (shared ancestors end unchanged). */
+  #move(connection: GatedConnection, gate: ConnectionGate, waiter: Waiter): void {
+    const origin = connection.origin;
+    for (const g of this.#line) {
+      g.#total--;
+      const n = (g.#counts.get(origin) ?? 1) - 1;
+      if (n === 0) g.#counts.delete(origin);
+      else g.#counts.set(origin, n);
+    }
+    this.#connections.delete(connection);
+    gate.#connections.add(connection);
+    gate.#remove(waiter);
+    gate.#take(origin);
+    waiter.resolve();
+    if (this.#closed !== null && this.#total === 0) this.#detach();
+  }
+
+  /**
+   * The oldest request (arrival order) waiting at another gate of the tree, or for another origin, that
+   * arrived before `before` and would get a slot if a connection to `origin` of this gate closed.
+   */
+  #oldestFreedBy(origin: string, before: number): [ConnectionGate, Waiter] | null {
     const root = this.#root;
-    if (root.#waitingInTree === 0) return false;
-    const mine = new Set(this.#lineage());
-    for (const gate of root.#gates()) {
+    if (root.#waitingInTree === 0) return null;
+    let best: [ConnectionGate, Waiter] | null = null;
+    for (const gate of root.#tree()) {
       for (const waiter of gate.#waiters) {
         if (waiter.arrivedAt >= before || (gate === this && waiter.origin === origin)) continue;
-        let fits = true;
-        for (const g of gate.#lineage()) {
-          const freed = mine.has(g) ? 1 : 0;
-          const freedHere = freed === 1 && waiter.origin === origin ? 1 : 0;
-          if (g.#total - freed >= g.maxTotal || (g.#counts.get(waiter.origin) ?? 0) - freedHere >= g.perOrigin) {
-            fits = false;
-            break;
-          }
-        }
-        if (fits) return true;
+        if (best !== null && (waiter.arrivedAt > best[1].arrivedAt || (waiter.arrivedAt === best[1].arrivedAt && waiter.seq > best[1].seq))) continue;
+        if (gate.#fitsFreed(waiter, this, origin)) best = [gate, waiter];
       }
     }
-    return false;
+    return best;
+  }
+
+  /** True when `waiter` of this gate would get a slot if a connection to `origin` of gate `at` closed. */
+  #fitsFreed(waiter: Waiter, at: ConnectionGate, origin: string): boolean {
+    for (const g of this.#line) {
+      const freed = at.#under(g) ? 1 : 0;
+      const freedHere = freed === 1 && waiter.origin === origin ? 1 : 0;
+      if (g.#total - freed >= g.maxTotal || (g.#counts.get(waiter.origin) ?? 0) - freedHere >= g.perOrigin) return false;
+    }
+    return true;
   }
 
   /** Root only: evicts idle connections that stand in the way of waiters, one per waiter at most. */
@@ -301,10 +379,25 @@ export class ConnectionGate {
     this.#pumpTree();
     let budget = this.#waitingInTree - this.#evicting.size;
     if (budget <= 0) return;
-    for (const gate of this.#gates()) {
+    // The idle connections, gathered once: under load there are none, and this runs on every wait for
+    // a slot (a search of the whole tree's connections per waiter was most of a scoped request's cost).
+    const gates = this.#tree();
+    const idle: [ConnectionGate, GatedConnection][] = [];
+    for (const gate of gates) for (const c of gate.#connections) if (c.idle && !c.evicted && c.moving !== true) idle.push([gate, c]);
+    if (idle.length === 0) return;
+    // First, waiters that can take an idle connection of another gate as it is (same origin): it moves
+    // with its slot, oldest waiter first, instead of being closed for a new connect.
+    const adopting: [ConnectionGate, Waiter][] = [];
+    for (const gate of gates) for (const waiter of gate.#waiters) if (waiter.adopt !== undefined) adopting.push([gate, waiter]);
+    adopting.sort((a, b) => a[1].arrivedAt - b[1].arrivedAt || a[1].seq - b[1].seq);
+    for (const [gate, waiter] of adopting) {
+      if (budget <= 0) return;
+      if (gate.#adoptIdle(waiter, idle)) budget--;
+    }
+    for (const gate of gates) {
       for (const waiter of gate.#waiters) {
         if (budget <= 0) return;
-        const victim = gate.#victimFor(waiter.origin);
+        const victim = gate.#victimFor(waiter.origin, idle);
         if (victim === null) continue;
         this.#evicting.add(victim);
         budget--;
@@ -313,32 +406,67 @@ export class ConnectionGate {
     }
   }
 
-  /** The longest-idle connection whose eviction would unblock a waiter for `origin` at this gate. */
-  #victimFor(origin: string): GatedConnection | null {
-    for (const gate of this.#lineage()) {
+  /**
+   * Hands `waiter` (of this gate) the longest-idle connection of `idle` to its origin, at another gate,
+   * whose slot would let it in, if its adopter takes it (a connection sitting idle in its pool). True
+   * when handed over.
+   */
+  #adoptIdle(waiter: Waiter, idle: readonly [ConnectionGate, GatedConnection][]): boolean {
+    const adopt = waiter.adopt;
+    // Served meanwhile (a handover's pool drop may have moved things along): nothing to hand it.
+    if (adopt === undefined || !this.#waiters.includes(waiter)) return false;
+    for (;;) {
+      let best: [ConnectionGate, GatedConnection] | null = null;
+      for (const pair of idle) {
+        const [at, c] = pair;
+        if (at === this || c.origin !== waiter.origin || !c.idle || c.evicted || !at.#connections.has(c)) continue;
+        if (best !== null && c.idleSince >= best[1].idleSince) continue;
+        if (this.#fitsFreed(waiter, at, c.origin)) best = pair;
+      }
+      if (best === null) return false;
+      const [at, c] = best;
+      const done = adopt(c, true);
+      if (done !== null) {
+        at.#move(c, this, waiter);
+        done();
+        return true;
+      }
+      // Refused (not parked in its pool, past its life, other Client options): try the next one.
+      idle = idle.filter((pair) => pair !== best);
+    }
+  }
+
+  /** The longest-idle connection of `idle` whose eviction would unblock a waiter for `origin` at this gate. */
+  #victimFor(origin: string, idle: readonly [ConnectionGate, GatedConnection][]): GatedConnection | null {
+    for (const gate of this.#line) {
       const totalFull = gate.#total >= gate.maxTotal;
       const originFull = (gate.#counts.get(origin) ?? 0) >= gate.perOrigin;
       if (!totalFull && !originFull) continue;
       let best: GatedConnection | null = null;
-      for (const g of gate.#gates()) {
-        for (const c of g.#connections) {
-          if (!c.idle || c.evicted || (originFull && c.origin !== origin)) continue;
-          if (best === null || c.idleSince < best.idleSince) best = c;
-        }
+      for (const [at, c] of idle) {
+        if (!c.idle || c.evicted || c.moving === true || (originFull && c.origin !== origin) || !at.#under(gate) || !at.#connections.has(c)) continue;
+        if (best === null || c.idleSince < best.idleSince) best = c;
       }
       return best;
     }
     return null;
   }
 
-  /** This gate and its ancestors, up to the root. */
-  *#lineage(): Generator<ConnectionGate> {
-    yield this;
-    if (this.#parent !== null) yield* this.#parent.#lineage();
+  /** True when this gate is `ancestor` or one of its descendants. */
+  #under(ancestor: ConnectionGate): boolean {
+    return this.#line.includes(ancestor);
   }
 
-  *#gates(): Generator<ConnectionGate> {
-    yield this;
-    for (const child of this.#children) yield* child.#gates();
+  /** Root only: every gate of the tree (cached until a gate joins or leaves). */
+  #tree(): ConnectionGate[] {
+    if (this.#treeCache !== null) return this.#treeCache;
+    const gates: ConnectionGate[] = [];
+    const collect = (gate: ConnectionGate): void => {
+      gates.push(gate);
+      for (const child of gate.#children) collect(child);
+    };
+    collect(this);
+    this.#treeCache = gates;
+    return gates;
   }
 }

@@ -6,7 +6,7 @@ import { ErrorCodes } from '../pool/errors.js';
 import { kAcquireInto, kHandOff, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
 import type { AcquireSite } from '../leak/site.js';
 import { leaseLabel } from './site.js';
-import { readConnectionHeaders, undiciWillClose, type HttpConnection } from './connection.js';
+import { HANDED_OVER, readConnectionHeaders, undiciWillClose, type HttpConnection } from './connection.js';
 import { oldestWaiting, type HttpCore, type OriginEntry, type TrackedResponse } from './core.js';
 import { HttpClosedError, HttpErrorCodes, QueueFullError, QueueTimeoutError, RequestDeadlineError } from './errors.js';
 import { backoffMs, isConnectionError, isIdempotent, isReplayable, parseRetryAfter, rawHeader } from './retry.js';
@@ -251,11 +251,12 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     }
     // Bounded by the pool's own default deadline whenever that ends first: the pool keeps default
     // deadlines in arrival order, cheaper than a per-call deadline.
-    // A captured site goes into the lease's label: the doctor's join (diagnoseSelf()) then names the
-    // requesting line for this socket. The pool's own site capture would name undici's frame instead.
-    const label = this.#label ??= this.site === null ? undefined : leaseLabel(this.method, this.origin, this.path, this.site);
-    const options = label !== undefined
-      ? (remaining >= core.o.acquireTimeoutMs ? { label } : { timeoutMs: remaining, label })
+    // A captured site becomes the lease's acquire site (the pool's `site` option), and the request its
+    // label: the doctor's join (diagnoseSelf()) then names the requesting line for this socket. The
+    // pool's own site capture would name undici's frame instead. Formatted only when read.
+    const site = this.site;
+    const options = site !== null
+      ? (remaining >= core.o.acquireTimeoutMs ? { site, label: this.#label ??= leaseLabel(this.method, this.origin, this.path) } : { timeoutMs: remaining, site, label: this.#label ??= leaseLabel(this.method, this.origin, this.path) })
       : (remaining >= core.o.acquireTimeoutMs ? undefined : { timeoutMs: remaining });
     // A receiver instead of a promise: no promise, callbacks or microtask hops per request.
     const receiver: AcquireReceiver<HttpConnection> = first ? this : new Attempt(this);
@@ -292,6 +293,8 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
     this.#lease = lease;
     this.#conn = conn;
     conn.idle = false;
+    conn.parked = false;
+    conn.moving = false;
     conn.request = this;
     this.#reused = conn.requests > 0;
     conn.requests++;
@@ -542,9 +545,16 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
       const pool = this.#entry.pool;
       // Fair under a shared total cap: an older request waiting for a slot elsewhere (another scope or
       // origin) gets this connection's slot; the requests of this pool wait their turn at the gate.
-      if (this.#core.gate.waitingAnywhere) {
+      const gate = this.#core.gate;
+      if (gate.waitingAnywhere) {
         const mine = oldestWaiting(pool);
-        if (mine !== undefined && this.#core.gate.olderWaiterElsewhere(conn.origin, mine)) {
+        // Same origin (another scope): the slot goes with the open connection itself, which this pool
+        // drops without closing (its destroy leaves a connection that has another home).
+        if (gate.handOver(conn, mine ?? Infinity)) {
+          lease.destroy(HANDED_OVER);
+          return;
+        }
+        if (mine !== undefined && gate.olderWaiterElsewhere(conn.origin, mine)) {
           lease.destroy(new Error(`connection #${conn.id} to ${conn.origin} closed to free its slot for an older request waiting elsewhere under the shared cap`));
           return;
         }

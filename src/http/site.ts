@@ -60,7 +60,10 @@ export class SiteSampler {
   }
 }
 
-/** The pool lease label of a request whose site was captured: what `diagnoseSelf()` and the doctor print for its socket. */
-export function leaseLabel(method: string, origin: string, path: string, site: AcquireSite): string {
-  return `${method} ${origin}${path} requested at ${site.frame}`;
+/**
+ * The pool lease label of a request whose site was captured (the site itself is the lease's acquire
+ * site): with it, `diagnoseSelf()` and the doctor print the request and its line for its socket.
+ */
+export function leaseLabel(method: string, origin: string, path: string): string {
+  return `${method} ${origin}${path}`;
 }

@@ -88,6 +88,59 @@ describe('ConnectionGate', () => {
   });
 });
 
+describe('ConnectionGate.handOver (fair-shared-cap-reconnects: a slot moves between scopes with its open connection)', () => {
+  it('hands the connection and its slot to the oldest waiter of another gate for the same origin, moving the counts', async () => {
+    const root = new ConnectionGate(10, 1);
+    const a = new ConnectionGate(10, 10, root);
+    const b = new ConnectionGate(10, 10, root);
+    await a.acquire('o');
+    const conn = new FakeConnection(a, 'o', false, 0);
+    const adopted: GatedConnection[] = [];
+    let granted = false;
+    void b.acquire('o', undefined, 5, (c) => { adopted.push(c); return () => undefined; }).then(() => { granted = true; });
+    await flush();
+    assert.equal(a.handOver(conn, 5), false, 'the waiter is not older than the next request of the pool that holds it');
+    assert.deepEqual(adopted, []);
+    assert.equal(a.handOver(conn, 6), true);
+    assert.deepEqual(adopted, [conn]);
+    assert.deepEqual([a.total, b.total, root.total, root.waiting + b.waiting], [0, 1, 1, 0]);
+    assert.deepEqual([a.snapshot().busy, b.snapshot().busy], [0, 1], 'the gates track it where its slot is');
+    await flush();
+    assert.equal(granted, true);
+    b.release('o', conn);
+    assert.equal(root.total, 0);
+  });
+
+  it('keeps it for an older waiter of another origin (which needs the slot closed), a waiter that refuses it, or a waiter that cannot take connections', async () => {
+    const root = new ConnectionGate(10, 1);
+    const a = new ConnectionGate(10, 10, root);
+    const b = new ConnectionGate(10, 10, root);
+    await a.acquire('o');
+    const conn = new FakeConnection(a, 'o', false, 0);
+    const other = new AbortController();
+    void b.acquire('p', other.signal, 1).catch(() => undefined);
+    void b.acquire('o', undefined, 2, () => () => undefined);
+    await flush();
+    assert.equal(a.handOver(conn, Infinity), false, 'the oldest waiter is for another origin');
+    assert.equal(a.olderWaiterElsewhere('o', Infinity), true, 'that one gets the slot once the connection is closed');
+    other.abort(new Error('gone'));
+    const refusing = new ConnectionGate(10, 10, root);
+    void refusing.acquire('o', undefined, 0, () => null);
+    await flush();
+    assert.equal(a.handOver(conn, Infinity), false, 'the oldest refuses it');
+    assert.deepEqual([a.total, root.total], [1, 1]);
+    const root2 = new ConnectionGate(10, 1);
+    const c = new ConnectionGate(10, 10, root2);
+    const d = new ConnectionGate(10, 10, root2);
+    await c.acquire('o');
+    const conn2 = new FakeConnection(c, 'o', false, 0);
+    void d.acquire('o', undefined, 0);
+    await flush();
+    assert.equal(c.handOver(conn2, Infinity), false, 'a waiter without adopt (an agent) only takes a slot');
+    assert.equal(c.total, 1);
+  });
+});
+
 describe('retry policy helpers', () => {
   it('backs off exponentially with full jitter under maxDelayMs', () => {
     const policy = resolveRetryOptions({ initialDelayMs: 100, maxDelayMs: 1000 });
