@@ -25,6 +25,7 @@ export interface SsRun {
 }
 
 let runs = 0;
+const SS_TIMEOUT_MS = 30_000;
 
 /**
  * Starts `ss -tanHe` with its output in an unlinked temporary file: a pipe holds 64 KB, and the doctor reads
@@ -49,6 +50,10 @@ export function startSs(): SsRun | string {
     return `could not be started (${(error as Error).message})`;
   }
   const outcome = new Promise<string | null>((resolve) => {
+    // ss dumps a namespace of 100,000 sockets in well under a second; one that hangs must not hang the doctor.
+    const limit = setTimeout(() => { child.kill('SIGKILL'); }, SS_TIMEOUT_MS);
+    child.once('close', () => { clearTimeout(limit); });
+    child.once('error', () => { clearTimeout(limit); });
     let stderr = '';
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (chunk: string) => { if (stderr.length < 500) stderr += chunk; });
