@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { cpSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -138,6 +139,25 @@ describe('ss and the /proc tables, live', { skip: hasSs ? false : 'needs Linux a
     } finally {
       for (const socket of sockets) socket.destroy();
       await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+    }
+  });
+
+  it('reads a process in another network namespace from its own tables: ss would read this one\'s', { skip: spawnSync('unshare', ['-n', 'true']).status === 0 ? false : 'needs unshare -n (root)' }, async () => {
+    const other = spawn('unshare', ['-n', 'sleep', '30'], { stdio: 'ignore' });
+    try {
+      // unshare execs sleep in the new namespace: wait until the pid's namespace is no longer this one.
+      const deadline = Date.now() + 5000;
+      while (readlinkSync(`/proc/${other.pid}/ns/net`) === readlinkSync('/proc/self/ns/net')) {
+        assert.ok(Date.now() < deadline, 'unshare did not move to a new network namespace');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await assert.rejects(snapshotProcess(other.pid!, { source: 'ss' }), { code: 'LG_DOCTOR_UNSUPPORTED', message: /in another network namespace/ });
+      const snapshot = await snapshotProcess(other.pid!, { source: 'auto' });
+      assert.match(snapshot.source ?? '', /^\/proc\/PID\/net\/tcp,tcp6 \(streamed\) \+ \/proc\/PID\/fd \(not ss: process \d+ is in another network namespace/);
+    } finally {
+      const exited = once(other, 'exit');
+      other.kill();
+      await exited;
     }
   });
 
