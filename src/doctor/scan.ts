@@ -319,6 +319,9 @@ export async function scanLines(fd: number, name: string, parse: LineParser, onR
           const row = parse(buf, at, total);
           if (row !== null) onRow(row);
         }
+        // A turn per file read, the last included, as when every read yielded: the event loop also closes
+        // handles then, and a sampler's callers (and their no-handle-left checks) saw them closed after it.
+        await turn();
         return;
       }
       buf.copyWithin(0, at, total);
