@@ -415,7 +415,11 @@ async function readOwnSockets(pid: number, resolved: Resolved, source: SocketSou
     if (typeof started === 'string') why = `ss: ${started}`;
     else ss = started;
   }
-  if (source === 'ss' && ss === null) throw new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read the sockets of process ${pid} with ss: ${why ?? '?'}`);
+  if (source === 'ss' && ss === null) {
+    // A process that is gone or not this user's: its descriptors' error says so (LG_DOCTOR_NO_PROCESS, LG_DOCTOR_PERMISSION).
+    await readFds(pid, resolved);
+    throw new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read the sockets of process ${pid} with ss: ${why ?? '?'}`);
+  }
   let fds: { open: number; inodes: Map<number, number> };
   try {
     fds = await readFds(pid, resolved);

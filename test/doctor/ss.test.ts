@@ -161,6 +161,10 @@ describe('ss and the /proc tables, live', { skip: hasSs ? false : 'needs Linux a
     }
   });
 
+  it('says a process is gone as the tables do (LG_DOCTOR_NO_PROCESS), whatever the source', async () => {
+    for (const source of ['ss', 'auto', 'procfs'] as const) await assert.rejects(snapshotProcess(2 ** 22 + 1, { source }), { code: 'LG_DOCTOR_NO_PROCESS' }, source);
+  });
+
   it('without ss: source ss fails with LG_DOCTOR_UNSUPPORTED, auto falls back to the tables and says why', async () => {
     const saved = process.env['PATH'];
     process.env['PATH'] = '/nonexistent';
