@@ -1,7 +1,8 @@
 /**
  * The doctor's cost against `ss -tanp` on generated socket sets: one sample of a process holding 20,000
  * sockets, then namespaces of 20,000 to 100,000 sockets (several holder processes), each measured side by
- * side in one run as wall time and peak RSS, reported as ratios.
+ * side in one run as wall time and peak RSS, reported as ratios; the doctor both from the /proc tables (its
+ * default) and with `--source ss`.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
@@ -32,6 +33,12 @@ export interface DoctorCase {
   readonly nodePeakKb: number;
   /** The doctor's own report of what it read. */
   readonly source: string;
+  /** `--source ss` in the same rounds (netlink: `ss -tanHe` beside the descriptor reads): wall, CPU (ss's included), peak RSS. */
+  readonly ssSourceMs: number;
+  readonly ssSourceCpuMs: number;
+  readonly ssSourcePeakKb: number;
+  /** `--source ss` wall time over `ss -tanp` wall time. */
+  readonly ssSourceRatio: number;
 }
 
 interface Holder {
@@ -101,10 +108,12 @@ export async function benchDoctor(namespaceSizes: readonly number[], rounds: num
       const ss: { ms: number; cpuMs: number; peakKb: number }[] = [];
       const doctor: { ms: number; cpuMs: number; peakKb: number }[] = [];
       const bare: { ms: number; cpuMs: number; peakKb: number }[] = [];
+      const viaSs: { ms: number; cpuMs: number; peakKb: number }[] = [];
       for (let round = 0; round < rounds; round++) {
         ss.push(timed('ss', ['-tanp']));
         doctor.push(timed(process.execPath, [cli, 'doctor', '--pid', String(target.pid), '--samples', '1']));
         bare.push(timed(process.execPath, ['-e', '']));
+        viaSs.push(timed(process.execPath, [cli, 'doctor', '--pid', String(target.pid), '--samples', '1', '--source', 'ss']));
       }
       const ssMs = median(ss.map((r) => r.ms));
       const doctorMs = median(doctor.map((r) => r.ms));
@@ -120,6 +129,10 @@ export async function benchDoctor(namespaceSizes: readonly number[], rounds: num
         nodeMs: median(bare.map((r) => r.ms)),
         nodePeakKb: Math.max(...bare.map((r) => r.peakKb)),
         source: sourceOf(target.pid),
+        ssSourceMs: median(viaSs.map((r) => r.ms)),
+        ssSourceCpuMs: median(viaSs.map((r) => r.cpuMs)),
+        ssSourcePeakKb: Math.max(...viaSs.map((r) => r.peakKb)),
+        ssSourceRatio: median(viaSs.map((r) => r.ms)) / ssMs,
       });
     }
   } finally {

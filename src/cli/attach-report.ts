@@ -3,15 +3,26 @@
  * signal it listens to), waits a bounded time for the file, and joins the pools and leases it names to the
  * sockets the doctor read from the kernel.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describeOwner, seconds, type SocketOwner } from '../doctor/join.js';
 import type { DiagnosisReport, ReportSocket } from '../doctor/report.js';
 
 /** How long the doctor waits for the process's report by default (its `diagnoseSelf()` samples for ~2 s). */
 export const ATTACH_WAIT_MS = 10_000;
 const POLL_MS = 50;
+
+// Synchronous reads of small files, and a plain timer: node:fs/promises (with the readline and stream
+// modules it loads) and node:timers/promises were about 30 ms of every `lifeguard doctor --pid N` start.
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
 
 /** What the doctor learnt from the process's attach, added to its report as `attach`. */
 export interface AttachSummary {
@@ -34,11 +45,9 @@ interface AttachEnv {
 }
 
 /** Reads how the process was started: `lifeguard/register` in its arguments or NODE_OPTIONS, and its report variables. */
-async function attachEnv(pid: number, procRoot: string): Promise<AttachEnv> {
-  const [environ, cmdline] = await Promise.all([
-    readFile(`${procRoot}/${pid}/environ`, 'utf8').catch(() => ''),
-    readFile(`${procRoot}/${pid}/cmdline`, 'utf8').catch(() => ''),
-  ]);
+function attachEnv(pid: number, procRoot: string): AttachEnv {
+  const environ = readText(`${procRoot}/${pid}/environ`);
+  const cmdline = readText(`${procRoot}/${pid}/cmdline`);
   const env = new Map<string, string>();
   for (const entry of environ.split('\0')) {
     const eq = entry.indexOf('=');
@@ -54,16 +63,20 @@ async function attachEnv(pid: number, procRoot: string): Promise<AttachEnv> {
  * Whether the process has a handler for the signal (/proc/N/status `SigCgt`): sending one it does not
  * catch would kill it (SIGUSR2's default action is to terminate).
  */
-async function catches(pid: number, signal: string, procRoot: string): Promise<boolean> {
+function catches(pid: number, signal: string, procRoot: string): boolean {
   const number = (constants.signals as Record<string, number | undefined>)[signal];
   if (number === undefined) return false;
-  const status = await readFile(`${procRoot}/${pid}/status`, 'utf8').catch(() => '');
+  const status = readText(`${procRoot}/${pid}/status`);
   const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
   return mask !== undefined && ((BigInt(`0x${mask}`) >> BigInt(number - 1)) & 1n) === 1n;
 }
 
-async function mtimeOf(file: string): Promise<number> {
-  return stat(file).then((s) => s.mtimeMs, () => -1);
+function mtimeOf(file: string): number {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return -1;
+  }
 }
 
 interface SelfReport {
@@ -82,14 +95,14 @@ export interface AttachAnswer {
 }
 
 export async function requestAttachReport(pid: number, waitMs: number, procRoot = '/proc'): Promise<AttachAnswer> {
-  const env = await attachEnv(pid, procRoot);
+  const env = attachEnv(pid, procRoot);
   const none = (status: AttachSummary['status'], detail: string): AttachAnswer => ({ report: null, summary: { status, detail, reportFile: env.file } });
   if (!env.attached) return none('not-attached', 'the process does not run lifeguard/register: pool owners are only known in-process (start it with --import lifeguard/register, see docs/find-a-leak.md)');
   if (env.signal === null) return none('no-report-signal', 'the process runs lifeguard/register without LIFEGUARD_REPORT_SIGNAL: start it with LIFEGUARD_REPORT_SIGNAL=SIGUSR2 and LIFEGUARD_REPORT_FILE=<path> to let the doctor name the pool and line holding each socket');
   if (env.file === null) return none('no-report-file', `the process runs lifeguard/register with LIFEGUARD_REPORT_SIGNAL=${env.signal} but no LIFEGUARD_REPORT_FILE: its report goes to its own stderr, which the doctor cannot read; set LIFEGUARD_REPORT_FILE=<path>`);
-  if (!(await catches(pid, env.signal, procRoot))) return none('not-listening', `the process does not catch ${env.signal} (lifeguard/register did not finish attaching?): not sent, as it would end the process`);
+  if (!catches(pid, env.signal, procRoot)) return none('not-listening', `the process does not catch ${env.signal} (lifeguard/register did not finish attaching?): not sent, as it would end the process`);
   const file = env.file;
-  const before = await mtimeOf(file);
+  const before = mtimeOf(file);
   const asked = Date.now();
   try {
     process.kill(pid, env.signal);
@@ -99,9 +112,14 @@ export async function requestAttachReport(pid: number, waitMs: number, procRoot 
   const deadline = performance.now() + waitMs;
   while (performance.now() < deadline) {
     await sleep(POLL_MS);
-    if ((await mtimeOf(file)) === before) continue;
+    if (mtimeOf(file) === before) continue;
     // The attach writes a temporary file and renames it: a new mtime is a whole report.
-    const report = await readFile(file, 'utf8').then((text) => JSON.parse(text) as SelfReport, () => null);
+    let report: SelfReport | null;
+    try {
+      report = JSON.parse(readFileSync(file, 'utf8')) as SelfReport;
+    } catch {
+      report = null;
+    }
     if (report?.pid === pid && Date.parse(report.takenAt ?? '') >= asked - 1000) {
       return { report, summary: { status: 'joined', detail: `owners from the process's own report (${file})`, reportFile: file } };
     }

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { diagnose, Doctor, watch } from '../doctor/diagnose.js';
 import { DoctorError } from '../doctor/errors.js';
 import { SEVERITIES, severityRank, type DoctorThresholds, type Severity } from '../doctor/findings.js';
+import type { SocketSource } from '../doctor/proc.js';
 import { renderLine, renderText, type DiagnosisReport } from '../doctor/report.js';
 import { InvalidOptionError } from '../pool/errors.js';
 import { joinNegativeValues, MAX_TIMER_MS, UsageError } from './args.js';
@@ -43,6 +44,9 @@ Options:
   --serve <host:port>      sample every --interval-ms and serve the figures as Prometheus metrics on
                            http://host:port/metrics until Ctrl-C or SIGTERM (port 0: a free one, printed)
   --allow-remote           let --serve listen on an address other than loopback (127.0.0.0/8, ::1)
+  --source <source>        where the sockets are read from: procfs (/proc/PID/net/tcp,tcp6), ss (netlink,
+                           ss -tanHe run beside the descriptor reads) or auto (ss when found and the
+                           process shares this network namespace, else procfs)   (default procfs)
   --attach-wait-ms <ms>    a process running lifeguard/register with LIFEGUARD_REPORT_SIGNAL and
                            LIFEGUARD_REPORT_FILE is sent that signal, and its report joined: each socket
                            names the pool and line holding it; how long to wait for it, 0: do not ask (default 10000)
@@ -87,6 +91,7 @@ const VALUE_OPTIONS = {
   serve: 'host:port',
   top: 'how many processes to list',
   'attach-wait-ms': 'milliseconds to wait for the process\'s own report',
+  source: 'auto, procfs or ss',
 };
 
 /** `host:port` or `[v6]:port`, loopback unless allowed otherwise. */
@@ -130,6 +135,7 @@ export const DOCTOR_OPTIONS = {
   top: { type: 'string' },
   'allow-remote': { type: 'boolean' },
   'attach-wait-ms': { type: 'string' },
+  source: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -158,6 +164,7 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
   let pid: number, samples: number, intervalMs: number, failOn: Severity, thresholds: DoctorThresholds, attachWaitMs: number;
   let serve: { host: string; port: number } | undefined;
   let top: number | undefined;
+  let source: SocketSource;
   try {
     if (values.all === true && (values.pid !== undefined || values.serve !== undefined || values.watch === true)) throw new UsageError('option --all examines every process: it takes no --pid, --serve or --watch');
     if (values.pid === undefined && values.all !== true) throw new UsageError('option --pid <pid> is required: which process to examine (or --all for every process)');
@@ -173,6 +180,10 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
       if (values.all !== true) throw new UsageError('option --top only applies to --all (how many processes to list)');
       top = positiveInteger('top', values.top, 15, 1);
     }
+    if (values.source !== undefined && values.all === true) throw new UsageError('option --source applies to --pid (--all reads /proc)');
+    const from = values.source ?? 'procfs';
+    if (from !== 'auto' && from !== 'procfs' && from !== 'ss') throw new UsageError(`option --source expects one of auto, procfs, ss, got "${from}"`);
+    source = from;
     if (values.serve !== undefined) serve = serveAddress(values.serve, values['allow-remote'] === true);
     else if (values['allow-remote'] === true) throw new UsageError('option --allow-remote only applies to --serve');
   } catch (error) {
@@ -180,7 +191,7 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
     io.err(`lifeguard doctor: ${error.message}\nRun "lifeguard doctor --help" for usage.`);
     return DoctorExit.USAGE;
   }
-  const options = { pid, samples, intervalMs, thresholds };
+  const options = { pid, samples, intervalMs, thresholds, source };
   try {
     if (values.all === true) {
       // --all and --serve load their modules (node:http is a tenth of the start-up) only when asked for.
@@ -219,7 +230,7 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
 
 // Ends on SIGINT, SIGTERM or a closed output with the exit code of the last report, so `timeout 60 lifeguard doctor --watch`
 // still gates on what it saw; the signal listeners are removed on the way out.
-async function watchLoop(options: { pid: number; samples: number; intervalMs: number; thresholds: DoctorThresholds }, json: boolean, failOn: Severity, io: Io): Promise<number> {
+async function watchLoop(options: { pid: number; samples: number; intervalMs: number; thresholds: DoctorThresholds; source: SocketSource }, json: boolean, failOn: Severity, io: Io): Promise<number> {
   const controller = new AbortController();
   const stop = (): void => { controller.abort(); };
   process.once('SIGINT', stop);
@@ -241,7 +252,7 @@ async function watchLoop(options: { pid: number; samples: number; intervalMs: nu
 
 // The sidecar: one Doctor sampling on its own schedule, the latest report rendered at each scrape. A failed
 // sample (the process exited) is served as <prefix>doctor_up 0 rather than ending the server.
-async function serveLoop(options: { pid: number; samples: number; intervalMs: number; thresholds: DoctorThresholds }, address: { host: string; port: number }, io: Io): Promise<number> {
+async function serveLoop(options: { pid: number; samples: number; intervalMs: number; thresholds: DoctorThresholds; source: SocketSource }, address: { host: string; port: number }, io: Io): Promise<number> {
   const [{ createServer }, { renderPrometheus }] = await Promise.all([import('node:http'), import('../doctor/prometheus.js')]);
   const doctor = new Doctor(options);
   let report: DiagnosisReport | null = null;

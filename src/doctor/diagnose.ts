@@ -5,7 +5,7 @@ import type { Pool } from '../pool/pool.js';
 import { pools as openPools } from '../pool/registry.js';
 import { resolveThresholds, type DoctorThresholds, type ResolvedThresholds } from './findings.js';
 import { collectOwners } from './join.js';
-import { snapshotProcess, type ProcOptions } from './proc.js';
+import { snapshotProcess, type SocketReadOptions, type SocketSource } from './proc.js';
 import { buildReport, type DiagnosisReport } from './report.js';
 import { Sampler, type Sample } from './sampler.js';
 import { ALL_TIMERS, countTimers, liveTimers } from './timers.js';
@@ -24,6 +24,12 @@ export interface DiagnoseOptions {
   readonly signal?: AbortSignal;
   /** Where procfs is mounted (to read a saved copy). @default '/proc' */
   readonly procRoot?: string;
+  /**
+   * Where the sockets are read from: `'procfs'` (the /proc tables), `'ss'` (netlink, by running `ss -tanHe`
+   * beside the descriptor reads), or `'auto'` (ss when found and the process shares this network namespace).
+   * @default 'procfs'
+   */
+  readonly source?: SocketSource;
 }
 
 /** Options of {@link diagnoseSelf}: those of {@link diagnose} but `pid`, plus which pools to join. */
@@ -41,13 +47,13 @@ interface Resolved {
   readonly intervalMs: number;
   readonly thresholds: ResolvedThresholds;
   readonly signal: AbortSignal | undefined;
-  readonly proc: ProcOptions;
+  readonly proc: SocketReadOptions;
   /** null: out of process. */
   readonly pools: (() => readonly Pool<unknown>[]) | null;
 }
 
-const KEYS = new Set(['pid', 'samples', 'intervalMs', 'thresholds', 'signal', 'procRoot']);
-const SELF_KEYS = new Set(['samples', 'intervalMs', 'thresholds', 'signal', 'procRoot', 'pools']);
+const KEYS = new Set(['pid', 'samples', 'intervalMs', 'thresholds', 'signal', 'procRoot', 'source']);
+const SELF_KEYS = new Set(['samples', 'intervalMs', 'thresholds', 'signal', 'procRoot', 'source', 'pools']);
 
 function resolveOptions(options: DiagnoseOptions | DiagnoseSelfOptions | undefined, self: boolean): Resolved {
   const given = options ?? {};
@@ -65,6 +71,13 @@ function resolveOptions(options: DiagnoseOptions | DiagnoseSelfOptions | undefin
   if (procRoot !== undefined && (typeof procRoot !== 'string' || procRoot.length === 0)) {
     throw new InvalidOptionError('procRoot', `invalid option "procRoot": expected a non-empty path, got ${describe(procRoot)}`);
   }
+  const from = source['source'];
+  if (from !== undefined && from !== 'auto' && from !== 'procfs' && from !== 'ss') {
+    throw new InvalidOptionError('source', `invalid option "source": expected "auto", "procfs" or "ss", got ${describe(from)}`);
+  }
+  if (from === 'ss' && procRoot !== undefined && procRoot !== '/proc') {
+    throw new InvalidOptionError('source', `invalid option "source": "ss" reads the live kernel, not a copy under procRoot ${JSON.stringify(procRoot)}`);
+  }
   const chosen = source['pools'];
   if (chosen !== undefined && (!Array.isArray(chosen) || !chosen.every((p: unknown) => typeof p === 'object' && p !== null && typeof (p as { inspect?: unknown }).inspect === 'function'))) {
     throw new InvalidOptionError('pools', `invalid option "pools": expected an array of Lifeguard pools, got ${describe(chosen)}`);
@@ -75,7 +88,7 @@ function resolveOptions(options: DiagnoseOptions | DiagnoseSelfOptions | undefin
     intervalMs: timerOption(source),
     thresholds: resolveThresholds(source['thresholds'] as DoctorThresholds | undefined),
     signal,
-    proc: procRoot === undefined ? {} : { procRoot },
+    proc: { ...(procRoot === undefined ? {} : { procRoot }), ...(from === undefined ? {} : { source: from }) },
     pools: !self ? null : chosen === undefined ? openPools : () => chosen as readonly Pool<unknown>[],
   };
 }

@@ -10,13 +10,14 @@
  * const { open, limit } = await readFdUsage(process.pid);       // descriptors against the soft limit
  * ```
  */
-import { readdir as readdirCallback, readFileSync } from 'node:fs';
+import { readdir as readdirCallback, readFileSync, readlinkSync } from 'node:fs';
 import { endianness } from 'node:os';
 import path from 'node:path';
 import { InvalidOptionError } from '../pool/errors.js';
 import { describe, rejectUnknownKeys } from '../pool/options.js';
 import { DoctorError, DoctorErrorCodes } from './errors.js';
 import { canonicalV6, RowError, scanFds, scanTable } from './scan.js';
+import { SS_ARGS, startSs, type SsRun } from './ss.js';
 
 // The callback API, not node:fs/promises: that module and what it loads were a tenth of the CLI's start-up.
 function readdir(dir: string): Promise<string[]> {
@@ -67,6 +68,19 @@ export interface ProcOptions {
   readonly endianness?: 'LE' | 'BE';
 }
 
+/**
+ * Where a process's sockets are read from: `procfs` (`/proc/PID/net/tcp` and `tcp6`), `ss` (netlink, by
+ * running `ss -tanHe` while the descriptors are read), or `auto`: ss when it is found and the process is in
+ * this process's network namespace, procfs otherwise.
+ */
+export type SocketSource = 'auto' | 'procfs' | 'ss';
+
+/** Options of {@link readProcessSockets} and {@link snapshotProcess}: where to read, and from which source. */
+export interface SocketReadOptions extends ProcOptions {
+  /** @default 'procfs' */
+  readonly source?: SocketSource;
+}
+
 /** A process's descriptors against its limit. */
 export interface FdUsage {
   /** Open file descriptors (entries of `/proc/PID/fd`). */
@@ -91,10 +105,26 @@ export interface ProcessSnapshot {
 }
 
 const OPTION_KEYS = new Set(['procRoot', 'endianness']);
+const SOCKET_OPTION_KEYS = new Set(['procRoot', 'endianness', 'source']);
+const SOURCES: readonly string[] = ['auto', 'procfs', 'ss'];
 
 interface Resolved {
   readonly root: string;
   readonly littleEndian: boolean;
+}
+
+function resolveSource(options: SocketReadOptions | undefined): { resolved: Resolved; source: SocketSource } {
+  if (options === undefined || typeof options !== 'object' || (options as unknown) === null) return { resolved: resolve(options), source: 'procfs' };
+  rejectUnknownKeys(options, SOCKET_OPTION_KEYS, 'the /proc readers');
+  const { source, ...rest } = options;
+  if (source !== undefined && !SOURCES.includes(source)) {
+    throw new InvalidOptionError('source', `invalid option "source": expected "auto", "procfs" or "ss", got ${describe(source)}`);
+  }
+  const resolved = resolve(rest);
+  if (source === 'ss' && resolved.root !== '/proc') {
+    throw new InvalidOptionError('source', `invalid option "source": "ss" reads the live kernel, not a copy under procRoot ${JSON.stringify(resolved.root)}`);
+  }
+  return { resolved, source: source ?? 'procfs' };
 }
 
 function resolve(options: ProcOptions | undefined): Resolved {
@@ -357,6 +387,67 @@ async function readFds(pid: number, resolved: Resolved): Promise<{ open: number;
   }
 }
 
+/** Why ss cannot read process `pid`'s sockets, or null when it can: it reads this process's network namespace. */
+function ssObstacle(pid: number, resolved: Resolved): string | null {
+  if (resolved.root !== '/proc') return 'procRoot is a copy';
+  try {
+    const own = readlinkSync('/proc/self/ns/net');
+    const theirs = readlinkSync(`/proc/${pid}/ns/net`);
+    return own === theirs ? null : `process ${pid} is in another network namespace (${theirs}, this one ${own})`;
+  } catch (error) {
+    return `cannot compare network namespaces (${errno(error) ?? String(error)})`;
+  }
+}
+
+const PROCFS_SOURCE = (root: string): string => `${root}/PID/net/tcp,tcp6 (streamed) + ${root}/PID/fd`;
+const SS_SOURCE = `netlink (ss ${SS_ARGS.join(' ')}) + /proc/PID/fd`;
+
+/**
+ * The process's descriptors and its own sockets, from `source`. With ss, `ss` runs while the descriptors
+ * are read (a second core does the kernel's share of the table) and its rows are joined by inode. `auto`
+ * falls back to the /proc tables when ss cannot be used, and says why in `source`.
+ */
+async function readOwnSockets(pid: number, resolved: Resolved, source: SocketSource): Promise<{ open: number; sockets: TcpSocket[]; source: string }> {
+  let why = source === 'procfs' ? null : ssObstacle(pid, resolved);
+  let ss: SsRun | null = null;
+  if (source !== 'procfs' && why === null) {
+    const started = startSs();
+    if (typeof started === 'string') why = `ss: ${started}`;
+    else ss = started;
+  }
+  if (source === 'ss' && ss === null) {
+    // A process that is gone or not this user's: its descriptors' error says so (LG_DOCTOR_NO_PROCESS, LG_DOCTOR_PERMISSION).
+    await readFds(pid, resolved);
+    throw new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read the sockets of process ${pid} with ss: ${why ?? '?'}`);
+  }
+  let fds: { open: number; inodes: Map<number, number> };
+  try {
+    fds = await readFds(pid, resolved);
+  } catch (error) {
+    await ss?.cancel();
+    throw error;
+  }
+  const { open, inodes } = fds;
+  if (ss !== null) {
+    const rows: TcpSocket[] = [];
+    let failure: string | null;
+    try {
+      failure = await ss.read((inode) => inode !== 0 && inodes.has(inode), collector(rows, inodes, true));
+    } catch (error) {
+      if (!(error instanceof RowError)) throw error;
+      if (source === 'ss') throw new DoctorError(DoctorErrorCodes.PARSE, error.message);
+      failure = `its output: ${error.message}`;
+      // The rows read before the bad line are in the map: start the join again for the /proc tables.
+      for (const inode of inodes.keys()) inodes.set(inode, -1);
+    }
+    if (failure === null) return { open, sockets: rows, source: SS_SOURCE };
+    if (source === 'ss') throw new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read the sockets of process ${pid} with ss: ${failure}`);
+    why = `ss ${failure}`;
+  }
+  const sockets = await readTables(pid, resolved, inodes);
+  return { open, sockets, source: `${PROCFS_SOURCE(resolved.root)}${source === 'auto' && why !== null ? ` (not ss: ${why})` : ''}` };
+}
+
 /** The socket inodes among a process's open descriptors (`/proc/PID/fd/N` -> `socket:[inode]`). */
 export async function readSocketInodes(pid: number, options?: ProcOptions): Promise<Set<number>> {
   const resolved = resolve(options);
@@ -369,12 +460,11 @@ export async function readSocketInodes(pid: number, options?: ProcOptions): Prom
  * The process's own TCP sockets: the rows of its namespace's tables whose inode one of its descriptors
  * holds. The descriptors are read first, so that only those rows are decoded.
  */
-export async function readProcessSockets(pid: number, options?: ProcOptions): Promise<TcpSocket[]> {
-  const resolved = resolve(options);
+export async function readProcessSockets(pid: number, options?: SocketReadOptions): Promise<TcpSocket[]> {
+  const { resolved, source } = resolveSource(options);
   checkPid(pid);
   checkPlatform(resolved);
-  const { inodes } = await readFds(pid, resolved);
-  return readTables(pid, resolved, inodes);
+  return (await readOwnSockets(pid, resolved, source)).sockets;
 }
 
 async function readProcFile(pid: number, name: string, resolved: Resolved): Promise<string> {
@@ -428,14 +518,13 @@ export async function readThreads(pid: number, options?: ProcOptions): Promise<n
 }
 
 /** Sockets, descriptors and threads of a process: the descriptors listed once, for their count and their sockets. */
-export async function snapshotProcess(pid: number, options?: ProcOptions): Promise<ProcessSnapshot> {
-  const resolved = resolve(options);
+export async function snapshotProcess(pid: number, options?: SocketReadOptions): Promise<ProcessSnapshot> {
+  const { resolved, source } = resolveSource(options);
   checkPid(pid);
   checkPlatform(resolved);
   const takenAt = Date.now();
-  const { open, inodes } = await readFds(pid, resolved);
-  const sockets = await readTables(pid, resolved, inodes);
+  const own = await readOwnSockets(pid, resolved, source);
   const limits = await readProcFile(pid, 'limits', resolved);
   const status = await readProcFile(pid, 'status', resolved);
-  return { pid, takenAt, sockets, fds: { open, ...fdLimits(limits, pid, resolved) }, threads: threadCount(status, pid, resolved), source: `${resolved.root}/PID/net/tcp,tcp6 (streamed) + ${resolved.root}/PID/fd` };
+  return { pid, takenAt, sockets: own.sockets, fds: { open: own.open, ...fdLimits(limits, pid, resolved) }, threads: threadCount(status, pid, resolved), source: own.source };
 }

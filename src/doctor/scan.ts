@@ -5,7 +5,6 @@
  * 100,000 then allocates about what it returns, not a string per line and a promise per descriptor.
  */
 import { closeSync, opendirSync, openSync, readlinkSync, readSync, type Dir } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { SocketAddress as SocketAddressClass } from 'node:net';
 import { TCP_STATES, type Endpoint, type TcpSocket } from './proc.js';
 
@@ -16,7 +15,7 @@ let SocketAddress: typeof SocketAddressClass | null = null;
 
 /** The canonical (RFC 5952, as Node prints it) form of an IPv6 address; throws on one that is not. */
 export function canonicalV6(address: string): string {
-  SocketAddress ??= (createRequire(import.meta.url)('node:net') as typeof import('node:net')).SocketAddress;
+  SocketAddress ??= process.getBuiltinModule('node:net').SocketAddress;
   return new SocketAddress({ address, family: 'ipv6' }).address;
 }
 
@@ -61,7 +60,7 @@ const v4Cache = new Map<number, string>();
 const v6Cache = new Map<string, string>();
 const CACHE_MAX = 65_536;
 
-function v4Text(word: number, littleEndian: boolean): string {
+export function v4Text(word: number, littleEndian: boolean): string {
   // One cache for both byte orders: the key's bit 32 says which.
   const key = littleEndian ? word : word + 2 ** 32;
   let text = v4Cache.get(key);
@@ -111,16 +110,111 @@ const bounds = new Int32Array(20);
 const from = (column: number): number => bounds[2 * column] ?? 0;
 const to = (column: number): number => bounds[2 * column + 1] ?? 0;
 
+// local:port remote:port st tx:rx, from the local address on.
+const HEX_COLUMNS = /^([0-9A-Fa-f]+):([0-9A-Fa-f]{4}) ([0-9A-Fa-f]+):([0-9A-Fa-f]{4}) ([0-9A-Fa-f]{2}) ([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8})$/;
+const ZEROS = '00000000';
+
+// Address text by the column's hex, per byte order: one lookup per address once a peer has been seen.
+const addressTexts = [new Map<string, string>(), new Map<string, string>()] as const;
+
+function addressText(hex: string | undefined, buf: Buffer, start: number, littleEndian: boolean): string {
+  if (hex === undefined) throw new RowError('no address');
+  const cache = addressTexts[littleEndian ? 1 : 0];
+  let text = cache.get(hex);
+  if (text === undefined) {
+    text = hex.length === 8 ? v4Text(Number.parseInt(hex, 16), littleEndian) : v6Text(buf, start, littleEndian);
+    if (cache.size >= CACHE_MAX) cache.clear();
+    cache.set(hex, text);
+  }
+  return text;
+}
+
+/**
+ * A row in the layout the kernel prints (tcp4_seq_show, tcp6_seq_show and their time-wait and
+ * request-socket variants share it), read by offsets: after "sl:" every column up to `retrnsmt` has a fixed
+ * width, then uid, timeout and inode, space-padded. A row of another process is left once its inode is
+ * read. Returns undefined when the row is not laid out so or a digit is not one, and the caller parses it
+ * column by column (which names what is wrong).
+ */
+function fixedRow(buf: Buffer, start: number, end: number, littleEndian: boolean, keep: ((inode: number) => boolean) | null): TcpSocket | null | undefined {
+  // "%4d: ": below slot 10000 the colon is the fifth byte.
+  let i = start + 4;
+  const last = buf[start + 3] ?? 0;
+  if (buf[i] !== COLON || last < 0x30 || last > 0x39) {
+    i = start;
+    while (i < end && buf[i] === SPACE) i++;
+    const slot = i;
+    while (i < end && (buf[i] ?? 0) >= 0x30 && (buf[i] ?? 0) <= 0x39) i++;
+    if (i === slot || buf[i] !== COLON) return undefined;
+  }
+  if (buf[i + 1] !== SPACE) return undefined;
+  const local = i + 2;
+  const width = buf[local + 8] === COLON ? 8 : buf[local + 32] === COLON ? 32 : 0;
+  if (width === 0) return undefined;
+  const remote = local + width + 6;
+  const state = remote + width + 6;
+  const uid = state + 42;
+  if (uid >= end || buf[remote - 1] !== SPACE || buf[remote + width] !== COLON || buf[state - 1] !== SPACE
+    || buf[state + 2] !== SPACE || buf[state + 11] !== COLON || buf[state + 20] !== SPACE || buf[uid - 1] !== SPACE) return undefined;
+  // uid, timeout and inode: space-padded decimals.
+  i = uid;
+  while (i < end && buf[i] === SPACE) i++;
+  let uidValue = 0;
+  const uidFirst = i;
+  for (; i < end && buf[i] !== SPACE; i++) {
+    const c = (buf[i] ?? 0) - 0x30;
+    if (c < 0 || c > 9) return undefined;
+    uidValue = uidValue * 10 + c;
+  }
+  if (i === uidFirst) return undefined;
+  while (i < end && buf[i] === SPACE) i++;
+  const timeout = i;
+  while (i < end && buf[i] !== SPACE) i++;
+  if (i === timeout) return undefined;
+  while (i < end && buf[i] === SPACE) i++;
+  let inode = 0;
+  const inodeFirst = i;
+  for (; i < end && buf[i] !== SPACE; i++) {
+    const c = (buf[i] ?? 0) - 0x30;
+    if (c < 0 || c > 9) return undefined;
+    inode = inode * 10 + c;
+  }
+  if (i === inodeFirst) return undefined;
+  if (keep !== null && !keep(inode)) return null;
+  // A kept row's hex columns are matched by a regular expression, which V8 compiles to machine code even
+  // where its optimizing compiler is off (the one-off CLI): reading them a byte at a time from unoptimized
+  // code cost two property loads per digit, and was most of a row's cost.
+  const columns = HEX_COLUMNS.exec(buf.toString('latin1', local, state + 20));
+  if (columns === null || columns[1]?.length !== width || columns[3]?.length !== width) return undefined;
+  // Indexed, not destructured: destructuring walks an iterator, several calls per column when unoptimized.
+  const localAddress = addressText(columns[1], buf, local, littleEndian);
+  const remoteAddress = addressText(columns[3], buf, remote, littleEndian);
+  const localPort = Number.parseInt(columns[2] as string, 16);
+  const remotePort = Number.parseInt(columns[4] as string, 16);
+  const stateNumber = Number.parseInt(columns[5] as string, 16);
+  const tx = columns[6] === ZEROS ? 0 : Number.parseInt(columns[6] as string, 16);
+  const rx = columns[7] === ZEROS ? 0 : Number.parseInt(columns[7] as string, 16);
+  return {
+    inode,
+    family: width === 8 ? 4 : 6,
+    local: { address: localAddress, port: localPort },
+    remote: { address: remoteAddress, port: remotePort },
+    state: TCP_STATES[stateNumber] ?? 'UNKNOWN',
+    txQueue: tx,
+    rxQueue: rx,
+    uid: uidValue,
+  };
+}
+
 /**
  * Parses the row from `start` to `end` (no newline) if `keep(inode)`; returns null for a header, a blank
  * line or a row not kept. Columns: sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...
  */
 export function parseRow(buf: Buffer, start: number, end: number, littleEndian: boolean, keep: ((inode: number) => boolean) | null): TcpSocket | null {
-  // Most rows of a namespace belong to other processes: find their inode by the kernel's fixed layout.
-  if (keep !== null) {
-    const inode = quickInode(buf, start, end);
-    if (inode >= 0 && !keep(inode)) return null;
-  }
+  // Rows as the kernel prints them are read by offsets (a row of another process skipped once its inode is
+  // read); anything else, column by column.
+  const fixed = fixedRow(buf, start, end, littleEndian, keep);
+  if (fixed !== undefined) return fixed;
   // Start and end of the first 10 columns: bounds[2k], bounds[2k + 1].
   let count = 0;
   let i = start;
@@ -160,50 +254,32 @@ export function parseRow(buf: Buffer, start: number, end: number, littleEndian: 
   };
 }
 
-/**
- * The inode of a row, read by the layout the kernel prints (tcp4_seq_show, tcp6_seq_show and their
- * time-wait and request-socket variants share it): after "sl:" come columns of fixed width up to
- * `retrnsmt`, then uid, timeout and inode, space-padded. Three columns scanned instead of ten: a row of
- * another process costs a third. -1 when the row is not laid out so (a header, a foreign format): the
- * caller then parses it column by column.
- */
-function quickInode(buf: Buffer, start: number, end: number): number {
-  let i = start;
-  while (i < end && buf[i] === SPACE) i++;
-  while (i < end && (buf[i] ?? 0) >= 0x30 && (buf[i] ?? 0) <= 0x39) i++;
-  if (buf[i] !== COLON || buf[i + 1] !== SPACE) return -1;
-  const local = i + 2;
-  // uid's column starts 70 (IPv4) or 118 (IPv6) bytes after the local address.
-  const uid = buf[local + 8] === COLON ? local + 70 : buf[local + 32] === COLON ? local + 118 : -1;
-  if (uid < 0 || uid >= end || buf[uid - 1] !== SPACE) return -1;
-  i = uid;
-  for (let column = 0; column < 2; column++) {
-    while (i < end && buf[i] === SPACE) i++;
-    const first = i;
-    while (i < end && buf[i] !== SPACE) i++;
-    if (i === first) return -1;
-  }
-  while (i < end && buf[i] === SPACE) i++;
-  let inode = 0;
-  const first = i;
-  for (; i < end && buf[i] !== SPACE; i++) {
-    const c = (buf[i] ?? 0) - 0x30;
-    if (c < 0 || c > 9) return -1;
-    inode = inode * 10 + c;
-  }
-  return i === first ? -1 : inode;
-}
-
 // One buffer for every read: the reads of a sample run one after another.
 let shared: Buffer | null = null;
 
 /**
- * Streams a TCP table file, calling `onRow` for every row kept. Reads synchronously a chunk at a time and
+ * Streams a TCP table file (`/proc/PID/net/tcp` or `tcp6`), calling `onRow` for every row kept. Reads synchronously a chunk at a time and
  * yields to the event loop between chunks, so an in-process sampler never blocks it for long. Throws the
  * fs error of the open (the caller turns it into a doctor error) or a RowError with the line number.
  */
 export async function scanTable(file: string, littleEndian: boolean, keep: ((inode: number) => boolean) | null, onRow: (socket: TcpSocket) => void): Promise<void> {
   const fd = openSync(file, 'r');
+  try {
+    await scanLines(fd, file, (buf, start, end) => parseRow(buf, start, end, littleEndian, keep), onRow);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Parses the line from `start` to `end` (no newline): a row, or null for a line to skip; throws a RowError. */
+export type LineParser = (buf: Buffer, start: number, end: number) => TcpSocket | null;
+
+/**
+ * Streams the lines of an open file (from its current position, or from byte `from`) through one reused
+ * buffer, calling `onRow` for every row `parse` returns; `name` names the file in a RowError.
+ */
+export async function scanLines(fd: number, name: string, parse: LineParser, onRow: (socket: TcpSocket) => void, from: number | null = null): Promise<void> {
+  let position = from;
   // A caller running concurrently (two samplers in one process) gets its own buffer.
   const buf = shared ?? Buffer.allocUnsafe(CHUNK);
   shared = null;
@@ -212,18 +288,27 @@ export async function scanTable(file: string, littleEndian: boolean, keep: ((ino
     let line = 0;
     for (;;) {
       if (filled === buf.length) throw new RowError(`a line longer than ${buf.length} bytes`);
-      const n = readSync(fd, buf, filled, buf.length - filled, null);
-      const total = filled + n;
+      // The kernel hands these tables out a page (27 rows) at a time: the buffer is filled before it is
+      // parsed, so that the event loop gets a turn and the partial last line is moved once per 256 KB, not
+      // once per page (750 turns for 20,000 sockets).
+      let total = filled;
+      let n = 1;
+      while (total < buf.length) {
+        n = readSync(fd, buf, total, buf.length - total, position);
+        if (n === 0) break;
+        total += n;
+        if (position !== null) position += n;
+      }
       let at = 0;
       for (;;) {
         const nl = buf.indexOf(NL, at);
         if (nl < 0 || nl >= total) break;
         line++;
         try {
-          const row = parseRow(buf, at, nl, littleEndian, keep);
+          const row = parse(buf, at, nl);
           if (row !== null) onRow(row);
         } catch (error) {
-          if (error instanceof RowError) throw new RowError(`${file}:${line}: ${error.message}: ${JSON.stringify(buf.toString('latin1', at, Math.min(nl, at + 200)))}`);
+          if (error instanceof RowError) throw new RowError(`${name}:${line}: ${error.message}: ${JSON.stringify(buf.toString('latin1', at, Math.min(nl, at + 200)))}`);
           throw error;
         }
         at = nl + 1;
@@ -231,9 +316,12 @@ export async function scanTable(file: string, littleEndian: boolean, keep: ((ino
       if (n === 0) {
         if (at < total) {
           line++;
-          const row = parseRow(buf, at, total, littleEndian, keep);
+          const row = parse(buf, at, total);
           if (row !== null) onRow(row);
         }
+        // A turn per file read, the last included, as when every read yielded: the event loop also closes
+        // handles then, and a sampler's callers (and their no-handle-left checks) saw them closed after it.
+        await turn();
         return;
       }
       buf.copyWithin(0, at, total);
@@ -241,7 +329,6 @@ export async function scanTable(file: string, littleEndian: boolean, keep: ((ino
       await turn();
     }
   } finally {
-    closeSync(fd);
     shared = buf;
   }
 }

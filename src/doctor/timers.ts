@@ -7,7 +7,6 @@
  * queryObjects), so a leak that began before the first sample is counted too.
  */
 import { createHook, type AsyncHook } from 'node:async_hooks';
-import { createRequire } from 'node:module';
 
 let hook: AsyncHook | null = null;
 let users = 0;
@@ -83,7 +82,7 @@ function existingTimers(): number[] | null {
   let session: InspectorSession;
   try {
     // Loaded here, not at import: only an in-process diagnosis needs it.
-    const inspector = createRequire(import.meta.url)('node:inspector') as { Session: new () => InspectorSession };
+    const inspector = process.getBuiltinModule('node:inspector') as unknown as { Session: new () => InspectorSession };
     session = new inspector.Session();
     session.connect();
   } catch {

@@ -76,6 +76,18 @@ describe('lifeguard doctor (CLI)', { skip: process.platform === 'linux' ? false 
     assert.match(run.stdout, /which pool and lease hold these sockets is only known inside the process: call diagnoseSelf\(\) there/);
   });
 
+  it('--source says which source was read; ss (when installed) and procfs find the same sockets', { skip: spawnSync('ss', ['-V']).status === 0 ? false : 'no ss (iproute2)' }, () => {
+    const counts = (text: string): string => text.split('\n').filter((line) => /^ {2}\S+ +[A-Z_0-9]+ +\d+/.test(line)).join('\n');
+    const procfs = doctor('--pid', String(pid), '--samples', '1', '--source', 'procfs');
+    const ss = doctor('--pid', String(pid), '--samples', '1', '--source', 'ss');
+    assert.equal(ss.status, 0, ss.stderr);
+    assert.match(procfs.stdout, /^Source: \/proc\/PID\/net\/tcp,tcp6 \(streamed\) \+ \/proc\/PID\/fd$/m);
+    assert.match(ss.stdout, /^Source: netlink \(ss -tanHe\) \+ \/proc\/PID\/fd$/m);
+    assert.equal(counts(ss.stdout), counts(procfs.stdout));
+    assert.match(counts(ss.stdout), new RegExp(`CLOSE_WAIT +${CLOSE_WAIT}`));
+    assert.match(doctor('--pid', String(pid), '--samples', '1', '--source', 'auto').stdout, /^Source: netlink \(ss -tanHe\)/m);
+  });
+
   it('exits 1 when a finding is at or above --fail-on, 0 otherwise', () => {
     const base = ['--pid', String(pid), '--samples', '1'];
     assert.equal(doctor(...base).status, 0); // default --fail-on critical; the finding is a warning
@@ -187,6 +199,8 @@ describe('lifeguard doctor (CLI): arguments', () => {
       [['--pid', '-5'], /option --pid expects an integer >= 1, got "-5"/],
       [['--pid', '1', '--interval-ms', '100000000000'], /option --interval-ms expects an integer from 0 to 2147483647 \(about 24\.8 days, the longest timer Node can set\), got "100000000000"/],
       [['--pid', '1', '--interval-ms'], /option --interval-ms expects a value/],
+      [['--pid', '1', '--source', 'netlink'], /option --source expects one of auto, procfs, ss, got "netlink"/],
+      [['--all', '--source', 'procfs'], /option --source applies to --pid \(--all reads \/proc\)/],
     ];
     for (const [args, message] of cases) {
       const run = doctor(...args);

@@ -1,0 +1,224 @@
+/**
+ * The namespace's TCP sockets over netlink, by `ss -tanHe` run in a child process while the doctor reads the
+ * process's descriptors: the kernel's work for the table then runs on another core, and its output is
+ * parsed as bytes and joined to the descriptors by inode, like the /proc tables.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { closeSync, openSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Endpoint, TcpSocket, TcpState } from './proc.js';
+import { canonicalV6, RowError, scanLines, v4Text } from './scan.js';
+
+/** The arguments the doctor runs `ss` with: TCP, every state, numeric, no header, extended (uid and inode). */
+export const SS_ARGS = Object.freeze(['-tanHe']);
+
+/** A running `ss`: its output is read once it has exited. */
+export interface SsRun {
+  /**
+   * Waits for `ss` and streams its rows whose inode `keep` accepts to `onRow`. Resolves null once read,
+   * or why `ss` could not be used (not found, failed); throws a RowError for output it cannot parse.
+   */
+  read(keep: (inode: number) => boolean, onRow: (socket: TcpSocket) => void): Promise<string | null>;
+  /** Waits for `ss` and lets its output go, when the sample failed before reading it. */
+  cancel(): Promise<void>;
+}
+
+let runs = 0;
+const SS_TIMEOUT_MS = 30_000;
+
+/**
+ * Starts `ss -tanHe` with its output in an unlinked temporary file: a pipe holds 64 KB, and the doctor reads
+ * descriptors synchronously meanwhile, so `ss` would wait on a full pipe instead of running beside it.
+ * Returns why not when it cannot be started.
+ */
+export function startSs(): SsRun | string {
+  let fd: number;
+  try {
+    const file = path.join(tmpdir(), `lifeguard-ss-${process.pid}-${++runs}-${Date.now()}`);
+    fd = openSync(file, 'wx+', 0o600);
+    unlinkSync(file);
+  } catch (error) {
+    return `no temporary file for its output (${(error as Error).message})`;
+  }
+  let child: ChildProcess;
+  try {
+    // Loaded here only: node:child_process and the streams it loads are not needed by the /proc reader.
+    child = process.getBuiltinModule('node:child_process').spawn('ss', [...SS_ARGS], { stdio: ['ignore', fd, 'pipe'] });
+  } catch (error) {
+    closeSync(fd);
+    return `could not be started (${(error as Error).message})`;
+  }
+  const outcome = new Promise<string | null>((resolve) => {
+    // ss dumps a namespace of 100,000 sockets in well under a second; one that hangs must not hang the doctor.
+    const limit = setTimeout(() => { child.kill('SIGKILL'); }, SS_TIMEOUT_MS);
+    child.once('close', () => { clearTimeout(limit); });
+    child.once('error', () => { clearTimeout(limit); });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => { if (stderr.length < 500) stderr += chunk; });
+    child.once('error', (error: NodeJS.ErrnoException) => { resolve(error.code === 'ENOENT' ? 'not found' : error.message); });
+    child.once('close', (code: number | null, signal: string | null) => {
+      resolve(code === 0 ? null : `exited with ${code ?? signal ?? '?'}${stderr.trim() === '' ? '' : `: ${stderr.trim().split('\n')[0] ?? ''}`}`);
+    });
+  });
+  let closed = false;
+  const close = (): void => {
+    if (!closed) closeSync(fd);
+    closed = true;
+  };
+  return {
+    async read(keep, onRow) {
+      try {
+        const failure = await outcome;
+        if (failure !== null) return failure;
+        await scanLines(fd, `ss ${SS_ARGS.join(' ')} output`, (buf, start, end) => parseSsRow(buf, start, end, keep), onRow, 0);
+        return null;
+      } finally {
+        close();
+      }
+    },
+    async cancel() {
+      try {
+        await outcome;
+      } finally {
+        close();
+      }
+    },
+  };
+}
+
+const SPACE = 0x20;
+const COLON = 0x3a;
+
+/** ss's state names (`sstate_name` in iproute2's ss.c), keyed by length, first and last byte. */
+const STATES = new Map<number, { readonly name: string; readonly state: TcpState }>();
+for (const [name, state] of [
+  ['ESTAB', 'ESTABLISHED'], ['SYN-SENT', 'SYN_SENT'], ['SYN-RECV', 'SYN_RECV'], ['FIN-WAIT-1', 'FIN_WAIT1'],
+  ['FIN-WAIT-2', 'FIN_WAIT2'], ['TIME-WAIT', 'TIME_WAIT'], ['UNCONN', 'CLOSE'], ['CLOSE-WAIT', 'CLOSE_WAIT'],
+  ['LAST-ACK', 'LAST_ACK'], ['LISTEN', 'LISTEN'], ['CLOSING', 'CLOSING'], ['UNKNOWN', 'UNKNOWN'],
+] as const) STATES.set(stateKey(name.length, name.charCodeAt(0), name.charCodeAt(name.length - 1)), { name, state });
+
+function stateKey(length: number, first: number, last: number): number {
+  return length * 65536 + first * 256 + last;
+}
+
+function stateAt(buf: Buffer, start: number, end: number): TcpState {
+  const known = STATES.get(stateKey(end - start, buf[start] ?? 0, buf[end - 1] ?? 0));
+  if (known === undefined) throw new RowError('unknown state');
+  for (let i = 0; i < known.name.length; i++) if (buf[start + i] !== known.name.charCodeAt(i)) throw new RowError('unknown state');
+  return known.state;
+}
+
+function decimalAt(buf: Buffer, start: number, end: number): number {
+  if (end <= start) return -1;
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const c = (buf[i] ?? 0) - 0x30;
+    if (c < 0 || c > 9) return -1;
+    value = value * 10 + c;
+  }
+  return value;
+}
+
+const v6Texts = new Map<string, string>();
+
+/**
+ * `ADDRESS[%IFNAME]:PORT` as ss prints it: IPv4 dotted, IPv6 in brackets, `*` for the IPv6 wildcard of a
+ * dual-stack socket, `*` for port 0.
+ */
+function endpointAt(buf: Buffer, start: number, end: number): { endpoint: Endpoint; family: 4 | 6 } {
+  let colon = end - 1;
+  while (colon > start && buf[colon] !== COLON) colon--;
+  const port = buf[colon + 1] === 0x2a /* * */ && colon + 2 === end ? 0 : decimalAt(buf, colon + 1, end);
+  if (colon <= start || port < 0 || port > 65535) throw new RowError('bad address:port column');
+  let stop = colon;
+  for (let i = start; i < colon; i++) {
+    if (buf[i] === 0x25 /* % */) {
+      stop = i;
+      break;
+    }
+  }
+  if (buf[start] === 0x5b /* [ */) {
+    if (buf[stop - 1] !== 0x5d /* ] */) throw new RowError('bad IPv6 address');
+    const text = buf.toString('latin1', start + 1, stop - 1);
+    let address = v6Texts.get(text);
+    if (address === undefined) {
+      try {
+        address = canonicalV6(text);
+      } catch {
+        throw new RowError('bad IPv6 address');
+      }
+      if (v6Texts.size >= 65_536) v6Texts.clear();
+      v6Texts.set(text, address);
+    }
+    return { endpoint: { address, port }, family: 6 };
+  }
+  if (stop === start + 1 && buf[start] === 0x2a /* * */) return { endpoint: { address: '::', port }, family: 6 };
+  // Dotted IPv4 into the word /proc would print on a little-endian machine: one cache for both readers.
+  let word = 0;
+  let at = start;
+  for (let part = 0; part < 4; part++) {
+    let value = 0;
+    const first = at;
+    while (at < stop && (buf[at] ?? 0) >= 0x30 && (buf[at] ?? 0) <= 0x39) value = value * 10 + (buf[at++] ?? 0) - 0x30;
+    if (at === first || value > 255 || (part < 3 ? buf[at++] !== 0x2e /* . */ : at !== stop)) throw new RowError('bad IPv4 address');
+    word += value * 2 ** (8 * part);
+  }
+  return { endpoint: { address: v4Text(word, true), port }, family: 4 };
+}
+
+const INO = Buffer.from(' ino:', 'latin1');
+const bounds = new Int32Array(10);
+
+/**
+ * One line of `ss -tanHe`: `STATE RECV-Q SEND-Q LOCAL PEER [uid:N] ino:N sk:... ...`. The inode is found
+ * first, so a row of another process costs one search. Returns null for a row not kept.
+ */
+export function parseSsRow(buf: Buffer, start: number, end: number, keep: ((inode: number) => boolean) | null): TcpSocket | null {
+  if (start === end) return null;
+  const ino = buf.indexOf(INO, start);
+  if (ino < 0 || ino >= end) throw new RowError('no ino: column (ss without -e?)');
+  let inodeEnd = ino + 5;
+  while (inodeEnd < end && buf[inodeEnd] !== SPACE) inodeEnd++;
+  const inode = decimalAt(buf, ino + 5, inodeEnd);
+  if (inode < 0) throw new RowError('bad ino: column');
+  if (keep !== null && !keep(inode)) return null;
+  // Start and end of the five leading columns: bounds[2k], bounds[2k + 1].
+  let count = 0;
+  let i = start;
+  while (count < 10) {
+    while (i < ino && buf[i] === SPACE) i++;
+    if (i >= ino) break;
+    bounds[count++] = i;
+    while (i < ino && buf[i] !== SPACE) i++;
+    bounds[count++] = i;
+  }
+  if (count < 10) throw new RowError('expected "State Recv-Q Send-Q Local:Port Peer:Port ... ino:N"');
+  const at = (k: number): number => bounds[k] ?? 0;
+  const state = stateAt(buf, at(0), at(1));
+  const recvQ = decimalAt(buf, at(2), at(3));
+  const sendQ = decimalAt(buf, at(4), at(5));
+  if (recvQ < 0 || sendQ < 0) throw new RowError('bad Recv-Q or Send-Q column');
+  const local = endpointAt(buf, at(6), at(7));
+  const remote = endpointAt(buf, at(8), at(9)).endpoint;
+  // uid: printed only when it is not 0, as the column just before ino:.
+  let uid = 0;
+  let column = ino - 1;
+  while (column > at(9) && buf[column] !== SPACE) column--;
+  if (column > at(9) && buf[column + 1] === 0x75 && buf[column + 2] === 0x69 && buf[column + 3] === 0x64 && buf[column + 4] === COLON /* uid: */) {
+    uid = decimalAt(buf, column + 5, ino);
+    if (uid < 0) throw new RowError('bad uid: column');
+  }
+  return {
+    inode,
+    family: local.family,
+    local: local.endpoint,
+    remote,
+    state,
+    // For a listener ss's Send-Q is the backlog's size; /proc prints 0 there, and the doctor means bytes unsent.
+    txQueue: state === 'LISTEN' ? 0 : sendQ,
+    rxQueue: recvQ,
+    uid,
+  };
+}
