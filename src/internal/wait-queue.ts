@@ -1,4 +1,4 @@
-/** The line of waiting acquires: arrival order, deadlines on one alarm, abort signals, lazy deletion. */
+/** The line of waiting acquires (or several, by priority): arrival order, deadlines on one alarm, abort signals, lazy deletion. */
 import { Alarm } from './alarm.js';
 import type { Clock } from './clock.js';
 import { Deque } from './deque.js';
@@ -28,11 +28,17 @@ export interface WaitQueueOwner<W> {
  * (or a compaction), so settling is O(1). Deadlines: waiters with the default timeout arrive in deadline
  * order and sit in a deque; the others in a heap; one ref'd alarm (a caller awaits its timeout) is armed
  * for the earliest and dropped when nobody waits, so an idle owner never holds the process open.
+ *
+ * A queue may have several lines, by priority (the generic-pool compat layer's `priorityRange`): `next()`
+ * serves the first line that has a waiter, and every line's deadlines share the one alarm.
  */
 export class WaitQueue<W extends QueuedWaiter> {
-  /** Waiters not yet settled. */
+  /** Waiters not yet settled, in every line. */
   pending = 0;
+  /** The first line: the pool's only one, or the highest priority. */
   readonly #line = new Deque<W>();
+  /** The lines after the first, by priority; null with one line (the pool's). */
+  readonly #lower: Deque<W>[] | null;
   /** Waiters with the default timeout: their deadlines are already in arrival order. */
   readonly #inOrder = new Deque<W>();
   /** Waiters with a per-call timeout, ordered by deadline. */
@@ -41,7 +47,9 @@ export class WaitQueue<W extends QueuedWaiter> {
   readonly #owner: WaitQueueOwner<W>;
   readonly #alarm: Alarm;
 
-  constructor(clock: Clock, defaultTimeoutMs: number, owner: WaitQueueOwner<W>) {
+  /** `lines`: how many priority lines (1: one first-in first-out line). */
+  constructor(clock: Clock, defaultTimeoutMs: number, owner: WaitQueueOwner<W>, lines = 1) {
+    this.#lower = lines > 1 ? Array.from({ length: lines - 1 }, () => new Deque<W>()) : null;
     this.#defaultTimeoutMs = defaultTimeoutMs;
     this.#owner = owner;
     this.#alarm = new Alarm(clock, () => {
@@ -49,9 +57,10 @@ export class WaitQueue<W extends QueuedWaiter> {
     }, false);
   }
 
-  /** Puts `waiter` at the end of the line, listening to its signal and arming its deadline. */
-  add(waiter: W): void {
-    this.#line.push(waiter);
+  /** Puts `waiter` at the end of its line (0 is the first), listening to its signal and arming its deadline. */
+  add(waiter: W, line = 0): void {
+    if (line === 0) this.#line.push(waiter);
+    else (this.#lower?.[line - 1] as Deque<W>).push(waiter);
     this.pending++;
     const signal = waiter.signal;
     if (signal !== undefined) {
@@ -67,11 +76,21 @@ export class WaitQueue<W extends QueuedWaiter> {
     if (deadline < this.#alarm.armedAt) this.#alarm.at(deadline);
   }
 
-  /** The oldest waiter still waiting, discarding settled ones on the way. */
+  /** The oldest waiter still waiting in the first line that has one, discarding settled ones on the way. */
   next(): W | undefined {
     let waiter: W | undefined;
     while ((waiter = this.#line.peekFirst()) !== undefined && waiter.settled) this.#line.shift();
+    if (waiter === undefined && this.#lower !== null && this.pending > 0) return this.#nextLower(this.#lower);
     return waiter;
+  }
+
+  #nextLower(lines: Deque<W>[]): W | undefined {
+    for (const line of lines) {
+      let waiter: W | undefined;
+      while ((waiter = line.peekFirst()) !== undefined && waiter.settled) line.shift();
+      if (waiter !== undefined) return waiter;
+    }
+    return undefined;
   }
 
   /** Ends `waiter`'s wait (bookkeeping only: telling it is the owner's job). */
@@ -86,19 +105,29 @@ export class WaitQueue<W extends QueuedWaiter> {
       // Nobody waits: drop the (ref'd) alarm.
       if (this.#alarm.armed) this.#alarm.clear();
     } else if (this.#line.length > 1024 && this.#line.length > 4 * this.pending) {
-      // Keep the dead weight bounded when many give up at once.
-      this.#line.filter((w) => !w.settled);
-      this.#inOrder.filter((w) => !w.settled);
-      this.#byDeadline.retain((w) => !w.settled);
+      this.#compact();
+    } else if (this.#lower !== null) {
+      let queued = this.#line.length;
+      for (const line of this.#lower) queued += line.length;
+      if (queued > 1024 && queued > 4 * this.pending) this.#compact();
     }
   }
 
-  /** Calls `visit` with each waiting waiter, oldest first, until it returns true. A scan: for failure paths. */
+  /** Keeps the dead weight bounded when many give up at once. */
+  #compact(): void {
+    this.#line.filter((w) => !w.settled);
+    if (this.#lower !== null) for (const line of this.#lower) line.filter((w) => !w.settled);
+    this.#inOrder.filter((w) => !w.settled);
+    this.#byDeadline.retain((w) => !w.settled);
+  }
+
+  /** Calls `visit` with each waiting waiter in the order `next()` serves them, until it returns true. A scan: for failure paths. */
   scan(visit: (waiter: W) => boolean | undefined): void {
-    const line = this.#line;
-    for (let i = 0; i < line.length; i++) {
-      const waiter = line.at(i) as W;
-      if (!waiter.settled && visit(waiter) === true) return;
+    for (const line of this.#lower === null ? [this.#line] : [this.#line, ...this.#lower]) {
+      for (let i = 0; i < line.length; i++) {
+        const waiter = line.at(i) as W;
+        if (!waiter.settled && visit(waiter) === true) return;
+      }
     }
   }
 
