@@ -26,8 +26,11 @@ export interface WaitQueueOwner<W> {
 /**
  * First-in first-out, with lazy deletion: a settled waiter stays in the line until it reaches the front
  * (or a compaction), so settling is O(1). Deadlines: waiters with the default timeout arrive in deadline
- * order and sit in a deque; the others in a heap; one ref'd alarm (a caller awaits its timeout) is armed
- * for the earliest and dropped when nobody waits, so an idle owner never holds the process open.
+ * order. While every waiter has it (the common case, and the contended hot path) the line itself is the
+ * deadline order and nothing else is kept; once a waiter with its own timeout arrives, the default ones
+ * also go to a deque in arrival order and the others to a heap, until nobody waits. One ref'd alarm (a
+ * caller awaits its timeout) is armed for the earliest and dropped when nobody waits, so an idle owner
+ * never holds the process open.
  *
  * A queue may have several lines, by priority (the generic-pool compat layer's `priorityRange`): `next()`
  * serves the first line that has a waiter, and every line's deadlines share the one alarm.
@@ -39,10 +42,17 @@ export class WaitQueue<W extends QueuedWaiter> {
   readonly #line = new Deque<W>();
   /** The lines after the first, by priority; null with one line (the pool's). */
   readonly #lower: Deque<W>[] | null;
-  /** Waiters with the default timeout: their deadlines are already in arrival order. */
+  /** While #mixed: the waiters with the default timeout and a deadline, whose deadlines are in arrival order. */
   readonly #inOrder = new Deque<W>();
-  /** Waiters with a per-call timeout, ordered by deadline. */
+  /** Waiters with a per-call timeout and a deadline, ordered by deadline. */
   readonly #byDeadline = new MinHeap<W>(deadlineOf);
+  /**
+   * False while there is one line and every waiter in it has the default timeout: the line is then in
+   * deadline order, and #inOrder and #byDeadline stay empty (one push and one shift less per waiter).
+   */
+  #mixed: boolean;
+  /** Several lines, or no default timeout (NaN): always #mixed. */
+  readonly #alwaysMixed: boolean;
   readonly #defaultTimeoutMs: number;
   readonly #owner: WaitQueueOwner<W>;
   readonly #alarm: Alarm;
@@ -50,6 +60,7 @@ export class WaitQueue<W extends QueuedWaiter> {
   /** `lines`: how many priority lines (1: one first-in first-out line). */
   constructor(clock: Clock, defaultTimeoutMs: number, owner: WaitQueueOwner<W>, lines = 1) {
     this.#lower = lines > 1 ? Array.from({ length: lines - 1 }, () => new Deque<W>()) : null;
+    this.#alwaysMixed = this.#mixed = lines > 1 || Number.isNaN(defaultTimeoutMs);
     this.#defaultTimeoutMs = defaultTimeoutMs;
     this.#owner = owner;
     this.#alarm = new Alarm(clock, () => {
@@ -70,10 +81,25 @@ export class WaitQueue<W extends QueuedWaiter> {
       signal.addEventListener('abort', waiter.onAbort, { once: true });
     }
     const deadline = waiter.enqueuedAt + waiter.timeoutMs;
-    if (deadline === Infinity) return;
-    if (waiter.timeoutMs === this.#defaultTimeoutMs) this.#inOrder.push(waiter);
-    else this.#byDeadline.push(waiter);
+    if (waiter.timeoutMs === this.#defaultTimeoutMs) {
+      if (deadline === Infinity) return;
+      if (this.#mixed) this.#inOrder.push(waiter);
+    } else {
+      if (!this.#mixed) this.#mix(waiter);
+      if (deadline === Infinity) return;
+      this.#byDeadline.push(waiter);
+    }
     if (deadline < this.#alarm.armedAt) this.#alarm.at(deadline);
+  }
+
+  /** A waiter with its own timeout joins a line of default ones: from now on their deadlines are kept apart. */
+  #mix(newcomer: W): void {
+    this.#mixed = true;
+    const line = this.#line;
+    for (let i = 0; i < line.length; i++) {
+      const waiter = line.at(i) as W;
+      if (waiter !== newcomer && !waiter.settled && waiter.enqueuedAt + waiter.timeoutMs !== Infinity) this.#inOrder.push(waiter);
+    }
   }
 
   /** The oldest waiter still waiting in the first line that has one, discarding settled ones on the way. */
@@ -99,11 +125,18 @@ export class WaitQueue<W extends QueuedWaiter> {
     this.pending--;
     if (waiter.onAbort !== undefined) waiter.signal?.removeEventListener('abort', waiter.onAbort);
     if (this.#line.peekFirst() === waiter) this.#line.shift();
-    if (this.#inOrder.peekFirst() === waiter) this.#inOrder.shift();
-    else if (this.#byDeadline.peek() === waiter) this.#byDeadline.pop();
+    if (this.#mixed) {
+      if (this.#inOrder.peekFirst() === waiter) this.#inOrder.shift();
+      else if (this.#byDeadline.peek() === waiter) this.#byDeadline.pop();
+    }
     if (this.pending === 0) {
-      // Nobody waits: drop the (ref'd) alarm.
+      // Nobody waits: drop the (ref'd) alarm, and the deadlines kept apart (all settled).
       if (this.#alarm.armed) this.#alarm.clear();
+      if (this.#mixed && !this.#alwaysMixed) {
+        this.#mixed = false;
+        if (this.#inOrder.length > 0) this.#inOrder.clear();
+        if (this.#byDeadline.size > 0) this.#byDeadline.retain(() => false);
+      }
     } else if (this.#line.length > 1024 && this.#line.length > 4 * this.pending) {
       this.#compact();
     } else if (this.#lower !== null) {
@@ -138,6 +171,11 @@ export class WaitQueue<W extends QueuedWaiter> {
   }
 
   #earliest(): W | undefined {
+    if (!this.#mixed) {
+      // One line, every waiter with the default timeout: the oldest has the earliest deadline.
+      const head = this.next();
+      return head === undefined || head.enqueuedAt + head.timeoutMs === Infinity ? undefined : head;
+    }
     let first: W | undefined;
     while ((first = this.#inOrder.peekFirst()) !== undefined && first.settled) this.#inOrder.shift();
     let custom: W | undefined;

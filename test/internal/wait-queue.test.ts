@@ -98,3 +98,34 @@ describe('WaitQueue with priority lines', () => {
     assert.equal(queue.next(), all[0]);
   });
 });
+
+describe('WaitQueue deadlines', () => {
+  it('keeps deadlines in order when waiters with their own timeouts join and leave a line of default ones', async () => {
+    const clock = new FakeClock();
+    const { queue, expired } = queueOf(clock, 100, 1);
+    queue.add(waiter(clock, 'd1', 100));
+    await clock.advance(10);
+    queue.add(waiter(clock, 'd2', 100));
+    const forever = waiter(clock, 'forever', Infinity);
+    queue.add(forever); // first in line among the living once d1 and d2 expire, yet never due
+    queue.add(waiter(clock, 'short', 5));
+    queue.add(waiter(clock, 'd3', 100));
+    assert.equal(clock.timers.total, 1);
+    await clock.advance(5);
+    assert.deepEqual(expired, ['short']);
+    await clock.advance(100);
+    assert.deepEqual(expired, ['short', 'd1', 'd2', 'd3']);
+    assert.equal(queue.next(), forever);
+    assert.equal(clock.timers.total, 0, 'the waiter left has no deadline');
+    queue.settle(forever);
+    // Empty again: a new line of default waiters, then one with a longer timeout of its own.
+    queue.add(waiter(clock, 'long', 500));
+    queue.add(waiter(clock, 'd4', 100));
+    await clock.advance(100);
+    assert.deepEqual(expired.slice(4), ['d4']);
+    await clock.advance(400);
+    assert.deepEqual(expired.slice(4), ['d4', 'long']);
+    assert.equal(queue.pending, 0);
+    assert.equal(clock.timers.total, 0);
+  });
+});
