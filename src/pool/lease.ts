@@ -24,8 +24,9 @@ export class Lease<T> {
   readonly #id: number;
   readonly #site: AcquireSite | null;
   readonly #label: string | undefined;
-  #state = OUT;
-  #endedAt = 0;
+  // Set in the constructor, not by field initializers: those run as a separate function per lease.
+  #state: number;
+  #endedAt: number;
 
   /** @internal Leases are made by the pool. */
   constructor(entry: PoolEntry<T>, id: number, site: AcquireSite | null, label: string | undefined) {
@@ -33,6 +34,8 @@ export class Lease<T> {
     this.#id = id;
     this.#site = site;
     this.#label = label;
+    this.#state = OUT;
+    this.#endedAt = 0;
   }
 
   /** @internal */

@@ -77,7 +77,7 @@ export class Pool<T> {
    * time by at most one housekeeping period, which bounds the error of lease ages and idle times.
    */
   #coarseNow: number;
-  /** Validation and keep-alive compare idle times against small thresholds: they need exact stamps. */
+  /** The factory has `validate`: an idle resource may need validating, and validation and keep-alive compare idle times against small thresholds, so they need exact stamps. */
   readonly #preciseIdle: boolean;
   /** Acquires until the next call-site capture (leak detection's sampling, counted here: no call per acquire). */
   #captureIn: number;
@@ -413,7 +413,7 @@ export class Pool<T> {
       let entry: PoolEntry<T> | undefined;
       while ((entry = this.#lifo ? this.#idle.pop() : this.#idle.shift()) !== undefined) {
         if (this.#unfit(entry, now)) continue;
-        if (this.#maintenance.needsValidation(entry, now)) {
+        if (this.#preciseIdle && this.#maintenance.needsValidation(entry, now)) {
           // Put it back where it was: the pump validates it for the queue head, which will be this caller.
           if (this.#lifo) this.#idle.push(entry);
           else this.#idle.unshift(entry);
@@ -550,7 +550,7 @@ export class Pool<T> {
     while (queue.pending > this.#core.validatingForQueue && this.#idle.length > 0) {
       const entry = (this.#lifo ? this.#idle.pop() : this.#idle.shift()) as PoolEntry<T>;
       if (this.#unfit(entry, now)) continue;
-      if (this.#maintenance.needsValidation(entry, now)) {
+      if (this.#preciseIdle && this.#maintenance.needsValidation(entry, now)) {
         this.#maintenance.validateForQueue(entry);
         continue;
       }
