@@ -28,6 +28,14 @@ export class Lease<T> {
   #state: number;
   #endedAt: number;
 
+  static {
+    // Every acquire's promise is resolved with a lease, and resolving looks up `then` on it. Not found,
+    // that lookup walks the lease, its prototype and Object.prototype: 265 instructions (callgrind). Found
+    // here, undefined (so a lease is still no thenable), it stops one step early: 120 fewer per acquire
+    // (sequential acquire+release 1,770 -> 1,652 instructions, 1,000 concurrent 3,296 -> 3,174).
+    Object.defineProperty(Lease.prototype, 'then', { value: undefined });
+  }
+
   /** @internal Leases are made by the pool. */
   constructor(entry: PoolEntry<T>, id: number, site: AcquireSite | null, label: string | undefined) {
     this.#entry = entry;
