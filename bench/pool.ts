@@ -188,6 +188,38 @@ export async function measureOnce(scenarioName: string, library: PoolLibrary, bu
 }
 
 /**
+ * Exactly `ops` operations of a scenario's loop on a fresh, warmed pool, without reading the clock: what
+ * bench/pool-instructions.ts runs under callgrind (twice, for two counts, so that start-up cancels out).
+ */
+export async function runOps(scenarioName: string, library: PoolLibrary, ops: number): Promise<void> {
+  const subject = makeSubject(library);
+  await warm(subject);
+  if (scenarioName === sequential.name) {
+    for (let i = 0; i < ops; i++) subject.release(await subject.acquire());
+  } else if (scenarioName === concurrent.name) {
+    let done = 0;
+    const worker = async (): Promise<void> => {
+      while (done < ops) {
+        const handle = await subject.acquire();
+        await Promise.resolve();
+        subject.release(handle);
+        done++;
+      }
+    };
+    await Promise.all(Array.from({ length: 1000 }, worker));
+  } else if (scenarioName === waiters.name) {
+    for (let done = 0; done < ops; done += 10_000) {
+      await Promise.all(Array.from({ length: 10_000 }, async () => {
+        subject.release(await subject.acquire());
+      }));
+    }
+  } else {
+    throw new Error(`unknown scenario "${scenarioName}"`);
+  }
+  await subject.close();
+}
+
+/**
  * Runs every scenario for every library, `rounds` times interleaved; reports the median. Each
  * measurement runs in a fresh process (bench/pool-worker.ts): in a shared process the scenario's call
  * sites see every library (megamorphic), and one library's garbage is collected during another's run,
