@@ -1,3 +1,4 @@
+// The pool benchmark: Lifeguard, generic-pool, tarn and a bare baseline, side by side, each measurement in a process of its own.
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
