@@ -1,3 +1,4 @@
+// The bench's bare baseline pool: an array of free resources and a FIFO of waiters, nothing else.
 import { Deque } from '../src/internal/deque.js';
 
 /**

@@ -1,3 +1,4 @@
+// The pool benchmark: Lifeguard, generic-pool, tarn and a bare baseline, side by side, each measurement in a process of its own.
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -185,6 +186,38 @@ export async function measureOnce(scenarioName: string, library: PoolLibrary, bu
   const m = await scenario.run(subject, budgetSeconds);
   await subject.close();
   return m.ops / m.seconds;
+}
+
+/**
+ * Exactly `ops` operations of a scenario's loop on a fresh, warmed pool, without reading the clock: what
+ * bench/pool-instructions.ts runs under callgrind (twice, for two counts, so that start-up cancels out).
+ */
+export async function runOps(scenarioName: string, library: PoolLibrary, ops: number): Promise<void> {
+  const subject = makeSubject(library);
+  await warm(subject);
+  if (scenarioName === sequential.name) {
+    for (let i = 0; i < ops; i++) subject.release(await subject.acquire());
+  } else if (scenarioName === concurrent.name) {
+    let done = 0;
+    const worker = async (): Promise<void> => {
+      while (done < ops) {
+        const handle = await subject.acquire();
+        await Promise.resolve();
+        subject.release(handle);
+        done++;
+      }
+    };
+    await Promise.all(Array.from({ length: 1000 }, worker));
+  } else if (scenarioName === waiters.name) {
+    for (let done = 0; done < ops; done += 10_000) {
+      await Promise.all(Array.from({ length: 10_000 }, async () => {
+        subject.release(await subject.acquire());
+      }));
+    }
+  } else {
+    throw new Error(`unknown scenario "${scenarioName}"`);
+  }
+  await subject.close();
 }
 
 /**

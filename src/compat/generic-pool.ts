@@ -1,3 +1,4 @@
+/** generic-pool 3.x's API on Lifeguard's pool: priorities, drain/clear, its events and getters (lifeguard/compat/generic-pool). */
 import { EventEmitter } from 'node:events';
 import { systemClock } from '../internal/clock.js';
 import { Deque } from '../internal/deque.js';
@@ -97,12 +98,10 @@ interface Config {
   readonly promise: PromiseLibrary | null;
 }
 
-/** A caller in `acquire()`: in the line of its priority, Lifeguard's own wait queue (lazy deletion, one alarm). */
+/** A caller in `acquire()`: in its priority's line of Lifeguard's own wait queue (lazy deletion, one alarm for all lines). */
 interface Waiter<T> extends QueuedWaiter {
   readonly resolve: (resource: T) => void;
   readonly reject: (error: Error) => void;
-  /** Its priority's line. */
-  readonly slot: number;
 }
 
 /** One Lifeguard acquire in flight on behalf of whichever compat waiter is first in line when it resolves. */
@@ -227,8 +226,8 @@ export class Pool<T> extends EventEmitter {
   /** clear() ran while a drain was still in progress: close Lifeguard's pool once the drain completes. */
   #closeWhenDrained = false;
 
-  readonly #queues: WaitQueue<Waiter<T>>[];
-  #waiting = 0;
+  /** One line per priority, every deadline on one alarm. */
+  readonly #queue: WaitQueue<Waiter<T>>;
   readonly #supply = new Deque<SupplyRequest>();
   /** Leases held while factory.validate runs (testOnBorrow): supply already on its way to a waiter. */
   #validating = 0;
@@ -256,7 +255,7 @@ export class Pool<T> extends EventEmitter {
       aborted: () => undefined, // no signal: generic-pool's acquire() takes none
       now: () => systemClock.now(),
     };
-    this.#queues = Array.from({ length: this.#config.priorityRange }, () => new WaitQueue<Waiter<T>>(systemClock, timeoutMs, owner));
+    this.#queue = new WaitQueue<Waiter<T>>(systemClock, timeoutMs, owner, this.#config.priorityRange);
     this.#innerOptions = innerOptions(`generic-pool-${++poolCounter}`, this.#config, (options ?? {}) as Record<string, unknown>, this.#lifeguardFactory());
     // Validated now even when autostart is false, so a bad configuration fails at construction, not at
     // the first acquire.
@@ -296,7 +295,7 @@ export class Pool<T> extends EventEmitter {
 
   /** Acquires waiting. */
   get pending(): number {
-    return this.#waiting;
+    return this.#queue.pending;
   }
 
   get spareResourceCapacity(): number {
@@ -412,15 +411,13 @@ export class Pool<T> extends EventEmitter {
     if (!this.#started) this.start();
     if (this.#draining) return Promise.reject(new PoolClosedError(DRAINING));
     const config = this.#config;
-    if (this.#waiting >= config.maxWaitingClients && this.spareResourceCapacity < 1 && this.available < 1) {
+    if (this.#queue.pending >= config.maxWaitingClients && this.spareResourceCapacity < 1 && this.available < 1) {
       return Promise.reject(new QueueFullError('max waitingClients count exceeded'));
     }
     return new Promise<T>((resolve, reject) => {
-      const slot = slotOf(priority, config.priorityRange);
       const ms = config.acquireTimeoutMillis;
-      const waiter: Waiter<T> = { resolve, reject, slot, enqueuedAt: systemClock.now(), timeoutMs: ms > 0 ? ms : Infinity, signal: undefined, onAbort: undefined, settled: false };
-      (this.#queues[slot] as WaitQueue<Waiter<T>>).add(waiter);
-      this.#waiting++;
+      const waiter: Waiter<T> = { resolve, reject, enqueuedAt: systemClock.now(), timeoutMs: ms > 0 ? ms : Infinity, signal: undefined, onAbort: undefined, settled: false };
+      this.#queue.add(waiter, slotOf(priority, config.priorityRange));
       this.#balance();
     });
   }
@@ -434,19 +431,14 @@ export class Pool<T> extends EventEmitter {
     this.#notify();
   }
 
-  /** Ends a waiter's wait (its line drops its deadline, and its alarm when nobody is left). */
+  /** Ends a waiter's wait (the queue drops its deadline, and the alarm when nobody is left). */
   #settle(waiter: Waiter<T>): void {
-    (this.#queues[waiter.slot] as WaitQueue<Waiter<T>>).settle(waiter);
-    this.#waiting--;
+    this.#queue.settle(waiter);
   }
 
   /** Highest priority first, oldest first within a priority; still in line until settled. */
   #nextWaiter(): Waiter<T> | undefined {
-    for (const queue of this.#queues) {
-      const waiter = queue.next();
-      if (waiter !== undefined) return waiter;
-    }
-    return undefined;
+    return this.#queue.next();
   }
 
   /** Keeps exactly one supply request (or validation) per waiter: adds the missing, cancels the surplus. */
@@ -461,8 +453,8 @@ export class Pool<T> extends EventEmitter {
       }
       return;
     }
-    while (this.#supply.length + this.#validating < this.#waiting) this.#request(inner);
-    let surplus = this.#supply.length + this.#validating - this.#waiting;
+    while (this.#supply.length + this.#validating < this.#queue.pending) this.#request(inner);
+    let surplus = this.#supply.length + this.#validating - this.#queue.pending;
     // The newest request is the furthest back in Lifeguard's queue: cancelling it disturbs nobody.
     for (let request: SupplyRequest | undefined; surplus > 0 && (request = this.#supply.pop()) !== undefined; surplus--) {
       request.live = false;
@@ -590,7 +582,7 @@ export class Pool<T> extends EventEmitter {
   }
 
   #isDrained(): boolean {
-    return this.#waiting === 0 && this.#loans.size === 0 && this.#validating === 0;
+    return this.#queue.pending === 0 && this.#loans.size === 0 && this.#validating === 0;
   }
 
   async #clear(): Promise<void> {

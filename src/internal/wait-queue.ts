@@ -1,4 +1,4 @@
-/** The line of waiting acquires: arrival order, deadlines on one alarm, abort signals, lazy deletion. */
+/** The line of waiting acquires (or several, by priority): arrival order, deadlines on one alarm, abort signals, lazy deletion. */
 import { Alarm } from './alarm.js';
 import type { Clock } from './clock.js';
 import { Deque } from './deque.js';
@@ -26,22 +26,41 @@ export interface WaitQueueOwner<W> {
 /**
  * First-in first-out, with lazy deletion: a settled waiter stays in the line until it reaches the front
  * (or a compaction), so settling is O(1). Deadlines: waiters with the default timeout arrive in deadline
- * order and sit in a deque; the others in a heap; one ref'd alarm (a caller awaits its timeout) is armed
- * for the earliest and dropped when nobody waits, so an idle owner never holds the process open.
+ * order. While every waiter has it (the common case, and the contended hot path) the line itself is the
+ * deadline order and nothing else is kept; once a waiter with its own timeout arrives, the default ones
+ * also go to a deque in arrival order and the others to a heap, until nobody waits. One ref'd alarm (a
+ * caller awaits its timeout) is armed for the earliest and dropped when nobody waits, so an idle owner
+ * never holds the process open.
+ *
+ * A queue may have several lines, by priority (the generic-pool compat layer's `priorityRange`): `next()`
+ * serves the first line that has a waiter, and every line's deadlines share the one alarm.
  */
 export class WaitQueue<W extends QueuedWaiter> {
-  /** Waiters not yet settled. */
+  /** Waiters not yet settled, in every line. */
   pending = 0;
+  /** The first line: the pool's only one, or the highest priority. */
   readonly #line = new Deque<W>();
-  /** Waiters with the default timeout: their deadlines are already in arrival order. */
+  /** The lines after the first, by priority; null with one line (the pool's). */
+  readonly #lower: Deque<W>[] | null;
+  /** While #mixed: the waiters with the default timeout and a deadline, whose deadlines are in arrival order. */
   readonly #inOrder = new Deque<W>();
-  /** Waiters with a per-call timeout, ordered by deadline. */
+  /** Waiters with a per-call timeout and a deadline, ordered by deadline. */
   readonly #byDeadline = new MinHeap<W>(deadlineOf);
+  /**
+   * False while there is one line and every waiter in it has the default timeout: the line is then in
+   * deadline order, and #inOrder and #byDeadline stay empty (one push and one shift less per waiter).
+   */
+  #mixed: boolean;
+  /** Several lines, or no default timeout (NaN): always #mixed. */
+  readonly #alwaysMixed: boolean;
   readonly #defaultTimeoutMs: number;
   readonly #owner: WaitQueueOwner<W>;
   readonly #alarm: Alarm;
 
-  constructor(clock: Clock, defaultTimeoutMs: number, owner: WaitQueueOwner<W>) {
+  /** `lines`: how many priority lines (1: one first-in first-out line). */
+  constructor(clock: Clock, defaultTimeoutMs: number, owner: WaitQueueOwner<W>, lines = 1) {
+    this.#lower = lines > 1 ? Array.from({ length: lines - 1 }, () => new Deque<W>()) : null;
+    this.#alwaysMixed = this.#mixed = lines > 1 || Number.isNaN(defaultTimeoutMs);
     this.#defaultTimeoutMs = defaultTimeoutMs;
     this.#owner = owner;
     this.#alarm = new Alarm(clock, () => {
@@ -49,9 +68,10 @@ export class WaitQueue<W extends QueuedWaiter> {
     }, false);
   }
 
-  /** Puts `waiter` at the end of the line, listening to its signal and arming its deadline. */
-  add(waiter: W): void {
-    this.#line.push(waiter);
+  /** Puts `waiter` at the end of its line (0 is the first), listening to its signal and arming its deadline. */
+  add(waiter: W, line = 0): void {
+    if (line === 0) this.#line.push(waiter);
+    else (this.#lower?.[line - 1] as Deque<W>).push(waiter);
     this.pending++;
     const signal = waiter.signal;
     if (signal !== undefined) {
@@ -61,17 +81,42 @@ export class WaitQueue<W extends QueuedWaiter> {
       signal.addEventListener('abort', waiter.onAbort, { once: true });
     }
     const deadline = waiter.enqueuedAt + waiter.timeoutMs;
-    if (deadline === Infinity) return;
-    if (waiter.timeoutMs === this.#defaultTimeoutMs) this.#inOrder.push(waiter);
-    else this.#byDeadline.push(waiter);
+    if (waiter.timeoutMs === this.#defaultTimeoutMs) {
+      if (deadline === Infinity) return;
+      if (this.#mixed) this.#inOrder.push(waiter);
+    } else {
+      if (!this.#mixed) this.#mix(waiter);
+      if (deadline === Infinity) return;
+      this.#byDeadline.push(waiter);
+    }
     if (deadline < this.#alarm.armedAt) this.#alarm.at(deadline);
   }
 
-  /** The oldest waiter still waiting, discarding settled ones on the way. */
+  /** A waiter with its own timeout joins a line of default ones: from now on their deadlines are kept apart. */
+  #mix(newcomer: W): void {
+    this.#mixed = true;
+    const line = this.#line;
+    for (let i = 0; i < line.length; i++) {
+      const waiter = line.at(i) as W;
+      if (waiter !== newcomer && !waiter.settled && waiter.enqueuedAt + waiter.timeoutMs !== Infinity) this.#inOrder.push(waiter);
+    }
+  }
+
+  /** The oldest waiter still waiting in the first line that has one, discarding settled ones on the way. */
   next(): W | undefined {
     let waiter: W | undefined;
     while ((waiter = this.#line.peekFirst()) !== undefined && waiter.settled) this.#line.shift();
+    if (waiter === undefined && this.#lower !== null && this.pending > 0) return this.#nextLower(this.#lower);
     return waiter;
+  }
+
+  #nextLower(lines: Deque<W>[]): W | undefined {
+    for (const line of lines) {
+      let waiter: W | undefined;
+      while ((waiter = line.peekFirst()) !== undefined && waiter.settled) line.shift();
+      if (waiter !== undefined) return waiter;
+    }
+    return undefined;
   }
 
   /** Ends `waiter`'s wait (bookkeeping only: telling it is the owner's job). */
@@ -80,25 +125,42 @@ export class WaitQueue<W extends QueuedWaiter> {
     this.pending--;
     if (waiter.onAbort !== undefined) waiter.signal?.removeEventListener('abort', waiter.onAbort);
     if (this.#line.peekFirst() === waiter) this.#line.shift();
-    if (this.#inOrder.peekFirst() === waiter) this.#inOrder.shift();
-    else if (this.#byDeadline.peek() === waiter) this.#byDeadline.pop();
+    if (this.#mixed) {
+      if (this.#inOrder.peekFirst() === waiter) this.#inOrder.shift();
+      else if (this.#byDeadline.peek() === waiter) this.#byDeadline.pop();
+    }
     if (this.pending === 0) {
-      // Nobody waits: drop the (ref'd) alarm.
+      // Nobody waits: drop the (ref'd) alarm, and the deadlines kept apart (all settled).
       if (this.#alarm.armed) this.#alarm.clear();
+      if (this.#mixed && !this.#alwaysMixed) {
+        this.#mixed = false;
+        if (this.#inOrder.length > 0) this.#inOrder.clear();
+        if (this.#byDeadline.size > 0) this.#byDeadline.retain(() => false);
+      }
     } else if (this.#line.length > 1024 && this.#line.length > 4 * this.pending) {
-      // Keep the dead weight bounded when many give up at once.
-      this.#line.filter((w) => !w.settled);
-      this.#inOrder.filter((w) => !w.settled);
-      this.#byDeadline.retain((w) => !w.settled);
+      this.#compact();
+    } else if (this.#lower !== null) {
+      let queued = this.#line.length;
+      for (const line of this.#lower) queued += line.length;
+      if (queued > 1024 && queued > 4 * this.pending) this.#compact();
     }
   }
 
-  /** Calls `visit` with each waiting waiter, oldest first, until it returns true. A scan: for failure paths. */
+  /** Keeps the dead weight bounded when many give up at once. */
+  #compact(): void {
+    this.#line.filter((w) => !w.settled);
+    if (this.#lower !== null) for (const line of this.#lower) line.filter((w) => !w.settled);
+    this.#inOrder.filter((w) => !w.settled);
+    this.#byDeadline.retain((w) => !w.settled);
+  }
+
+  /** Calls `visit` with each waiting waiter in the order `next()` serves them, until it returns true. A scan: for failure paths. */
   scan(visit: (waiter: W) => boolean | undefined): void {
-    const line = this.#line;
-    for (let i = 0; i < line.length; i++) {
-      const waiter = line.at(i) as W;
-      if (!waiter.settled && visit(waiter) === true) return;
+    for (const line of this.#lower === null ? [this.#line] : [this.#line, ...this.#lower]) {
+      for (let i = 0; i < line.length; i++) {
+        const waiter = line.at(i) as W;
+        if (!waiter.settled && visit(waiter) === true) return;
+      }
     }
   }
 
@@ -109,6 +171,11 @@ export class WaitQueue<W extends QueuedWaiter> {
   }
 
   #earliest(): W | undefined {
+    if (!this.#mixed) {
+      // One line, every waiter with the default timeout: the oldest has the earliest deadline.
+      const head = this.next();
+      return head === undefined || head.enqueuedAt + head.timeoutMs === Infinity ? undefined : head;
+    }
     let first: W | undefined;
     while ((first = this.#inOrder.peekFirst()) !== undefined && first.settled) this.#inOrder.shift();
     let custom: W | undefined;

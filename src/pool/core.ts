@@ -1,14 +1,20 @@
-/** The one owner interface through which the pool's cold-path modules reach its state: no module sees the others' insides. */
+/** The one owner object through which the pool's cold-path modules reach its state and each other: built once, with the pool's hot-path operations. */
 import type { Clock } from '../internal/clock.js';
-import type { Deque } from '../internal/deque.js';
-import type { QueuedWaiter, WaitQueue } from '../internal/wait-queue.js';
+import { Deque } from '../internal/deque.js';
+import { WaitQueue, type QueuedWaiter } from '../internal/wait-queue.js';
 import type { LeakTracking } from '../leak/leak-detector.js';
 import type { AcquireSite } from '../leak/site.js';
+import type { PermitWaits } from './budget-option.js';
+import { Creation } from './creation.js';
 import type { LeaseInfo } from './events.js';
 import type { Lease } from './lease.js';
+import { LeakWatch, leaseInfo } from './leak-watch.js';
+import { Maintenance } from './maintenance.js';
 import type { ResolvedPoolOptions } from './options.js';
-import { DESTROY_REASONS, type DestroyReason, type EntryOwner, type PoolEntry } from './pool-entry.js';
+import { DESTROY_REASONS, EntryState, type DestroyReason, type EntryOwner, type PoolEntry } from './pool-entry.js';
+import { Shutdown, type ShutdownHooks } from './shutdown.js';
 import type { Signals } from './signals.js';
+import { Waiting } from './waiting.js';
 
 /**
  * @internal Receives an acquire's outcome without a promise: `lifeguard/http` acquires once per request,
@@ -62,42 +68,136 @@ export function newCounters(): PoolCounters {
   };
 }
 
+/** The operations only the pool can do: its hot path, its clock stamps and its state, given to the core as they are (no extra call). */
+export interface PoolHooks<T> extends ShutdownHooks {
+  readonly now: () => number;
+  readonly stamp: () => number;
+  readonly settle: (entry: PoolEntry<T>, destroy: boolean, cause: unknown) => void;
+  readonly isOpen: () => boolean;
+  readonly pump: () => void;
+  readonly handOut: (entry: PoolEntry<T>, now: number) => void;
+  readonly unfit: (entry: PoolEntry<T>, now: number) => boolean;
+  readonly escalate: (now: number) => void;
+}
+
 /**
- * What the pool shares with its modules (creation, maintenance, leak watch, shutdown): the state they
- * read and the few operations they may call. Built once by the pool; the lease's owner too, so a lease
- * ends through the same object.
+ * What the pool shares with its modules (creation, maintenance, leak watch, waiting, shutdown): the state
+ * they read, the modules themselves, and the few operations they may call. Built once by the pool; the
+ * lease's owner too, so a lease ends through the same object.
  */
-export interface PoolCore<T> extends EntryOwner<T> {
+export class PoolCore<T> implements EntryOwner<T> {
+  readonly name: string;
   readonly o: ResolvedPoolOptions<T>;
   readonly clock: Clock;
   /** Every live resource: idle, lent, being validated or reset. */
-  readonly all: Set<PoolEntry<T>>;
-  readonly idle: Deque<PoolEntry<T>>;
+  readonly all = new Set<PoolEntry<T>>();
+  readonly idle = new Deque<PoolEntry<T>>();
   readonly queue: WaitQueue<Waiter<T>>;
-  readonly counters: PoolCounters;
+  readonly counters = newCounters();
   readonly signals: Signals<T>;
   readonly leak: LeakTracking;
+  /** With a budget: this pool's creations waiting for a permit. */
+  readonly permitWaits: PermitWaits;
   /** Validations on borrow: supply already on its way to the queue, so creation must not double it. */
-  validatingForQueue: number;
+  validatingForQueue = 0;
   /** Idle resources out for a keep-alive probe: counted as idle. */
-  probing: number;
+  probing = 0;
   /** Returned resources being reset: like validations, supply about to reach the queue. */
-  resetting: number;
-  isOpen(): boolean;
+  resetting = 0;
+  // The modules, each built once by the constructor, on this core.
+  readonly creation: Creation<T>;
+  readonly maintenance: Maintenance<T>;
+  readonly leakWatch: LeakWatch<T>;
+  readonly waiting: Waiting<T>;
+  readonly shutdown: Shutdown<T>;
+
+  // The pool's own operations (PoolHooks), as given.
+  readonly now: () => number;
+  /** The pool's cheap hot-path timestamp (lags `now()` by at most one housekeeping period). */
+  readonly stamp: () => number;
+  /** A lease ended (called by the lease). */
+  readonly settle: (entry: PoolEntry<T>, destroy: boolean, cause: unknown) => void;
+  readonly isOpen: () => boolean;
   /** The one scheduling function: serves waiters, starts validations and creations. */
-  pump(): void;
+  readonly pump: () => void;
   /** The one hand-out path for a resource that became free: destroyed if unfit, else to the oldest waiter, else idle. */
-  handOut(entry: PoolEntry<T>, now: number): void;
+  readonly handOut: (entry: PoolEntry<T>, now: number) => void;
   /** The one fitness check before a free resource goes anywhere: destroys it (true) when doomed, closed, expired or its guard ran out. */
-  unfit(entry: PoolEntry<T>, now: number): boolean;
-  destroyEntry(entry: PoolEntry<T>, reason: DestroyReason, cause: unknown): void;
-  /** A state change a closing pool may be waiting for. */
-  wakeClose(): void;
-  /** `pool "db": max=10 inUse=10 idle=0 pending=37 creating=0` */
-  describeState(): string;
+  readonly unfit: (entry: PoolEntry<T>, now: number) => boolean;
   /** Pressure or a leak: capture every call site from the next acquire on, for a while. */
-  escalate(now: number): void;
-  leaseInfo(entry: PoolEntry<T>, now: number): LeaseInfo;
+  readonly escalate: (now: number) => void;
+
+  constructor(o: ResolvedPoolOptions<T>, clock: Clock, signals: Signals<T>, leak: LeakTracking, permitWaits: PermitWaits, hooks: PoolHooks<T>) {
+    this.name = o.name;
+    this.o = o;
+    this.clock = clock;
+    this.signals = signals;
+    this.leak = leak;
+    this.permitWaits = permitWaits;
+    this.now = hooks.now;
+    this.stamp = hooks.stamp;
+    this.settle = hooks.settle;
+    this.isOpen = hooks.isOpen;
+    this.pump = hooks.pump;
+    this.handOut = hooks.handOut;
+    this.unfit = hooks.unfit;
+    this.escalate = hooks.escalate;
+    this.queue = new WaitQueue<Waiter<T>>(clock, o.acquireTimeoutMs, {
+      expired: (waiter, now) => {
+        this.waiting.expired(waiter, now);
+      },
+      aborted: (waiter) => {
+        this.waiting.aborted(waiter);
+      },
+      now: hooks.now,
+    });
+    this.creation = new Creation(this);
+    this.maintenance = new Maintenance(this);
+    this.leakWatch = new LeakWatch(this);
+    this.waiting = new Waiting(this);
+    this.shutdown = new Shutdown(this, hooks);
+  }
+
+  /** Destroys a resource, whatever its state: counted, signalled, and its `factory.destroy` bounded (maintenance). */
+  destroyEntry(entry: PoolEntry<T>, reason: DestroyReason, cause: unknown): void {
+    if (entry.state === EntryState.DESTROYED) return;
+    const wasLent = entry.state === EntryState.LEASED;
+    if (entry.state === EntryState.IDLE) this.idle.remove(entry);
+    entry.state = EntryState.DESTROYED;
+    entry.endReason = reason;
+    entry.lease = null;
+    if (entry.tracked) {
+      entry.tracked = false;
+      this.leak.untrack(entry);
+    }
+    if (entry.probing) {
+      entry.probing = false;
+      this.probing--;
+    }
+    this.all.delete(entry);
+    this.counters.destroyed[reason]++;
+    this.signals.destroy(entry, reason, cause, !wasLent && reason !== 'closed' && reason !== 'leak' && reason !== 'revoked');
+    this.maintenance.retire(entry);
+  }
+
+  /** A state change a closing pool may be waiting for. */
+  wakeClose(): void {
+    this.shutdown.wake();
+  }
+
+  /** `pool "db": max=10 inUse=10 idle=0 pending=37 creating=0` */
+  describeState(): string {
+    const idle = this.idle.length + this.probing;
+    return `pool "${this.o.name}": max=${this.o.max} inUse=${this.all.size - idle} idle=${idle} pending=${this.queue.pending} creating=${this.creation.size}`;
+  }
+
+  leaseInfo(entry: PoolEntry<T>, now: number): LeaseInfo {
+    return leaseInfo(this, entry, now);
+  }
+
   /** Creation failed for good (CreateContext.permanent): every waiter fails now, with `cause`. */
-  failWaiters(cause: unknown): void;
+  failWaiters(cause: unknown): void {
+    this.waiting.refuseAll(() => this.waiting.createFailed(cause));
+  }
 }
+

@@ -24,8 +24,17 @@ export class Lease<T> {
   readonly #id: number;
   readonly #site: AcquireSite | null;
   readonly #label: string | undefined;
-  #state = OUT;
-  #endedAt = 0;
+  // Set in the constructor, not by field initializers: those run as a separate function per lease.
+  #state: number;
+  #endedAt: number;
+
+  static {
+    // Every acquire's promise is resolved with a lease, and resolving looks up `then` on it. Not found,
+    // that lookup walks the lease, its prototype and Object.prototype: 265 instructions (callgrind). Found
+    // here, undefined (so a lease is still no thenable), it stops one step early: 120 fewer per acquire
+    // (sequential acquire+release 1,770 -> 1,652 instructions, 1,000 concurrent 3,296 -> 3,174).
+    Object.defineProperty(Lease.prototype, 'then', { value: undefined });
+  }
 
   /** @internal Leases are made by the pool. */
   constructor(entry: PoolEntry<T>, id: number, site: AcquireSite | null, label: string | undefined) {
@@ -33,6 +42,8 @@ export class Lease<T> {
     this.#id = id;
     this.#site = site;
     this.#label = label;
+    this.#state = OUT;
+    this.#endedAt = 0;
   }
 
   /** @internal */

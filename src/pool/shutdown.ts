@@ -24,8 +24,6 @@ export interface CloseReport {
 export interface ShutdownHooks {
   /** Stop lending: the pool's state becomes closing. */
   closing(): void;
-  /** Reject every waiter with `error`. */
-  refuseAll(error: PoolClosedError): void;
   /** Everything is released: unregister, dispose, emit `close`. */
   closed(report: CloseReport): void;
 }
@@ -41,10 +39,10 @@ export class Shutdown<T> {
   /** The reason given to destroy(), once it was called. */
   cause: unknown = undefined;
 
-  constructor(core: PoolCore<T>, creation: Creation<T>, maintenance: Maintenance<T>, hooks: ShutdownHooks) {
+  constructor(core: PoolCore<T>, hooks: ShutdownHooks) {
     this.#core = core;
-    this.#creation = creation;
-    this.#maintenance = maintenance;
+    this.#creation = core.creation;
+    this.#maintenance = core.maintenance;
     this.#hooks = hooks;
   }
 
@@ -90,7 +88,7 @@ export class Shutdown<T> {
     const core = this.#core;
     const o = core.o;
     // 1. No more waiting: every waiter is rejected at once; no more retries; creations told to stop.
-    this.#hooks.refuseAll(waiterError);
+    this.#core.waiting.refuseAll(() => waiterError);
     this.#creation.stop(waiterError);
     // 2. Idle resources go now.
     for (const entry of core.idle.toArray()) core.destroyEntry(entry, 'closed', undefined);

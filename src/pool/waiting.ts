@@ -1,21 +1,80 @@
-/** The pool's waiters off the hot path: timeouts and aborts told with the pool's state, refusals, and scans for lifeguard/http. */
-import { budgetStatsOf, describeBudget, type PermitWaits } from './budget-option.js';
+/** The pool's waiters off the hot path: timeouts and aborts told with the pool's state, refusals, deliveries to receivers, and lifeguard/http's hand-off and scans. */
+import { budgetStatsOf, describeBudget } from './budget-option.js';
 import type { AcquireReceiver, PoolCore, Waiter } from './core.js';
 import type { Creation } from './creation.js';
-import { leasesOf } from './diagnostics.js';
+import { channels, leasesOf } from './diagnostics.js';
 import { AcquireAbortedError, AcquireTimeoutError, CreateFailedError } from './errors.js';
-import type { Lease } from './lease.js';
+import { kEntry, type Lease } from './lease.js';
 import { errorText, timeoutMessage } from './messages.js';
+import { EntryState } from './pool-entry.js';
 
 export class Waiting<T> {
   readonly #core: PoolCore<T>;
   readonly #creation: Creation<T>;
-  readonly #permitWaits: PermitWaits;
 
-  constructor(core: PoolCore<T>, creation: Creation<T>, permitWaits: PermitWaits) {
+  constructor(core: PoolCore<T>) {
     this.#core = core;
-    this.#creation = creation;
-    this.#permitWaits = permitWaits;
+    this.#creation = core.creation;
+  }
+
+  /** True while a lease is being handed to a receiver; grants made meanwhile wait in #deliveries. */
+  #delivering = false;
+  /** Triples of (receiver, lease, now) granted during a delivery, handed out by the outermost one. */
+  readonly #deliveries: (AcquireReceiver<T> | Lease<T> | number)[] = [];
+
+  /**
+   * Hands a lease to its receiver. A receiver may end a lease inside `onLease` (hand it straight back),
+   * which grants the next waiter from within this call: without this queue that recursion would grow
+   * one frame per waiter and overflow the stack on a long queue. Nested deliveries wait here instead,
+   * and the outermost call hands them out in order, after the pool's state is settled.
+   */
+  deliver(receiver: AcquireReceiver<T>, lease: Lease<T>, now: number): void {
+    if (this.#delivering) {
+      this.#deliveries.push(receiver, lease, now);
+      return;
+    }
+    this.#delivering = true;
+    try {
+      deliver(receiver, lease, now);
+      const queue = this.#deliveries;
+      if (queue.length > 0) {
+        for (let i = 0; i < queue.length; i += 3) deliver(queue[i] as AcquireReceiver<T>, queue[i + 1] as Lease<T>, queue[i + 2] as number);
+        queue.length = 0;
+      }
+    } finally {
+      this.#delivering = false;
+    }
+  }
+
+  /**
+   * `pool[kHandOff](lease)` (symbols.ts): the lease changes hands to the oldest waiter when that waiter is
+   * a receiver, without a release and a new lend. False when it cannot: release the lease as usual.
+   */
+  handOff(lease: Lease<T>): boolean {
+    const core = this.#core;
+    const queue = core.queue;
+    if (queue.pending === 0 || !core.isOpen() || core.leak.enabled || core.o.factory.reset !== undefined) return false;
+    const entry = lease[kEntry];
+    if (entry.owner !== core || entry.state !== EntryState.LEASED || entry.doomed !== null || entry.revoked !== null || !lease.active) return false;
+    const waiter = queue.next();
+    if (waiter === undefined || waiter.receiver === waiter) return false;
+    const now = core.now();
+    if (entry.expiresAt <= now || entry.guard.validUntil <= now) return false;
+    const heldMs = now - entry.acquiredAt;
+    this.unqueue(waiter);
+    core.counters.released++;
+    core.counters.acquired++;
+    entry.uses++;
+    entry.acquiredAt = now;
+    entry.site = waiter.site;
+    entry.label = waiter.label;
+    entry.leakReportedAt = 0;
+    if (core.signals.listening || channels.release.hasSubscribers || channels.acquire.hasSubscribers) {
+      core.signals.release(entry, heldMs);
+      core.signals.acquire(lease, entry, now - waiter.enqueuedAt);
+    }
+    this.deliver(waiter.receiver, lease, now);
+    return true;
   }
 
   /** Ends a waiter's wait; fewer waiters may leave creations in flight unwanted. */
@@ -35,7 +94,7 @@ export class Waiting<T> {
       leases: leasesOf(core, core.now()),
       consecutiveCreateFailures: creation.consecutiveFailures,
       lastCreateError: creation.lastError,
-      extra: budget === undefined ? creation.describe(now) : [...creation.describe(now), describeBudget(budgetStatsOf(budget, this.#permitWaits))],
+      extra: budget === undefined ? creation.describe(now) : [...creation.describe(now), describeBudget(budgetStatsOf(budget, core.permitWaits))],
     });
     this.unqueue(waiter);
     core.counters.timeouts++;

@@ -302,6 +302,32 @@ describe('acquire, release, destroy', () => {
     await shutdown(pool);
   });
 
+  it('regression: waiters of several priorities share one deadline timer (it was one per priority line)', async () => {
+    const pool = createPool(new Recorder().factory, { max: 1, priorityRange: 4, acquireTimeoutMillis: 60_000 });
+    const held = await pool.acquire();
+    const before = timers();
+    // The highest priority last: its deadline is the latest, so the one timer stays armed for the earliest.
+    const waiting = [3, 2, 1, 0].map((priority) => pool.acquire(priority));
+    await settle();
+    assert.equal(pool.pending, 4);
+    assert.equal(timers() - before, 1, 'one timer for every waiter, whatever its priority');
+    // Served by priority, each its turn; the timer goes when the last one is served.
+    const served: number[] = [];
+    let resource = held;
+    for (const _ of waiting) {
+      await pool.release(resource);
+      await settle();
+      const index = await Promise.race(waiting.map((p, i) => p.then(() => i, () => -1)).filter((_, i) => !served.includes(i)));
+      served.push(index);
+      resource = await (waiting[index] as Promise<Res>);
+    }
+    assert.deepEqual(served, [3, 2, 1, 0], 'priority 0 first, then 1, 2, 3');
+    assert.equal(pool.pending, 0);
+    assert.equal(timers() - before, 0, 'no deadline timer once nobody waits');
+    await pool.release(resource);
+    await shutdown(pool);
+  });
+
   it('carries the last creation error as the timeout\'s cause', async () => {
     const recorder = new Recorder();
     recorder.failCreates = 1000;

@@ -37,6 +37,20 @@ describe('acquire and release', () => {
     await pool.close();
   });
 
+  it('a lease is no thenable (its prototype\'s own `then` is undefined): awaiting or resolving with it gives the lease', async () => {
+    const { pool } = setup({ max: 1 });
+    const lease = await pool.acquire();
+    assert.equal(typeof (lease as unknown as { then?: unknown }).then, 'undefined');
+    assert.equal(await Promise.resolve(lease), lease);
+    const queued = pool.acquire();
+    lease.release();
+    const next = await queued;
+    assert.equal(await (next as unknown as Promise<unknown>), next, 'await of a lease is the lease');
+    assert.deepEqual(Object.keys(next), [], 'nothing enumerable added');
+    next.release();
+    await pool.close();
+  });
+
   it('never lends more than max: the next acquire waits until a release', async () => {
     const { pool } = setup({ max: 2 });
     const a = await pool.acquire();
