@@ -52,7 +52,8 @@ export class AcquireSite {
 
   #userFrames(): string[] {
     if (this.#frames === undefined) {
-      const lines = (this.#holder.stack ?? '').split('\n').filter((l) => l.trimStart().startsWith('at '));
+      const stack: unknown = this.#holder.stack;
+      const lines = (typeof stack === 'string' ? stack : '').split('\n').filter((l) => l.trimStart().startsWith('at '));
       const frames: string[] = [];
       for (const line of lines) {
         const text = line.trim().replace(/^at /, '');

@@ -5,6 +5,7 @@ import type { Budget } from '../budget/budget.js';
 import type { LendGuard } from './pool-entry.js';
 import { InvalidOptionError } from '../internal/errors.js';
 import { clockOption, describe, durationOption, fail, numberOption, oneOf, rejectUnknownKeys, timeoutProblem } from '../internal/options.js';
+import { AcquireSite } from '../leak/site.js';
 
 // Re-exported for the folders that still import the validators from here.
 export { describe, numberOption, rejectUnknownKeys, type NumberRule } from '../internal/options.js';
@@ -312,7 +313,8 @@ export function checkAcquireOptions(options: AcquireOptions): InvalidOptionError
     return new InvalidOptionError('label', `invalid acquire() option "label": expected a string or undefined, got ${describe(label)}`);
   }
   const site: unknown = options.site;
-  if (site !== undefined && !(typeof site === 'object' && site !== null && typeof (site as { stack?: unknown }).stack === 'string')) {
+  // An Error's (or a captured site's) stack is not read here: reading it formats it, which only a report needs.
+  if (site !== undefined && !(site instanceof Error || site instanceof AcquireSite || (typeof site === 'object' && site !== null && typeof (site as { stack?: unknown }).stack === 'string'))) {
     return new InvalidOptionError('site', `invalid acquire() option "site": expected an Error (or an object with a string stack) or undefined, got ${describe(site)}`);
   }
   const signal: unknown = options.signal;

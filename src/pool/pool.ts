@@ -329,7 +329,7 @@ export class Pool<T> {
         return this.#refuse(receiver, new AcquireAbortedError(`acquire aborted before it started (${this.#core.describeState()})`, { cause: signal.reason }));
       }
       // The caller captured the site itself (it acquires on someone else's behalf): nothing to capture here.
-      if (options.site !== undefined) site = new AcquireSite(options.site);
+      if (options.site !== undefined) site = options.site instanceof AcquireSite ? options.site : new AcquireSite(options.site);
     }
     if (site !== null) {
       // Given by the caller.

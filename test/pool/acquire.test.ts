@@ -283,6 +283,21 @@ describe('acquire({ site })', () => {
     });
   }
 
+  it('regression: acquire({ site }) formatted the site\'s stack on every acquire (its check read .stack), where it should be read only by a report', async () => {
+    const { pool } = setup({ leakDetection: 'full' });
+    let reads = 0;
+    const site = new Error('acquire site');
+    const captured = site.stack;
+    Object.defineProperty(site, 'stack', { get: () => { reads++; return captured; } });
+    for (let i = 0; i < 5; i++) (await pool.acquire({ site })).release();
+    assert.equal(reads, 0, 'nothing read the stack of a site no report needed');
+    const lease = await pool.acquire({ site });
+    assert.match(lease.site?.frame ?? 'null', /acquire\.test\.[jt]s:\d+:\d+/);
+    assert.ok(reads > 0, 'read once a report wants the line');
+    lease.release();
+    await pool.close();
+  });
+
   it('rejects a site that is neither an Error nor an object with a string stack, naming the option', async () => {
     const { pool } = setup();
     await assert.rejects(pool.acquire({ site: 'here' } as never), /invalid acquire\(\) option "site": expected an Error \(or an object with a string stack\) or undefined, got the string "here"/);
