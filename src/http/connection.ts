@@ -141,15 +141,13 @@ export class PooledSocket implements GatedConnection {
    * slot is `gate`'s and its breakage is reported through that pool's `invalidate`. The gate moves the
    * slot and its own tracking; the pools' bookkeeping is the caller's.
    */
-  rehome(gate: ConnectionGate, invalidate: (reason: unknown) => void, now: number): (reason: unknown) => void {
-    const previous = this.#invalidate;
+  rehome(gate: ConnectionGate, invalidate: (reason: unknown) => void, now: number): void {
     this.#gate = gate;
     this.#invalidate = invalidate;
     this.idle = true;
     this.parked = false;
     this.moving = true;
     this.idleSince = now;
-    return previous;
   }
 
   evict(reason: Error): void {
@@ -322,15 +320,6 @@ export function lossDeferred(context: CreateContext): { made: PooledSocket | nul
   return slot;
 }
 
-const noop = (): void => undefined;
-
-/**
- * Why the pool a connection left dropped it (the cause of its destroy event there). One shared object: a
- * handover happens on most requests under a shared cap, and an Error per request (its stack captured) was
- * a measurable share of their cost.
- */
-export const HANDED_OVER = new Error('handed, open, to an older request of another scope waiting under the shared cap (still open, now in the pool of that request)');
-
 /** The pool a connection belongs to, as its factory knows it. */
 export interface ConnectionHome {
   /** Which pool (its factory's token). */
@@ -339,6 +328,8 @@ export interface ConnectionHome {
   left(connection: HttpConnection): void;
   /** The budget hook of the create that made or adopted it: routes a lost permit to the connection while it is this pool's. */
   readonly loss: { made: PooledSocket | null };
+  /** Tells this pool the connection moved to another (CreateContext.moved): it leaves with reason 'moved', not as broken. */
+  readonly moved: () => void;
 }
 
 /** Options that shape a connection's Client: a connection moves between pools only when they agree. */
@@ -371,11 +362,11 @@ export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: R
   const budgeted = o.budgetFor?.(parts.origin) !== undefined;
   const owner = {};
   /** Makes `made` this pool's: the settings of this pool that a connection takes on wherever it was made. */
-  const bind = (made: HttpConnection, loss: { made: PooledSocket | null }): void => {
+  const bind = (made: HttpConnection, loss: { made: PooledSocket | null }, context: CreateContext): void => {
     made.closeGracefully = budgeted;
     made.now = () => clock.now();
     made.marginMs = o.keepAliveSafetyMarginMs;
-    const home: ConnectionHome = { owner, left: (c) => { hooks.closed(c); }, loss };
+    const home: ConnectionHome = { owner, left: (c) => { hooks.closed(c); }, loss, moved: context.moved };
     made.home = home;
     loss.made = made;
     hooks.opened(made);
@@ -401,12 +392,13 @@ export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: R
         from.left(c);
         // A permit lost by the pool it left is that pool's business no more.
         from.loss.made = null;
-        const dropFrom = c.rehome(gate, context.invalidate, now);
-        bind(c, connection);
+        c.rehome(gate, context.invalidate, now);
+        bind(c, connection, context);
         adopted.c = c;
         // Idle in its pool: that pool drops its entry once the slot has moved (its destroy leaves a
         // connection of another home open).
-        return parked ? () => { dropFrom(HANDED_OVER); } : noop;
+        // Lent (its request just ended), the caller then releases it, and its pool drops it.
+        return from.moved;
       };
       // Waiting for a slot only while a request needs this connection: a wait for a slot can evict another
       // origin's idle connection.
@@ -426,7 +418,7 @@ export function connectionFactory(parts: OriginParts, gate: ConnectionGate, o: R
       }
       try {
         const made = new HttpConnection(parts, socket, gate, context, o, clock.now());
-        bind(made, connection);
+        bind(made, connection, context);
         return made;
       } catch (error) {
         socket.destroy();

@@ -6,7 +6,7 @@ import { ErrorCodes } from '../pool/errors.js';
 import { kAcquireInto, kHandOff, kWithdraw, type AcquireReceiver } from '../pool/pool.js';
 import type { AcquireSite } from '../leak/site.js';
 import { leaseLabel } from './site.js';
-import { HANDED_OVER, readConnectionHeaders, undiciWillClose, type HttpConnection } from './connection.js';
+import { readConnectionHeaders, undiciWillClose, type HttpConnection } from './connection.js';
 import { oldestWaiting, type HttpCore, type OriginEntry, type TrackedResponse } from './core.js';
 import { HttpClosedError, HttpErrorCodes, QueueFullError, QueueTimeoutError, RequestDeadlineError } from './errors.js';
 import { backoffMs, isConnectionError, isIdempotent, isReplayable, parseRetryAfter, rawHeader } from './retry.js';
@@ -551,7 +551,8 @@ export class PooledRequest implements LegacyHandler, AcquireReceiver<HttpConnect
         // Same origin (another scope): the slot goes with the open connection itself, which this pool
         // drops without closing (its destroy leaves a connection that has another home).
         if (gate.handOver(conn, mine ?? Infinity)) {
-          lease.destroy(HANDED_OVER);
+          // The handover told this pool the connection moved: releasing the lease drops it (reason 'moved').
+          lease.release();
           return;
         }
         if (mine !== undefined && gate.olderWaiterElsewhere(conn.origin, mine)) {

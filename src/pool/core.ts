@@ -176,7 +176,7 @@ export class PoolCore<T> implements EntryOwner<T> {
     }
     this.all.delete(entry);
     this.counters.destroyed[reason]++;
-    this.signals.destroy(entry, reason, cause, !wasLent && reason !== 'closed' && reason !== 'leak' && reason !== 'revoked');
+    this.signals.destroy(entry, reason, cause, !wasLent && reason !== 'closed' && reason !== 'leak' && reason !== 'revoked' && reason !== 'moved');
     this.maintenance.retire(entry);
   }
 

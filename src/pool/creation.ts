@@ -125,6 +125,9 @@ export class Creation<T> {
         if (attempt.entry !== null) this.#revoke(attempt.entry, reason);
         else attempt.invalidated ??= { reason };
       },
+      moved: () => {
+        if (attempt.entry !== null) this.#moved(attempt.entry);
+      },
       permanent: markPermanent,
       guard: (guard: LendGuard) => {
         if (typeof guard !== 'object' || (guard as unknown) === null || typeof guard.validUntil !== 'number') {
@@ -288,6 +291,18 @@ export class Creation<T> {
     this.#core.destroyEntry(entry, 'error', reason);
     this.#core.wakeClose();
     this.#core.pump();
+  }
+
+  /** The resource belongs to another pool now (CreateContext.moved). */
+  #moved(entry: PoolEntry<T>): void {
+    if (entry.state === EntryState.DESTROYED) return;
+    if (entry.state === EntryState.IDLE) {
+      this.#core.destroyEntry(entry, 'moved', undefined);
+      this.#core.pump();
+      return;
+    }
+    entry.doomed = 'moved';
+    entry.doomedCause = undefined;
   }
 
   /** The resource broke on its own (CreateContext.invalidate). */

@@ -37,6 +37,13 @@ export interface CreateContext {
    */
   readonly revoke: (reason?: unknown) => void;
   /**
+   * Says the resource now belongs to another pool (lifeguard/http hands an open connection to another
+   * scope's pool): it leaves this one without counting as broken, destroyed with reason `'moved'` at once
+   * when idle, else when its lease ends. The factory's `destroy` is still called for it, and must leave
+   * open what moved.
+   */
+  readonly moved: () => void;
+  /**
    * Registers a lend guard: an object whose `validUntil` (milliseconds of the pool's clock) says until
    * when the resource may still be lent. Before lending it, and before handing it from one lease to the
    * next, the pool compares `guard.validUntil <= now`; once true the resource is destroyed (reason

@@ -3,9 +3,9 @@ import type { AcquireSite } from '../leak/site.js';
 import type { Lease } from './lease.js';
 
 /** Why a resource was destroyed; also the keys of `stats().destroyed`. */
-export type DestroyReason = 'idle' | 'lifetime' | 'validation' | 'error' | 'leak' | 'revoked' | 'closed';
+export type DestroyReason = 'idle' | 'lifetime' | 'validation' | 'error' | 'leak' | 'revoked' | 'closed' | 'moved';
 
-export const DESTROY_REASONS: readonly DestroyReason[] = ['idle', 'lifetime', 'validation', 'error', 'leak', 'revoked', 'closed'];
+export const DESTROY_REASONS: readonly DestroyReason[] = ['idle', 'lifetime', 'validation', 'error', 'leak', 'revoked', 'closed', 'moved'];
 
 // Plain numbers rather than strings: compared on every acquire and release.
 export const EntryState = Object.freeze({ IDLE: 0, LEASED: 1, VALIDATING: 2, RESETTING: 3, DESTROYED: 4 });

@@ -56,8 +56,8 @@ export class SilentServer {
 /** A create context for calling a factory directly; `invalidated` records the reasons reported. */
 export function createContext(signal: AbortSignal = new AbortController().signal): CreateContext & { invalidated: unknown[] } {
   const invalidated: unknown[] = [];
-  const fail = (): never => assert.fail('the adapters never revoke');
-  return { signal, unwanted: new AbortController().signal, invalidate: (reason?: unknown) => { invalidated.push(reason); }, revoke: fail, guard: fail, permanent: (error) => error, invalidated };
+  const fail = (): never => assert.fail('the adapters never revoke nor move a resource');
+  return { signal, unwanted: new AbortController().signal, invalidate: (reason?: unknown) => { invalidated.push(reason); }, revoke: fail, moved: fail, guard: fail, permanent: (error) => error, invalidated };
 }
 
 /** Resolves once every handle started since `before` is gone (sockets close asynchronously); fails otherwise. */

@@ -1,5 +1,6 @@
 /** Regression tests of fair-shared-cap-reconnects (issue 13 §3): a slot that moves between scopes takes its open connection along, and only a connection fit for reuse moves. */
 import assert from 'node:assert/strict';
+import dc from 'node:diagnostics_channel';
 import type http from 'node:http';
 import { describe, it } from 'node:test';
 import { request } from 'undici';
@@ -114,6 +115,50 @@ describe('handover of open connections between scopes', () => {
       await a;
     } finally {
       endA();
+      await d.close();
+      await s.server.close();
+    }
+  });
+
+  it('handover-counts-moved: the pool a connection leaves counts it as moved, not as broken (a handover added one to destroyed{reason="error"} and published a destroy with reason error)', async () => {
+    const s = await heldServer();
+    const d = new LifeguardDispatcher({ maxConnections: 1, connectionsPerOrigin: 1 });
+    const reasons: string[] = [];
+    const onDestroy = (message: unknown): void => { reasons.push((message as { reason: string }).reason); };
+    dc.subscribe('lifeguard:pool:destroy', onDestroy);
+    let endA!: () => void;
+    const aMayEnd = new Promise<void>((resolve) => { endA = resolve; });
+    try {
+      // Lent: A's request ends while B waits, and the connection goes from A's request to B's.
+      const { a, b } = await contend(d, s, (scope) => get(`${s.url}/b`, scope));
+      await s.answer();
+      const port = await a;
+      await s.answer();
+      assert.equal(await b, port);
+      assert.deepEqual(reasons.filter((r) => r !== 'closed'), ['moved'], `the lent connection left A's pool as moved: ${reasons.join(', ')}`);
+      reasons.length = 0;
+      // Parked: the connection sits idle in a scope that stays open, and a request of another scope takes it.
+      let portC = '';
+      const c = d.withScope(async (scope) => {
+        const pending = get(`${s.url}/c`, scope);
+        await s.answer();
+        portC = await pending;
+        await aMayEnd;
+      });
+      assert.ok(await eventually(() => portC !== ''));
+      const e = d.withScope(async (scope) => {
+        const pending = get(`${s.url}/e`, scope);
+        await s.answer();
+        return pending;
+      });
+      assert.equal(await e, portC);
+      assert.deepEqual(reasons.filter((r) => r !== 'closed'), ['moved'], `the idle connection left C's pool as moved: ${reasons.join(', ')}`);
+      assert.equal(s.server.accepted, 2, 'one connection for A and B (B closed it as it ended), one for C and E');
+      endA();
+      await c;
+    } finally {
+      endA();
+      dc.unsubscribe('lifeguard:pool:destroy', onDestroy);
       await d.close();
       await s.server.close();
     }
