@@ -42,7 +42,9 @@ function hex(buf: Buffer, start: number, end: number): number {
   return value;
 }
 
-function decimal(buf: Buffer, start: number, end: number): number {
+/** The unsigned decimal in `buf[start, end)`, or -1 when it is empty or holds anything but digits. */
+export function decimal(buf: Buffer, start: number, end: number): number {
+  if (end <= start) return -1;
   let value = 0;
   for (let i = start; i < end; i++) {
     const c = (buf[i] ?? 0) - 0x30;

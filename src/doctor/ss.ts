@@ -8,7 +8,7 @@ import { closeSync, openSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Endpoint, TcpSocket, TcpState } from './proc.js';
-import { canonicalV6, RowError, scanLines, v4Text } from './scan.js';
+import { canonicalV6, decimal, RowError, scanLines, v4Text } from './scan.js';
 
 /** The arguments the doctor runs `ss` with: TCP, every state, numeric, no header, extended (uid and inode). */
 export const SS_ARGS = Object.freeze(['-tanHe']);
@@ -110,17 +110,6 @@ function stateAt(buf: Buffer, start: number, end: number): TcpState {
   return known.state;
 }
 
-function decimalAt(buf: Buffer, start: number, end: number): number {
-  if (end <= start) return -1;
-  let value = 0;
-  for (let i = start; i < end; i++) {
-    const c = (buf[i] ?? 0) - 0x30;
-    if (c < 0 || c > 9) return -1;
-    value = value * 10 + c;
-  }
-  return value;
-}
-
 const v6Texts = new Map<string, string>();
 
 /**
@@ -130,7 +119,7 @@ const v6Texts = new Map<string, string>();
 function endpointAt(buf: Buffer, start: number, end: number): { endpoint: Endpoint; family: 4 | 6 } {
   let colon = end - 1;
   while (colon > start && buf[colon] !== COLON) colon--;
-  const port = buf[colon + 1] === 0x2a /* * */ && colon + 2 === end ? 0 : decimalAt(buf, colon + 1, end);
+  const port = buf[colon + 1] === 0x2a /* * */ && colon + 2 === end ? 0 : decimal(buf, colon + 1, end);
   if (colon <= start || port < 0 || port > 65535) throw new RowError('bad address:port column');
   let stop = colon;
   for (let i = start; i < colon; i++) {
@@ -181,7 +170,7 @@ export function parseSsRow(buf: Buffer, start: number, end: number, keep: ((inod
   if (ino < 0 || ino >= end) throw new RowError('no ino: column (ss without -e?)');
   let inodeEnd = ino + 5;
   while (inodeEnd < end && buf[inodeEnd] !== SPACE) inodeEnd++;
-  const inode = decimalAt(buf, ino + 5, inodeEnd);
+  const inode = decimal(buf, ino + 5, inodeEnd);
   if (inode < 0) throw new RowError('bad ino: column');
   if (keep !== null && !keep(inode)) return null;
   // Start and end of the five leading columns: bounds[2k], bounds[2k + 1].
@@ -197,8 +186,8 @@ export function parseSsRow(buf: Buffer, start: number, end: number, keep: ((inod
   if (count < 10) throw new RowError('expected "State Recv-Q Send-Q Local:Port Peer:Port ... ino:N"');
   const at = (k: number): number => bounds[k] ?? 0;
   const state = stateAt(buf, at(0), at(1));
-  const recvQ = decimalAt(buf, at(2), at(3));
-  const sendQ = decimalAt(buf, at(4), at(5));
+  const recvQ = decimal(buf, at(2), at(3));
+  const sendQ = decimal(buf, at(4), at(5));
   if (recvQ < 0 || sendQ < 0) throw new RowError('bad Recv-Q or Send-Q column');
   const local = endpointAt(buf, at(6), at(7));
   const remote = endpointAt(buf, at(8), at(9)).endpoint;
@@ -207,7 +196,7 @@ export function parseSsRow(buf: Buffer, start: number, end: number, keep: ((inod
   let column = ino - 1;
   while (column > at(9) && buf[column] !== SPACE) column--;
   if (column > at(9) && buf[column + 1] === 0x75 && buf[column + 2] === 0x69 && buf[column + 3] === 0x64 && buf[column + 4] === COLON /* uid: */) {
-    uid = decimalAt(buf, column + 5, ino);
+    uid = decimal(buf, column + 5, ino);
     if (uid < 0) throw new RowError('bad uid: column');
   }
   return {
