@@ -161,27 +161,19 @@ function fixedRow(buf: Buffer, start: number, end: number, littleEndian: boolean
   // uid, timeout and inode: space-padded decimals.
   i = uid;
   while (i < end && buf[i] === SPACE) i++;
-  let uidValue = 0;
   const uidFirst = i;
-  for (; i < end && buf[i] !== SPACE; i++) {
-    const c = (buf[i] ?? 0) - 0x30;
-    if (c < 0 || c > 9) return undefined;
-    uidValue = uidValue * 10 + c;
-  }
-  if (i === uidFirst) return undefined;
+  while (i < end && buf[i] !== SPACE) i++;
+  const uidValue = decimal(buf, uidFirst, i);
+  if (uidValue < 0) return undefined;
   while (i < end && buf[i] === SPACE) i++;
   const timeout = i;
   while (i < end && buf[i] !== SPACE) i++;
   if (i === timeout) return undefined;
   while (i < end && buf[i] === SPACE) i++;
-  let inode = 0;
   const inodeFirst = i;
-  for (; i < end && buf[i] !== SPACE; i++) {
-    const c = (buf[i] ?? 0) - 0x30;
-    if (c < 0 || c > 9) return undefined;
-    inode = inode * 10 + c;
-  }
-  if (i === inodeFirst) return undefined;
+  while (i < end && buf[i] !== SPACE) i++;
+  const inode = decimal(buf, inodeFirst, i);
+  if (inode < 0) return undefined;
   if (keep !== null && !keep(inode)) return null;
   // A kept row's hex columns are matched by a regular expression, which V8 compiles to machine code even
   // where its optimizing compiler is off (the one-off CLI): reading them a byte at a time from unoptimized

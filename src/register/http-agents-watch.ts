@@ -46,9 +46,11 @@ export function watchHttpAgents(options: HttpAgentsWatchOptions): HttpAgentsWatc
       const agent = (request as unknown as { agent?: unknown }).agent;
       // The global agents are one per process, whatever the line: one agent per request is the leak.
       if (typeof agent !== 'object' || agent === null || agent === http.globalAgent || agent === https.globalAgent) return;
+      const socket = request.socket;
+      // A kept-alive socket's next request: followed since its first.
+      if (socket !== null && open.has(socket)) return;
       const host = String(request.getHeader('host') ?? request.host);
       const followed: Followed = { agent, origin: `${request.protocol}//${host}`, since: performance.now(), site };
-      const socket = request.socket;
       if (socket !== null) adopt(socket, followed);
       else request.once('socket', (s) => { adopt(s, followed); });
     },
