@@ -8,7 +8,7 @@ import { readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FindingCodes, resolveThresholds, severityRank, type DoctorThresholds, type FindingCode, type ResolvedThresholds, type Severity } from './findings.js';
-import { formatEndpoint, normalizeAddress, type TcpState } from './proc.js';
+import { formatEndpoint, normalizeAddress, type TcpSocket, type TcpState } from './proc.js';
 import { scanFds, scanTable } from './scan.js';
 
 export interface HostProcess {
@@ -112,19 +112,32 @@ async function sampleHost(root: string, seen: Map<number, Seen>, index: number, 
   }
   // The latest sample's states and remotes only.
   if (index === samples - 1) for (const entry of seen.values()) { entry.states.clear(); entry.remotes.clear(); }
+  const last = index === samples - 1;
+  // The kernel prints a table a page at a time and resumes by position, so under churn a socket can be
+  // listed twice (see uniqueSockets): count each inode once, by its latest row.
+  const counted = new Map<number, TcpSocket>();
+  const tally = (entry: Seen, socket: TcpSocket, by: 1 | -1): void => {
+    entry.sockets[index] = (entry.sockets[index] ?? 0) + by;
+    if (!last) return;
+    entry.states.set(socket.state, (entry.states.get(socket.state) ?? 0) + by);
+    if (entry.states.get(socket.state) === 0) entry.states.delete(socket.state);
+    if (socket.state === 'CLOSE_WAIT') {
+      const remote = formatEndpoint({ address: normalizeAddress(socket.remote.address), port: socket.remote.port });
+      const n = (entry.remotes.get(remote) ?? 0) + by;
+      if (n === 0) entry.remotes.delete(remote);
+      else entry.remotes.set(remote, n);
+    }
+  };
   for (const pid of namespaces.values()) {
     for (const table of ['tcp', 'tcp6']) {
       try {
         await scanTable(path.join(root, String(pid), 'net', table), true, (inode) => owner.has(inode), (socket) => {
           const entry = seen.get(owner.get(socket.inode) ?? 0);
           if (entry === undefined) return;
-          entry.sockets[index] = (entry.sockets[index] ?? 0) + 1;
-          if (index !== samples - 1) return;
-          entry.states.set(socket.state, (entry.states.get(socket.state) ?? 0) + 1);
-          if (socket.state === 'CLOSE_WAIT') {
-            const remote = formatEndpoint({ address: normalizeAddress(socket.remote.address), port: socket.remote.port });
-            entry.remotes.set(remote, (entry.remotes.get(remote) ?? 0) + 1);
-          }
+          const before = counted.get(socket.inode);
+          if (before !== undefined) tally(entry, before, -1);
+          counted.set(socket.inode, socket);
+          tally(entry, socket, 1);
         });
       } catch {
         // The process exited, or no tcp6: its sockets are gone with it.

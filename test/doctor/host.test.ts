@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { resolveThresholds } from '../../src/doctor/findings.js';
-import { hostFindings, renderHost, shortCommand, type HostProcess, type HostReport } from '../../src/doctor/host.js';
+import { hostFindings, renderHost, shortCommand, surveyHost, type HostProcess, type HostReport } from '../../src/doctor/host.js';
+
+const fixtures = fileURLToPath(new URL('../../../test/fixtures/proc/', import.meta.url));
 
 describe('doctor --all table', () => {
   // Regression: the table cut command lines at 60 characters from the start, so a checkout under a long path
@@ -57,5 +63,35 @@ describe('doctor --all table', () => {
     assert.match(text, /^ {2}CRITICAL LG_DOCTOR_FD_LIMIT: pid 7 \(node app\.js\): 990 of 1000 file descriptors open \(99\.0% of the soft limit\)$/m);
     assert.doesNotMatch(text, /INFO/);
     assert.match(renderHost({ takenAt: '2026-12-04T00:00:00.000Z', samples: 1, skipped: 0, source: '/proc', processes: [] }), /^No findings\.$/m);
+  });
+
+  // Regression (CI, session 9): `doctor --all` counted 8 CLOSE_WAIT sockets for a process that held 7. The
+  // kernel prints /proc/net/tcp a page at a time and resumes by position, so under churn elsewhere in the
+  // namespace a row comes out twice; the per-process reader kept one row per inode, the host survey counted
+  // every row.
+  it('counts a socket the kernel listed twice once, by its latest row', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'lifeguard-host-'));
+    try {
+      const dir = path.join(root, '4242');
+      cpSync(path.join(fixtures, '4242'), dir, { recursive: true });
+      mkdirSync(path.join(dir, 'fd'));
+      // Inodes 1004 and 1005 are CLOSE_WAIT to 10.0.0.10:5432; 1002 is ESTABLISHED.
+      for (const [n, inode] of [[3, 1002], [4, 1004], [5, 1005]] as const) symlinkSync(`socket:[${inode}]`, path.join(dir, 'fd', String(n)));
+      writeFileSync(path.join(dir, 'cmdline'), 'node\0app.js\0');
+      const table = readFileSync(path.join(fixtures, '4242/net/tcp'), 'utf8').trimEnd().split('\n');
+      const row = (inode: number): string => table.find((line) => line.includes(` ${inode} 1 `))!;
+      // 1004 twice in CLOSE_WAIT; 1002 once as ESTABLISHED, then again after it moved to CLOSE_WAIT.
+      const moved = row(1002).replace(' 01 ', ' 08 ');
+      writeFileSync(path.join(dir, 'net', 'tcp'), [...table, row(1004), moved].join('\n') + '\n');
+      const host = await surveyHost({ procRoot: root });
+      const mine = host.processes.find((p) => p.pid === 4242);
+      assert.ok(mine);
+      assert.equal(mine.sockets, 3);
+      assert.equal(mine.closeWait, 3);
+      assert.deepEqual(mine.byState, { CLOSE_WAIT: 3 });
+      assert.deepEqual(mine.closeWaitRemotes, [{ remote: '10.0.0.10:5432', count: 2 }, { remote: '127.0.0.1:50000', count: 1 }]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
