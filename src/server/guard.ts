@@ -81,6 +81,8 @@ interface ShutdownState {
 }
 
 const guarded = new WeakMap<net.Server, ServerGuard>();
+/** The configuration warnings printed as process warnings so far (see ServerGuard#warn). */
+const printedWarnings = new Set<string>();
 
 /**
  * The TCP socket under a TLS socket: node keeps it on the TLS handle (`_parentWrap`, lib/_tls_wrap.js).
@@ -751,8 +753,16 @@ export class ServerGuard {
 
   #warn(code: ServerWarning['code'], message: string): void {
     const warning: ServerWarning = { code, server: this.name, message };
-    if (this.#emitter.hasListeners('warning')) this.#emitter.emit('warning', warning);
-    else process.emitWarning(message, { code });
+    if (this.#emitter.hasListeners('warning')) {
+      this.#emitter.emit('warning', warning);
+      return;
+    }
+    // Node prints a warning once per process: a suite that starts a server per test, each with node's
+    // defaults, would otherwise print the same lines once per test. Keyed by the message without the name.
+    const key = `${code} ${message.replace(`server "${this.name}"`, '')}`;
+    if (printedWarnings.has(key)) return;
+    printedWarnings.add(key);
+    process.emitWarning(`${message} (printed once per process; listen to 'warning' on a guard for each)`, { code });
   }
 
   // ---- shutdown ------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import { describe, it } from 'node:test';
@@ -89,6 +90,31 @@ describe('keep-alive alignment', () => {
     assert.match(warnings[0]!.message, /"Keep-Alive: timeout=5" but idle sockets close after 5000 ms \(keepAliveTimeout=5000\).*keepAliveHint: "safe" to send timeout=4/);
     assert.match(await rawResponseHead(port), /\r\nKeep-Alive: timeout=5\r\n/i);
     await close();
+  });
+
+  // Regression (found trying the packed package): with no 'warning' listener, each guarded server with node's
+  // defaults printed the same process warning, so a test suite that starts a server per test printed one per
+  // test. Node prints a warning once per process; so does the guard, per code and configuration.
+  it('without a warning listener, the same warning is printed once per process, not once per server', () => {
+    const index = new URL('../../src/server/index.js', import.meta.url).href;
+    const script = `
+      import http from 'node:http';
+      import { guardServer } from ${JSON.stringify(index)};
+      for (let i = 0; i < 5; i++) {
+        const server = http.createServer((_q, s) => s.end());
+        guardServer(server);
+        await new Promise((r) => server.listen(0, '127.0.0.1', r));
+        await new Promise((r) => server.close(r));
+      }
+      const other = http.createServer({ keepAliveTimeout: 30_000 }, (_q, s) => s.end());
+      guardServer(other);
+      await new Promise((r) => other.listen(0, '127.0.0.1', r));
+      await new Promise((r) => other.close(r));`;
+    const { stderr } = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    const printed = stderr.split('\n').filter((line) => line.includes('[LG_SERVER_KEEPALIVE_HINT]'));
+    assert.equal(printed.length, 2, stderr);
+    assert.match(printed[0]!, /server "server-1": responses say "Keep-Alive: timeout=5" .*\(printed once per process; listen to 'warning' on a guard for each\)/);
+    assert.match(printed[1]!, /timeout=30" but idle sockets close after 30000 ms/);
   });
 
   it('keepAliveHint "safe" sends a hint shorter than the real idle close, and does not warn', async () => {
