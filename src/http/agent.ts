@@ -211,6 +211,22 @@ function nodeAgentOptions(options: (HttpPoolOptions & NodeAgentOptions) | undefi
   return out;
 }
 
+/**
+ * Resolves translated options; a bad value given under node's name is reported under that name (the
+ * caller wrote `maxSockets: -1`, not `connectionsPerOrigin`).
+ */
+function resolveAgentOptions(options: unknown, given: HttpPoolOptions, what: string): ReturnType<typeof resolveHttpPoolOptions> {
+  try {
+    return resolveHttpPoolOptions(given, what);
+  } catch (error) {
+    const renamed = error instanceof InvalidOptionError && typeof options === 'object' && options !== null
+      ? NODE_NAMES.find(([node, ours]) => ours === error.option && node in options && !(ours in options)) : undefined;
+    if (renamed === undefined) throw error;
+    const [node, ours] = renamed;
+    throw new InvalidOptionError(node, (error as Error).message.replace(`"${ours}"`, `"${node}" (node's name for "${ours}")`));
+  }
+}
+
 /** A standalone `http.Agent` with its own caps: `new LifeguardAgent(options)`, for code that makes agents with a function. */
 export function createAgent(options?: HttpPoolOptions & NodeAgentOptions): LifeguardAgent {
   return new LifeguardAgent(options);
@@ -251,7 +267,7 @@ class AgentEngine {
       this.owner = false;
     } else {
       const given = nodeAgentOptions(options as (HttpPoolOptions & NodeAgentOptions) | undefined, what);
-      this.core = new HttpCore(resolveHttpPoolOptions(given, what), given, null, (report) => {
+      this.core = new HttpCore(resolveAgentOptions(options, given, what), given, null, (report) => {
         emitLeak(agent, report);
       });
       this.owner = true;

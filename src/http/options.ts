@@ -160,9 +160,9 @@ export function resolveRetryOptions(value: unknown): ResolvedRetryOptions | null
     const maxDelayMs = numberOption(source, 'maxDelayMs', Math.max(5000, initialDelayMs), { min: 1 });
     if (maxDelayMs < initialDelayMs) fail('maxDelayMs', `a number >= initialDelayMs (${initialDelayMs})`, maxDelayMs);
     const statuses = source['statuses'] ?? [429, 502, 503, 504];
-    if (!Array.isArray(statuses) || !statuses.every((s) => Number.isInteger(s) && (s as number) >= 100 && (s as number) <= 599)) {
-      fail('statuses', 'an array of HTTP status codes (integers 100-599)', statuses);
-    }
+    if (!Array.isArray(statuses)) fail('statuses', 'an array of HTTP status codes (integers 100-599)', statuses);
+    const bad = statuses.findIndex((s) => !Number.isInteger(s) || (s as number) < 100 || (s as number) > 599);
+    if (bad >= 0) fail('statuses', `an array of HTTP status codes (integers 100-599), but [${bad}] is not one`, statuses[bad]);
     return Object.freeze({
       maxAttempts: numberOption(source, 'maxAttempts', 3, { integer: true, min: 1 }),
       initialDelayMs,

@@ -102,7 +102,10 @@ describe('LifeguardAgent', () => {
       e.code === 'LG_INVALID_OPTION' && e.option === option && words.test(e.message);
     assert.throws(() => new LifeguardAgent({ keepAlive: false }), (e: Error & { code?: string; option?: string }) => invalid(e, 'keepAlive', /expected true or nothing.*got boolean false/));
     assert.throws(() => createAgent({ maxSockets: 4, connectionsPerOrigin: 8 }), (e: Error & { code?: string; option?: string }) => invalid(e, 'maxSockets', /node.s name for "connectionsPerOrigin".*number 4 and number 8/));
-    assert.throws(() => createAgent({ maxSockets: 0 }), (e: Error & { code?: string; option?: string }) => e.code === 'LG_INVALID_OPTION' && /connectionsPerOrigin/.test(e.message));
+    // A bad value under node's name is reported under that name (it said "connectionsPerOrigin", which the caller never wrote).
+    assert.throws(() => createAgent({ maxSockets: 0 }), (e: Error & { code?: string; option?: string }) => invalid(e, 'maxSockets', /invalid option "maxSockets" \(node's name for "connectionsPerOrigin"\).*: expected an integer >= 1, got number 0/));
+    assert.throws(() => createAgent({ maxTotalSockets: -1 }), (e: Error & { code?: string; option?: string }) => invalid(e, 'maxTotalSockets', /"maxTotalSockets" \(node's name for "maxConnections"\).*got number -1/));
+    assert.throws(() => createAgent({ connectionsPerOrigin: 0 }), (e: Error & { code?: string; option?: string }) => invalid(e, 'connectionsPerOrigin', /^invalid option "connectionsPerOrigin"/));
     await server.close();
     assert.deepEqual(await handles.leftover(), {});
   });

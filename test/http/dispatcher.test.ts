@@ -337,6 +337,8 @@ describe('LifeguardDispatcher', () => {
     assert.throws(() => new LifeguardDispatcher({ connectionPerOrigin: 3 } as never), (e: Error & { code?: string }) => e.code === 'LG_INVALID_OPTION' && /"connectionPerOrigin"/.test(e.message));
     assert.throws(() => new LifeguardDispatcher({ idleTimeoutMs: -1 }), /"idleTimeoutMs": expected a number >= 1, got number -1/);
     assert.throws(() => new LifeguardDispatcher({ retry: { statuses: [99] } }), /"retry.statuses"/);
+    // Which entry is wrong, and what it is (it said "got an array" for ['401']).
+    assert.throws(() => new LifeguardDispatcher({ retry: { statuses: [429, '401'] as never } }), /invalid option "retry.statuses": expected an array of HTTP status codes \(integers 100-599\), but \[1\] is not one, got the string "401"/);
     assert.throws(() => new LifeguardDispatcher({ retry: { maxAttemps: 2 } as never }), /unknown option "retry.maxAttemps" for retry/);
     assert.throws(() => new LifeguardDispatcher({ bodyLeakWarnAfterMs: 1000, bodyAbandonAfterMs: 10 }), /"bodyAbandonAfterMs"/);
   });
