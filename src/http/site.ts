@@ -8,6 +8,9 @@ import type { LeakDetectionMode } from '../pool/options.js';
 // like Lifeguard's own frames (which AcquireSite already drops).
 const undiciRoot = path.dirname(fileURLToPath(import.meta.resolve('undici'))) + path.sep;
 
+/** Frames captured for a request's site: undici's fetch path is 12 deep, and the caller's own callers help. */
+const STACK_FRAMES = 30;
+
 function userStack(stack: string | undefined): string {
   if (stack === undefined) return '';
   return stack.split('\n').filter((line) => !line.includes(undiciRoot) && !line.includes(`${path.sep}node_modules${path.sep}undici${path.sep}`) && !line.endsWith('(<anonymous>)')).join('\n');
@@ -47,7 +50,12 @@ export class SiteSampler {
       this.#countdown = this.#gap;
     }
     const raw: { stack?: string } = {};
+    // fetch() reaches the dispatcher 12 frames below its caller (undici's fetch steps and a promise
+    // executor); node's default limit of 10 cut the caller's frame off.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = STACK_FRAMES;
     Error.captureStackTrace(raw, callee);
+    Error.stackTraceLimit = limit;
     return new AcquireSite({
       get stack() {
         return userStack(raw.stack);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { describe, it } from 'node:test';
-import { request } from 'undici';
+import { fetch, request } from 'undici';
 import { diagnoseSelf } from '../../src/doctor/index.js';
 import { HttpErrorCodes, LifeguardAgent, LifeguardDispatcher } from '../../src/http/index.js';
 import { callerLocation, pointsAt } from '../support/site.js';
@@ -37,6 +37,21 @@ async function getObjectWithDispatcher(dispatcher: LifeguardDispatcher, url: str
   const r = await request(url, { dispatcher }); dispatcherLine ||= callerLocation(1);
   const size = Number(r.headers['content-length']);
   if (size <= 64 * 1024) await r.body.text();
+  return size;
+}
+
+let fetchLine = '';
+/**
+ * Responses whose bodies were never read, kept as the S3 client's connection manager kept its own: undici's
+ * fetch cancels the body of a Response that is garbage-collected, which would give its connection back.
+ */
+const unread: Awaited<ReturnType<typeof fetch>>[] = [];
+/** The same code path with fetch(): the response of a large object is never read. */
+async function getObjectWithFetch(dispatcher: LifeguardDispatcher, url: string): Promise<number> {
+  const r = await fetch(url, { dispatcher }); fetchLine ||= callerLocation(1);
+  unread.push(r);
+  const size = Number(r.headers.get('content-length'));
+  if (size <= 64 * 1024) await r.text();
   return size;
 }
 
@@ -109,6 +124,33 @@ describe('S3 scenario with default leak options: the forgetting line is named', 
       assert.ok(doctor.named >= 45, `diagnoseSelf() names ${dispatcherLine} for ${doctor.named} of ${doctor.held} held sockets (e.g. ${doctor.sample})`);
       t.diagnostic(`dispatcher: queue timeout names the line for ${inTimeout}/50, diagnoseSelf() for ${doctor.named}/50`);
     } finally {
+      await d.destroy();
+      await server.close();
+    }
+  });
+
+  // Regression (found trying the packed package): through fetch(), every holder was "acquired at (unknown)".
+  // fetch() reaches the dispatcher 12 frames below the caller (undici's fetch, a promise executor), and
+  // the site was captured with node's default Error.stackTraceLimit of 10, which cut the caller's frame off.
+  it('s3-leakers-named-fetch: the same with fetch() through the dispatcher', async (t) => {
+    const server = await objectStore();
+    const d = new LifeguardDispatcher({ connectionsPerOrigin: SOCKETS, acquireTimeoutMs: 1500, retry: { deadlineMs: 1500 } });
+    try {
+      const sizes = await Promise.all(Array.from({ length: SOCKETS }, (_, i) => getObjectWithFetch(d, `${server.url}/big/${i}`)));
+      assert.ok(sizes.every((s) => s === BIG.length));
+      assert.ok(await eventually(() => server.open === SOCKETS));
+      const failed = await getObjectWithFetch(d, `${server.url}/small`).then(() => null, (e: unknown) => e as Error);
+      // fetch() rejects with its own TypeError("fetch failed"); the dispatcher's error is its cause.
+      const error = failed?.cause as (Error & { code?: string }) | undefined;
+      assert.equal(error?.code, HttpErrorCodes.QUEUE_TIMEOUT, failed?.message);
+      const inTimeout = namedInTimeout(error.message, fetchLine);
+      assert.ok(inTimeout >= 45, `the queue timeout names ${fetchLine} for ${inTimeout} of ${SOCKETS} holders:\n${error.message}`);
+      const doctor = await namedByDoctor(server.port, fetchLine);
+      assert.equal(doctor.held, SOCKETS);
+      assert.ok(doctor.named >= 45, `diagnoseSelf() names ${fetchLine} for ${doctor.named} of ${doctor.held} held sockets (e.g. ${doctor.sample})`);
+      t.diagnostic(`fetch: queue timeout names the line for ${inTimeout}/50, diagnoseSelf() for ${doctor.named}/50`);
+    } finally {
+      unread.length = 0;
       await d.destroy();
       await server.close();
     }
