@@ -5,6 +5,8 @@ import { parseArgs } from 'node:util';
 /** The `lifeguard` command: help, version, and subcommands (`doctor`). */
 const HELP = `Usage: lifeguard <command> [options]
        lifeguard doctor --pid <pid> [--json] [--watch [--interval-ms <ms>]] [--samples <n>] [--fail-on <severity>]
+       lifeguard doctor --pid <pid> --serve <host:port>    (Prometheus sidecar)
+       lifeguard doctor --all [--top <n>] [--json]         (every process of the host, worst first)
        lifeguard dashboard --pid <pid> [--port <port>] [--host <address>] [--interval-ms <ms>]
 
 Leak-proof connection pools for Node.js.

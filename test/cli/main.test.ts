@@ -9,7 +9,11 @@ const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta
 describe('lifeguard CLI', () => {
   it('prints its version and help', () => {
     assert.equal(execFileSync(process.execPath, [bin, '--version'], { encoding: 'utf8' }).trim(), pkg.version);
-    assert.match(execFileSync(process.execPath, [bin, '--help'], { encoding: 'utf8' }), /^Usage: lifeguard/);
+    const help = execFileSync(process.execPath, [bin, '--help'], { encoding: 'utf8' });
+    assert.match(help, /^Usage: lifeguard/);
+    // Every form of the doctor is named at the top level (--all and --serve were only in "doctor --help").
+    assert.match(help, /lifeguard doctor --all/);
+    assert.match(help, /lifeguard doctor --pid <pid> --serve <host:port>/);
   });
 
   it('rejects an unknown command or option with exit code 2', () => {
