@@ -11,6 +11,10 @@ import type { PoolConnection } from 'mysql2';
 import type { Pool as PromisePool } from 'mysql2/promise';
 import type { Pool as LifeguardPool } from '../pool/pool.js';
 import { createPool as createCallbackPool, type Mysql2DropInOptions } from './mysql2-pool.js';
+import { loadDriver } from './shared.js';
+
+// Through the drop-in's own load above (mysql2-pool.js), so a missing mysql2 is LG_DRIVER_MISSING.
+const mysql = (await loadDriver(() => import('mysql2/promise'), 'mysql2', 'lifeguard/mysql2/promise')).default;
 
 export { AdapterErrorCodes, ConnectTimeoutError, ConnectionLostError, DriverMissingError, type AdapterErrorCode } from './errors.js';
 export type { Mysql2DropInLeak, Mysql2DropInLifeguardOptions, Mysql2DropInOptions, Mysql2DropInPool } from './mysql2-pool.js';
@@ -25,3 +29,19 @@ export function createPool(options: Mysql2DropInOptions | string): Mysql2DropInP
   Object.defineProperty(pool, 'lifeguard', { value: core.lifeguard, enumerable: false });
   return pool as Mysql2DropInPromisePool;
 }
+
+// mysql2/promise's other names, so that `import { createPool, createConnection } from 'mysql2/promise'`
+// changes only its module name. mysql2 itself is left alone.
+export const createConnection: typeof import('mysql2/promise').createConnection = mysql.createConnection;
+export const createPoolCluster: typeof import('mysql2/promise').createPoolCluster = mysql.createPoolCluster;
+export const escape: typeof import('mysql2/promise').escape = mysql.escape;
+export const escapeId: typeof import('mysql2/promise').escapeId = mysql.escapeId;
+export const format: typeof import('mysql2/promise').format = mysql.format;
+export const raw: typeof import('mysql2/promise').raw = mysql.raw;
+export const Types: typeof import('mysql2/promise').Types = mysql.Types;
+
+/** mysql2/promise with `createPool` replaced: for `import mysql from 'lifeguard/mysql2/promise'`. */
+const dropIn: Omit<typeof import('mysql2/promise'), 'createPool'> & { readonly createPool: typeof createPool } = Object.create(mysql, {
+  createPool: { value: createPool, enumerable: true },
+}) as Omit<typeof import('mysql2/promise'), 'createPool'> & { readonly createPool: typeof createPool };
+export default dropIn;

@@ -17,6 +17,7 @@ import {
   ConnectionWatch, adapterPool, choiceOption, closeConnection, connectTimeoutOption, connectWithin, driverOptions,
   factoryOptions, loadDriver, untilAborted, type ConnectOptions,
 } from './shared.js';
+import { createPool as createDropInPool } from './mysql2-pool.js';
 
 export { AdapterErrorCodes, ConnectTimeoutError, ConnectionLostError, DriverMissingError, type AdapterErrorCode } from './errors.js';
 export type { ConnectOptions } from './shared.js';
@@ -24,6 +25,22 @@ export type { ConnectOptions } from './shared.js';
 export { createPool, type Mysql2DropInLeak, type Mysql2DropInLifeguardOptions, type Mysql2DropInOptions, type Mysql2DropInPool } from './mysql2-pool.js';
 
 const mysql = (await loadDriver(() => import('mysql2'), 'mysql2', 'lifeguard/mysql2')).default;
+
+// mysql2's other names, so that `import { createPool, createConnection, format } from 'mysql2'` changes only
+// its module name. mysql2 itself is left alone; lifeguard/register is what replaces its createPool in place.
+export const createConnection: typeof import('mysql2').createConnection = mysql.createConnection;
+export const createPoolCluster: typeof import('mysql2').createPoolCluster = mysql.createPoolCluster;
+export const escape: typeof import('mysql2').escape = mysql.escape;
+export const escapeId: typeof import('mysql2').escapeId = mysql.escapeId;
+export const format: typeof import('mysql2').format = mysql.format;
+export const raw: typeof import('mysql2').raw = mysql.raw;
+export const Types: typeof import('mysql2').Types = mysql.Types;
+
+/** mysql2 with `createPool` replaced: what `import mysql from 'mysql2'` gave, for `import mysql from 'lifeguard/mysql2'`. */
+const dropIn: Omit<typeof import('mysql2'), 'createPool'> & { readonly createPool: typeof createDropInPool } = Object.create(mysql, {
+  createPool: { value: createDropInPool, enumerable: true },
+}) as Omit<typeof import('mysql2'), 'createPool'> & { readonly createPool: typeof createDropInPool };
+export default dropIn;
 
 /**
  * What is cleaned when a connection comes back to the pool:

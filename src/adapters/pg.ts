@@ -8,9 +8,10 @@
  * const rows = await pool.use((client) => client.query('SELECT now()'));
  * ```
  * or, as a drop-in for `pg.Pool`: `import { Pool } from 'lifeguard/pg'; const pool = new Pool({ max: 10 });`
+ * or for the whole module: `import pg from 'lifeguard/pg'; new pg.Pool(...); new pg.Client(...)`.
  */
 import { Socket } from 'node:net';
-import type { Client, ClientConfig } from 'pg';
+import type { ClientConfig } from 'pg';
 import type { Pool as LifeguardPool } from '../pool/pool.js';
 import { PgPool, type PgDropInPool } from './pg-pool.js';
 
@@ -33,6 +34,25 @@ export const Pool = PgPool;
 export type Pool = PgDropInPool;
 
 const pg = (await loadDriver(() => import('pg'), 'pg', 'lifeguard/pg')).default;
+
+// pg's other names, so that `import { Pool, Client, types } from 'pg'` changes only its module name. pg
+// itself is left alone (its Pool stays pg-pool); lifeguard/register is what replaces pg.Pool in place.
+export const Client: typeof import('pg').Client = pg.Client;
+export type Client = import('pg').Client;
+export const Query: typeof import('pg').Query = pg.Query;
+export const Connection: typeof import('pg').Connection = pg.Connection;
+export const DatabaseError: typeof import('pg').DatabaseError = pg.DatabaseError;
+export const TypeOverrides: typeof import('pg').TypeOverrides = pg.TypeOverrides;
+export const types: typeof import('pg').types = pg.types;
+export const defaults: typeof import('pg').defaults = pg.defaults;
+export const escapeIdentifier: typeof import('pg').escapeIdentifier = pg.escapeIdentifier;
+export const escapeLiteral: typeof import('pg').escapeLiteral = pg.escapeLiteral;
+
+/** The pg module with `Pool` replaced: what `import pg from 'pg'` gave, for `import pg from 'lifeguard/pg'`. */
+const dropIn: Omit<typeof import('pg'), 'Pool'> & { readonly Pool: typeof PgPool } = Object.create(pg, {
+  Pool: { value: PgPool, enumerable: true },
+}) as Omit<typeof import('pg'), 'Pool'> & { readonly Pool: typeof PgPool };
+export default dropIn;
 
 /**
  * What is cleaned when a client comes back to the pool:

@@ -4,8 +4,9 @@ import mysql from 'mysql2';
 import { Kysely, MysqlDialect, sql } from 'kysely';
 import { drizzle } from 'drizzle-orm/mysql2';
 import { sql as dsql } from 'drizzle-orm';
-import { createPool } from '../../src/adapters/mysql2.js';
-import { createPool as createPromisePool } from '../../src/adapters/mysql2-promise.js';
+import mysqlDropIn, { createConnection, createPool, escape, format } from '../../src/adapters/mysql2.js';
+import mysqlPromiseDropIn, { createPool as createPromisePool, createConnection as createPromiseConnection } from '../../src/adapters/mysql2-promise.js';
+import mysqlPromise from 'mysql2/promise';
 import { activeResources } from '../support/handles.js';
 import { SERVICES, requireService } from '../support/services.js';
 import { callerLocation } from '../support/site.js';
@@ -20,6 +21,27 @@ describe('lifeguard/mysql2 createPool (drop-in) options', () => {
   it('refuses a pool without a cap and Lifeguard options that mysql2 options set', () => {
     assert.throws(() => createPool({ ...base, connectionLimit: 0 }), /invalid option "connectionLimit" .*expected an integer >= 1/);
     assert.throws(() => createPool({ ...base, lifeguard: { max: 2 } as never }), (e: Error & { option?: string }) => e.option === 'lifeguard.max');
+  });
+});
+
+describe('lifeguard/mysql2 as the mysql2 module (one import changed)', () => {
+  // Regression (found trying the packed package): mysql2 is CommonJS, so ESM code writes
+  // `import mysql from 'mysql2/promise'` and `mysql.createPool()`; `import mysql from 'lifeguard/mysql2/promise'`
+  // failed ("does not provide an export named 'default'"), and so did importing createConnection or format.
+  it('has default exports that are mysql2 and mysql2/promise with createPool replaced, and their other names', () => {
+    assert.equal(mysqlDropIn.createPool, createPool);
+    assert.equal(mysqlDropIn.createConnection, mysql.createConnection);
+    assert.equal(mysqlDropIn.format('SELECT ?', [1]), 'SELECT 1');
+    assert.equal(createConnection, mysql.createConnection);
+    assert.equal(format, mysql.format);
+    assert.equal(escape("it's"), "'it\\'s'");
+    assert.equal(mysqlPromiseDropIn.createPool, createPromisePool);
+    assert.equal(mysqlPromiseDropIn.createConnection, mysqlPromise.createConnection);
+    assert.equal(createPromiseConnection, mysqlPromise.createConnection);
+    assert.equal(mysqlPromiseDropIn.escapeId('a'), '`a`');
+    // mysql2 itself is left alone.
+    assert.notEqual(mysql.createPool, createPool);
+    assert.notEqual(mysqlPromise.createPool, createPromisePool);
   });
 });
 

@@ -5,7 +5,7 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { sql as dsql } from 'drizzle-orm';
 import knexFactory from 'knex';
-import { Pool, lendToKnex } from '../../src/adapters/pg.js';
+import pgDropIn, { Client, DatabaseError, Pool, escapeIdentifier, escapeLiteral, lendToKnex, types } from '../../src/adapters/pg.js';
 import { activeResources } from '../support/handles.js';
 import { SERVICES, requireService } from '../support/services.js';
 import { callerLocation } from '../support/site.js';
@@ -31,6 +31,29 @@ describe('lifeguard/pg Pool (drop-in) shape', () => {
       return true;
     });
     assert.throws(() => new Pool({ lifeguard: { leakWarnAfterMs: 'soon' as never } }), /invalid option "leakWarnAfterMs"/);
+  });
+});
+
+describe('lifeguard/pg as the pg module (one import changed)', () => {
+  // Regression (found trying the packed package): pg is CommonJS, so ESM code writes `import pg from 'pg'`
+  // and `new pg.Pool()`, or imports Client and types beside Pool. `import pg from 'lifeguard/pg'` failed
+  // ("does not provide an export named 'default'"), and so did `import { Client } from 'lifeguard/pg'`.
+  it('has a default export that is pg with Pool replaced, and pg\'s other names beside Pool', async () => {
+    assert.equal(pgDropIn.Pool, Pool);
+    assert.equal(pgDropIn.Client, pg.Client);
+    assert.equal(pgDropIn.types, pg.types);
+    assert.equal(pgDropIn.defaults, pg.defaults);
+    assert.equal(pgDropIn.escapeIdentifier('a"b'), '"a""b"');
+    assert.equal(Client, pg.Client);
+    assert.equal(types, pg.types);
+    assert.equal(DatabaseError, pg.DatabaseError);
+    assert.equal(escapeLiteral("it's"), "'it''s'");
+    assert.equal(escapeIdentifier, pg.escapeIdentifier);
+    // pg itself is left alone: its own Pool stays pg-pool.
+    assert.notEqual(pg.Pool, Pool);
+    const pool = new pgDropIn.Pool({ ...base, max: 1 });
+    assert.ok('lifeguard' in pool);
+    await pool.end();
   });
 });
 

@@ -112,6 +112,14 @@ console.log(JSON.stringify({ n })); // and the process exits: close() left no ha
 `;
     const used = JSON.parse((await run(process.execPath, ['--input-type=module', '-e', use], { cwd: consumer, ...LONG })).stdout) as { n: number };
     assert.equal(used.n, 1);
+    const defaults = `
+import pg from '${PKG.name}/pg';
+import mysql from '${PKG.name}/mysql2/promise';
+const pool = new pg.Pool({ max: 1 });
+console.log(JSON.stringify({ lifeguard: 'lifeguard' in pool, client: typeof pg.Client, createConnection: typeof mysql.createConnection }));
+await pool.end();
+`;
+    assert.deepEqual(JSON.parse((await run(process.execPath, ['--input-type=module', '-e', defaults], { cwd: consumer, ...LONG })).stdout), { lifeguard: true, client: 'function', createConnection: 'function' });
 
     const bin = path.join(modules, '.bin', 'lifeguard');
     assert.equal((await run(bin, ['--version'], { cwd: consumer, ...LONG })).stdout.trim(), PKG.version);
@@ -130,6 +138,10 @@ console.log(JSON.stringify({ n })); // and the process exits: close() left no ha
     const imports = SUBPATHS.map((sub, i) => `import * as m${i} from '${sub === '.' ? PKG.name : `${PKG.name}/${sub.slice(2)}`}';`).join('\n');
     writeFileSync(path.join(consumer, 'index.ts'), `${imports}
 import { Pool, type Lease } from '${PKG.name}';
+// The drop-ins as their drivers' ESM users import them: the module's default export.
+import pg from '${PKG.name}/pg';
+import mysql from '${PKG.name}/mysql2/promise';
+export const dropIns = (): [boolean, string, string] => [new pg.Pool({ max: 1 }) instanceof pg.Pool, typeof pg.Client, typeof mysql.createConnection];
 export const modules = [${SUBPATHS.map((_, i) => `m${i}`).join(', ')}];
 export async function sample(): Promise<number> {
   const pool = new Pool<{ n: number }>({ max: 1, factory: { create: async () => ({ n: 1 }), destroy: async () => {} } });
