@@ -5,6 +5,7 @@ import { Deque } from '../internal/deque.js';
 import { WaitQueue, type QueuedWaiter, type WaitQueueOwner } from '../internal/wait-queue.js';
 import {
   AcquireTimeoutError,
+  DestroyTimeoutError,
   DoubleReleaseError,
   ErrorCodes,
   ForeignLeaseError,
@@ -38,7 +39,7 @@ export interface Factory<T> {
   validate?(client: T): boolean | PromiseLike<boolean>;
 }
 
-/** generic-pool 3.x's options, all of them; any other key is rejected. */
+/** generic-pool 3.x's options, all of them, and `name`; any other key is rejected, but for generic-pool 2's that 3 ignores. */
 export interface Options {
   readonly max?: number | undefined;
   readonly min?: number | undefined;
@@ -55,6 +56,8 @@ export interface Options {
   readonly softIdleTimeoutMillis?: number | undefined;
   readonly idleTimeoutMillis?: number | undefined;
   readonly Promise?: PromiseConstructorLike | undefined;
+  /** Not generic-pool 3's (its version 2 had it): the Lifeguard pool's name, in reports and metrics. */
+  readonly name?: string | undefined;
 }
 
 /**
@@ -74,6 +77,15 @@ const OPTION_KEYS = new Set([
   'fifo', 'priorityRange', 'autostart', 'evictionRunIntervalMillis', 'numTestsPerEvictionRun',
   'softIdleTimeoutMillis', 'idleTimeoutMillis', 'Promise',
 ]);
+
+/**
+ * generic-pool 2's options that generic-pool 3 ignores. Code upgraded from 2 still passes them (generic-pool's
+ * own suite passes `log: false`), so they are accepted, with one warning per process; `name` names the pool.
+ */
+const IGNORED_V2_KEYS = ['log', 'refreshIdle', 'reapIntervalMillis', 'returnToHead'];
+/** generic-pool 2's factory functions, which it took in the options: ignoring them would skip validation. */
+const FACTORY_V2_KEYS = ['create', 'destroy', 'validate', 'validateAsync'];
+let warnedIgnored = false;
 
 // setTimeout fires at once (with a warning) beyond this; a longer deadline is, in practice, none.
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -131,10 +143,27 @@ function resolveConfig<T>(factory: Factory<T>, options: Options | undefined | nu
   }
   const given: unknown = options ?? {};
   if (typeof given !== 'object' || given === null) throw new InvalidOptionError('options', `invalid options: expected an object, got ${describe(given)}`);
-  rejectUnknownKeys(given, OPTION_KEYS, 'generic-pool compat createPool()');
+  const keys = given as Record<string, unknown>;
+  for (const key of FACTORY_V2_KEYS) {
+    if (key in keys) {
+      const ours = key === 'validateAsync' ? 'validate (returning a promise)' : key;
+      throw new InvalidOptionError(key, `invalid option "${key}": generic-pool 2 took the factory's functions in its options; in generic-pool 3 it is factory.${ours}, and this layer would ignore it here (got ${describe(keys[key])})`);
+    }
+  }
+  const name = keys['name'];
+  if (name !== undefined && (typeof name !== 'string' || name === '')) {
+    throw new InvalidOptionError('name', `invalid option "name": expected a non-empty string, got ${describe(name)}`);
+  }
+  const ignored = IGNORED_V2_KEYS.filter((key) => key in keys);
+  const current = Object.fromEntries(Object.entries(keys).filter(([key]) => key !== 'name' && !ignored.includes(key)));
+  rejectUnknownKeys(current, OPTION_KEYS, 'generic-pool compat createPool()');
+  if (ignored.length > 0 && !warnedIgnored) {
+    warnedIgnored = true;
+    process.emitWarning(`generic-pool compat createPool(): generic-pool 2 option${ignored.length > 1 ? 's' : ''} ${ignored.map((k) => `"${k}"`).join(', ')} ${ignored.length > 1 ? 'have' : 'has'} no effect in generic-pool 3, nor here (printed once per process)`, { code: 'LIFEGUARD_COMPAT_IGNORED' });
+  }
   // generic-pool's own defaults are null, so null means "not set" here too.
   const source: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(given)) if (value !== null) source[key] = value;
+  for (const [key, value] of Object.entries(current)) if (value !== null) source[key] = value;
 
   const max = numberOption(source, 'max', 1, { integer: true, min: 1 });
   const min = numberOption(source, 'min', 0, { integer: true, min: 0 });
@@ -256,7 +285,8 @@ export class Pool<T> extends EventEmitter {
       now: () => systemClock.now(),
     };
     this.#queue = new WaitQueue<Waiter<T>>(systemClock, timeoutMs, owner, this.#config.priorityRange);
-    this.#innerOptions = innerOptions(`generic-pool-${++poolCounter}`, this.#config, (options ?? {}) as Record<string, unknown>, this.#lifeguardFactory());
+    const named = (options as { name?: unknown } | null | undefined)?.name;
+    this.#innerOptions = innerOptions(typeof named === 'string' ? named : `generic-pool-${++poolCounter}`, this.#config, (options ?? {}) as Record<string, unknown>, this.#lifeguardFactory());
     // Validated now even when autostart is false, so a bad configuration fails at construction, not at
     // the first acquire.
     const resolved = resolvePoolOptions(this.#innerOptions);
@@ -323,7 +353,9 @@ export class Pool<T> extends EventEmitter {
       this.#lastCreateError = undefined;
     });
     inner.on('destroyError', ({ error }) => {
-      this.emit('factoryDestroyError', error);
+      // generic-pool's message first, for code that matches on it; Lifeguard's account (pool, limit) after.
+      if (error instanceof DestroyTimeoutError) this.emit('factoryDestroyError', new DestroyTimeoutError(`destroy timed out: ${error.message}`, { cause: error }));
+      else this.emit('factoryDestroyError', error);
     });
     this.#inner = inner;
     this.#startGate.resolve();

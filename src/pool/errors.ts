@@ -82,8 +82,8 @@ export class ValidationTimeoutError extends LifeguardError {
 
 /** `factory.destroy` did not settle within `destroyTimeoutMs`; the pool stopped waiting for it. */
 export class DestroyTimeoutError extends LifeguardError {
-  constructor(message: string) {
-    super(ErrorCodes.DESTROY_TIMEOUT, message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCodes.DESTROY_TIMEOUT, message, options);
   }
 }
 

@@ -108,7 +108,7 @@ describe('options', () => {
     const all: Required<Options> = {
       max: 3, min: 1, maxWaitingClients: 10, testOnBorrow: false, testOnReturn: false, acquireTimeoutMillis: 1000,
       destroyTimeoutMillis: 1000, fifo: false, priorityRange: 2, autostart: false, evictionRunIntervalMillis: 0,
-      numTestsPerEvictionRun: 3, softIdleTimeoutMillis: -1, idleTimeoutMillis: 30000, Promise,
+      numTestsPerEvictionRun: 3, softIdleTimeoutMillis: -1, idleTimeoutMillis: 30000, Promise, name: 'all-options',
     };
     const recorder = new Recorder();
     const pool = createPool(recorder.validating, all);
@@ -131,6 +131,35 @@ describe('options', () => {
     });
     // Lifeguard's own option names are not generic-pool's.
     assert.throws(() => createPool(new Recorder().factory, { acquireTimeoutMs: 5 } as unknown as Options), InvalidOptionError);
+  });
+
+  // Regression, found running generic-pool's own test suite against the compat layer: its acquire-timeout
+  // test passes `log: false`, a generic-pool 2 option that 3 ignores, and the compat layer threw. Code
+  // upgraded from generic-pool 2 keeps such keys (log, name, refreshIdle, reapIntervalMillis, returnToHead).
+  it("accepts generic-pool 2's options that 3 ignores, warns once, and takes name as the pool's name", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => { warnings.push(w); };
+    process.on('warning', onWarning);
+    try {
+      const legacy = { log: false, name: 'mysql', refreshIdle: true, reapIntervalMillis: 1000, returnToHead: false } as unknown as Options;
+      const pool = createPool(new Recorder().factory, legacy);
+      const resource = await pool.acquire();
+      await pool.release(resource);
+      assert.equal(pool.lifeguard?.name, 'mysql');
+      await shutdown(pool);
+      await shutdown(createPool(new Recorder().factory, { log: () => undefined } as unknown as Options));
+      await new Promise((resolve) => setImmediate(resolve));
+      const ours = warnings.filter((w) => (w as Error & { code?: string }).code === 'LIFEGUARD_COMPAT_IGNORED');
+      assert.equal(ours.length, 1, 'one warning per process, not per pool');
+      assert.match(ours[0]!.message, /generic-pool 2 options? "log", "refreshIdle", "reapIntervalMillis", "returnToHead" (are|have) no effect in generic-pool 3/);
+    } finally {
+      process.off('warning', onWarning);
+    }
+    const factory = new Recorder().factory;
+    // generic-pool 2 took the factory's functions in the options; in 3 they belong to the factory, and
+    // ignoring a validate would skip validation silently.
+    assert.throws(() => createPool(factory, { validate: () => true } as unknown as Options), (e: unknown) => e instanceof InvalidOptionError && e.option === 'validate' && /generic-pool 2 .*options; in generic-pool 3 it is factory\.validate/.test(e.message));
+    assert.throws(() => createPool(factory, { name: 5 } as unknown as Options), (e: unknown) => e instanceof InvalidOptionError && e.option === 'name' && /expected a non-empty string, got number 5/.test(e.message));
   });
 
   it('rejects bad values instead of coercing them', () => {
@@ -643,6 +672,10 @@ describe('events', () => {
     await pool.destroy(await pool.acquire());
     await eventually(() => errors.length === 2);
     assert.ok(errors[1] instanceof DestroyTimeoutError);
+    // Regression (generic-pool's own suite, destroyTimeout test): generic-pool's message, "destroy timed out",
+    // was missing, so code matching on it broke; it now leads, with Lifeguard's account after it.
+    assert.match((errors[1] as Error).message, /^destroy timed out: factory\.destroy did not settle within destroyTimeoutMs=20/);
+    assert.equal((errors[1] as Error & { code?: string }).code, ErrorCodes.DESTROY_TIMEOUT);
     // Both libraries wait for a destroy's timeout on an unref'd timer: a hung destroy at shutdown would let
     // this test process exit early, so the last one completes.
     recorder.destroyHangs = false;
