@@ -19,6 +19,8 @@ function locationOf(line: string): string {
   return location.startsWith('file://') ? fileURLToPath(location.replace(/:\d+:\d+$/, '')) + (/:\d+:\d+$/.exec(location)?.[0] ?? '') : location;
 }
 
+const IN_NODE_MODULES = /(^|[\s(/\\])node_modules[/\\]/;
+
 function isOwnOrInternal(location: string): boolean {
   return location.startsWith('node:') || ownPrefixes.some((p) => location.startsWith(p));
 }
@@ -41,9 +43,14 @@ export class AcquireSite {
     return this.#userFrames().map((f) => `    at ${f}`).join('\n');
   }
 
-  /** The first frame outside Lifeguard, as `file:line:column` (relative to the working directory). */
+  /**
+   * The application's line: the first frame outside Lifeguard and outside node_modules (an SDK, an ORM or
+   * a client library calls Lifeguard on the application's behalf: the AWS SDK's handler was named for
+   * every leaked S3 response), else the first frame outside Lifeguard; relative to the working directory.
+   */
   get frame(): string {
-    return this.#userFrames()[0] ?? '(unknown)';
+    const frames = this.#userFrames();
+    return frames.find((f) => !IN_NODE_MODULES.test(f)) ?? frames[0] ?? '(unknown)';
   }
 
   toString(): string {

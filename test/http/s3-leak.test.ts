@@ -4,7 +4,11 @@
  * and diagnoseSelf() must name the forgetting line for at least 45 of the 50 holders, agent and dispatcher alike.
  */
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, it } from 'node:test';
 import { fetch, request } from 'undici';
 import { diagnoseSelf } from '../../src/doctor/index.js';
@@ -52,6 +56,32 @@ async function getObjectWithFetch(dispatcher: LifeguardDispatcher, url: string):
   unread.push(r);
   const size = Number(r.headers.get('content-length'));
   if (size <= 64 * 1024) await r.text();
+  return size;
+}
+
+/**
+ * An SDK in node_modules, shaped like the AWS SDK v3's S3 client: the request goes through async
+ * middleware and a handler that calls http.get inside a promise executor, so the application's line is
+ * only an async frame below a dozen of the SDK's.
+ */
+const FAKE_SDK = `
+import http from 'node:http';
+function handle(agent, url) {
+  return new Promise((resolve, reject) => { http.get(url, { agent }, resolve).on('error', reject); });
+}
+const middleware = (next) => async (agent, url) => { await null; return await next(agent, url); };
+const stack = [middleware, middleware, middleware, middleware].reduce((next, m) => m(next), handle);
+export async function send(agent, url) { return await stack(agent, url); }
+`;
+
+let sdkLine = '';
+const unreadResponses: http.IncomingMessage[] = [];
+/** The forgetting code path through the SDK: a body over 64 KiB is never read. */
+async function getObjectWithSdk(send: (agent: http.Agent, url: string) => Promise<http.IncomingMessage>, agent: http.Agent, url: string): Promise<number> {
+  const res = await send(agent, url); sdkLine ||= callerLocation(1);
+  unreadResponses.push(res);
+  const size = Number(res.headers['content-length']);
+  if (size <= 64 * 1024) res.resume();
   return size;
 }
 
@@ -153,6 +183,37 @@ describe('S3 scenario with default leak options: the forgetting line is named', 
       unread.length = 0;
       await d.destroy();
       await server.close();
+    }
+  });
+
+  // Regression (found with the real AWS SDK v3 and its NodeHttpHandler on the agent): the line named was
+  // the SDK's own (node_modules/@smithy/node-http-handler/...), for every holder. The application's line was
+  // in the stack, as an async frame below the SDK's; the site is now the first frame outside node_modules.
+  it('s3-leakers-named-through-sdk: the line named is the application\'s, not the SDK\'s in node_modules', async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lifeguard-sdk-'));
+    const server = await objectStore();
+    const agent = new LifeguardAgent({ connectionsPerOrigin: SOCKETS, acquireTimeoutMs: 1500 });
+    try {
+      mkdirSync(path.join(dir, 'node_modules', 'fake-s3-sdk'), { recursive: true });
+      const file = path.join(dir, 'node_modules', 'fake-s3-sdk', 'index.mjs');
+      writeFileSync(file, FAKE_SDK);
+      const { send } = (await import(pathToFileURL(file).href)) as { send: (agent: http.Agent, url: string) => Promise<http.IncomingMessage> };
+      const sizes = await Promise.all(Array.from({ length: SOCKETS }, (_, i) => getObjectWithSdk(send, agent, `${server.url}/big/${i}`)));
+      assert.ok(sizes.every((size) => size === BIG.length));
+      const error = await getObjectWithSdk(send, agent, `${server.url}/small`).then(() => null, (e: unknown) => e as Error & { code?: string });
+      assert.equal(error?.code, HttpErrorCodes.QUEUE_TIMEOUT, error?.message);
+      assert.doesNotMatch(error.message, /requested at [^\n]*node_modules/);
+      const inTimeout = namedInTimeout(error.message, sdkLine);
+      assert.ok(inTimeout >= 45, `the queue timeout names ${sdkLine} for ${inTimeout} of ${SOCKETS} holders:\n${error.message}`);
+      const doctor = await namedByDoctor(server.port, sdkLine);
+      assert.equal(doctor.held, SOCKETS);
+      assert.ok(doctor.named >= 45, `diagnoseSelf() names ${sdkLine} for ${doctor.named} of ${doctor.held} held sockets (e.g. ${doctor.sample})`);
+      t.diagnostic(`through an SDK: queue timeout names the line for ${inTimeout}/50, diagnoseSelf() for ${doctor.named}/50`);
+    } finally {
+      unreadResponses.length = 0;
+      agent.destroy();
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
