@@ -11,7 +11,7 @@ import type { PoolConnection } from 'mysql2';
 import type { Pool as PromisePool } from 'mysql2/promise';
 import type { Pool as LifeguardPool } from '../pool/pool.js';
 import { createPool as createCallbackPool, type Mysql2DropInOptions } from './mysql2-pool.js';
-import { loadDriver } from './shared.js';
+import { loadDriver, withDropIn } from './shared.js';
 
 // Through the drop-in's own load above (mysql2-pool.js), so a missing mysql2 is LG_DRIVER_MISSING.
 const mysql = (await loadDriver(() => import('mysql2/promise'), 'mysql2', 'lifeguard/mysql2/promise')).default;
@@ -41,7 +41,5 @@ export const raw: typeof import('mysql2/promise').raw = mysql.raw;
 export const Types: typeof import('mysql2/promise').Types = mysql.Types;
 
 /** mysql2/promise with `createPool` replaced: for `import mysql from 'lifeguard/mysql2/promise'`. */
-const dropIn: Omit<typeof import('mysql2/promise'), 'createPool'> & { readonly createPool: typeof createPool } = Object.create(mysql, {
-  createPool: { value: createPool, enumerable: true },
-}) as Omit<typeof import('mysql2/promise'), 'createPool'> & { readonly createPool: typeof createPool };
+const dropIn = withDropIn(mysql, 'createPool', createPool);
 export default dropIn;

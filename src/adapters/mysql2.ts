@@ -15,7 +15,7 @@ import type { Pool } from '../pool/pool.js';
 import type { CreateContext, Factory, PoolOptions } from '../pool/options.js';
 import {
   ConnectionWatch, adapterPool, choiceOption, closeConnection, connectTimeoutOption, connectWithin, driverOptions,
-  factoryOptions, loadDriver, untilAborted, type ConnectOptions,
+  factoryOptions, loadDriver, untilAborted, withDropIn, type ConnectOptions,
 } from './shared.js';
 import { createPool as createDropInPool } from './mysql2-pool.js';
 
@@ -37,9 +37,7 @@ export const raw: typeof import('mysql2').raw = mysql.raw;
 export const Types: typeof import('mysql2').Types = mysql.Types;
 
 /** mysql2 with `createPool` replaced: what `import mysql from 'mysql2'` gave, for `import mysql from 'lifeguard/mysql2'`. */
-const dropIn: Omit<typeof import('mysql2'), 'createPool'> & { readonly createPool: typeof createDropInPool } = Object.create(mysql, {
-  createPool: { value: createDropInPool, enumerable: true },
-}) as Omit<typeof import('mysql2'), 'createPool'> & { readonly createPool: typeof createDropInPool };
+const dropIn = withDropIn(mysql, 'createPool', createDropInPool);
 export default dropIn;
 
 /**

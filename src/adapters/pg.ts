@@ -19,7 +19,7 @@ export { lendToKnex, type KnexLike } from './pg-pool.js';
 import type { CreateContext, Factory, PoolOptions } from '../pool/options.js';
 import {
   ConnectionWatch, adapterPool, choiceOption, closeConnection, connectTimeoutOption, connectWithin, driverOptions, drained,
-  factoryOptions, loadDriver, untilAborted, type ConnectOptions,
+  factoryOptions, loadDriver, untilAborted, withDropIn, type ConnectOptions,
 } from './shared.js';
 
 export { AdapterErrorCodes, ConnectTimeoutError, ConnectionLostError, DriverMissingError, type AdapterErrorCode } from './errors.js';
@@ -49,9 +49,7 @@ export const escapeIdentifier: typeof import('pg').escapeIdentifier = pg.escapeI
 export const escapeLiteral: typeof import('pg').escapeLiteral = pg.escapeLiteral;
 
 /** The pg module with `Pool` replaced: what `import pg from 'pg'` gave, for `import pg from 'lifeguard/pg'`. */
-const dropIn: Omit<typeof import('pg'), 'Pool'> & { readonly Pool: typeof PgPool } = Object.create(pg, {
-  Pool: { value: PgPool, enumerable: true },
-}) as Omit<typeof import('pg'), 'Pool'> & { readonly Pool: typeof PgPool };
+const dropIn = withDropIn(pg, 'Pool', PgPool);
 export default dropIn;
 
 /**

@@ -24,6 +24,14 @@ export interface ConnectOptions {
 export const GOODBYE_GRACE_MS = 1000;
 
 /**
+ * A driver's module with one export replaced by the drop-in's, for the drop-in module's default export
+ * (`import pg from 'lifeguard/pg'`): every other name reads through to the driver, which is left unchanged.
+ */
+export function withDropIn<M extends object, K extends keyof M & string, V>(driver: M, key: K, value: V): Omit<M, K> & { readonly [P in K]: V } {
+  return Object.create(driver, { [key]: { value, enumerable: true } }) as Omit<M, K> & { readonly [P in K]: V };
+}
+
+/**
  * Imports an optional peer dependency. Adapters call it at module load (top-level await), so importing
  * `lifeguard/pg` without `pg` fails at once with `LG_DRIVER_MISSING` naming the package, instead of at
  * the first connection attempt.
