@@ -9,7 +9,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { fetch, request } from 'undici';
 import { diagnoseSelf } from '../../src/doctor/index.js';
 import { HttpErrorCodes, LifeguardAgent, LifeguardDispatcher } from '../../src/http/index.js';
@@ -114,24 +114,34 @@ async function namedByDoctor(port: number, line: string): Promise<{ named: numbe
   return { named, held, sample };
 }
 
+/**
+ * The burst: 50 objects fetched and never read, then a 51st request. Its queue timeout (`errorOf` finds the
+ * dispatcher's error inside the caller's) and diagnoseSelf() must name `line()` for >= 45 of the 50 holders.
+ */
+async function assertLeakersNamed(t: TestContext, what: string, server: TestServer, getObject: (url: string) => Promise<number>, line: () => string, errorOf: (failed: Error) => unknown = (failed) => failed): Promise<string> {
+  const sizes = await Promise.all(Array.from({ length: SOCKETS }, (_, i) => getObject(`${server.url}/big/${i}`)));
+  assert.ok(sizes.every((s) => s === BIG.length));
+  assert.ok(await eventually(() => server.open === SOCKETS));
+  const failed = await getObject(`${server.url}/small`).then(() => null, (e: unknown) => e as Error);
+  const error = (failed === null ? undefined : errorOf(failed)) as (Error & { code?: string }) | undefined;
+  assert.equal(error?.code, HttpErrorCodes.QUEUE_TIMEOUT, failed?.message);
+  const inTimeout = namedInTimeout(error.message, line());
+  assert.ok(inTimeout >= 45, `the queue timeout names ${line()} for ${inTimeout} of ${SOCKETS} holders:\n${error.message}`);
+  const doctor = await namedByDoctor(server.port, line());
+  assert.equal(doctor.held, SOCKETS);
+  assert.ok(doctor.named >= 45, `diagnoseSelf() names ${line()} for ${doctor.named} of ${doctor.held} held sockets (e.g. ${doctor.sample})`);
+  t.diagnostic(`${what}: queue timeout names the line for ${inTimeout}/50, diagnoseSelf() for ${doctor.named}/50`);
+  return error.message;
+}
+
 describe('S3 scenario with default leak options: the forgetting line is named', { skip: canCountSockets() ? false : 'needs /proc' }, () => {
   it('s3-leakers-named-agent: 50 sockets leaked in one burst; the 51st request\'s queue timeout and diagnoseSelf() name the line for >= 45 of 50', async (t) => {
     const server = await objectStore();
     // Only the cap and a short queue timeout (so the test does not wait 30 s): leak detection as shipped.
     const agent = new LifeguardAgent({ connectionsPerOrigin: SOCKETS, acquireTimeoutMs: 1500 });
     try {
-      const sizes = await Promise.all(Array.from({ length: SOCKETS }, (_, i) => getObjectWithAgent(agent, `${server.url}/big/${i}`)));
-      assert.ok(sizes.every((s) => s === BIG.length));
-      assert.equal(server.open, SOCKETS);
-      const error = await getObjectWithAgent(agent, `${server.url}/small`).then(() => null, (e: unknown) => e as Error & { code?: string });
-      assert.equal(error?.code, HttpErrorCodes.QUEUE_TIMEOUT, error?.message);
-      const inTimeout = namedInTimeout(error.message, agentLine);
-      assert.ok(inTimeout >= 45, `the queue timeout names ${agentLine} for ${inTimeout} of ${SOCKETS} holders:\n${error.message}`);
-      assert.match(error.message, /GET \/big\/\d+ running for \d+ ms, body unconsumed for \d+ ms, requested at /);
-      const doctor = await namedByDoctor(server.port, agentLine);
-      assert.equal(doctor.held, SOCKETS);
-      assert.ok(doctor.named >= 45, `diagnoseSelf() names ${agentLine} for ${doctor.named} of ${doctor.held} held sockets (e.g. ${doctor.sample})`);
-      t.diagnostic(`agent: queue timeout names the line for ${inTimeout}/50, diagnoseSelf() for ${doctor.named}/50`);
+      const message = await assertLeakersNamed(t, 'agent', server, (url) => getObjectWithAgent(agent, url), () => agentLine);
+      assert.match(message, /GET \/big\/\d+ running for \d+ ms, body unconsumed for \d+ ms, requested at /);
     } finally {
       agent.destroy();
       await server.close();
@@ -142,17 +152,7 @@ describe('S3 scenario with default leak options: the forgetting line is named', 
     const server = await objectStore();
     const d = new LifeguardDispatcher({ connectionsPerOrigin: SOCKETS, acquireTimeoutMs: 1500, retry: { deadlineMs: 1500 } });
     try {
-      const sizes = await Promise.all(Array.from({ length: SOCKETS }, (_, i) => getObjectWithDispatcher(d, `${server.url}/big/${i}`)));
-      assert.ok(sizes.every((s) => s === BIG.length));
-      assert.ok(await eventually(() => server.open === SOCKETS));
-      const error = await getObjectWithDispatcher(d, `${server.url}/small`).then(() => null, (e: unknown) => e as Error & { code?: string });
-      assert.equal(error?.code, HttpErrorCodes.QUEUE_TIMEOUT, error?.message);
-      const inTimeout = namedInTimeout(error.message, dispatcherLine);
-      assert.ok(inTimeout >= 45, `the queue timeout names ${dispatcherLine} for ${inTimeout} of ${SOCKETS} holders:\n${error.message}`);
-      const doctor = await namedByDoctor(server.port, dispatcherLine);
-      assert.equal(doctor.held, SOCKETS);
-      assert.ok(doctor.named >= 45, `diagnoseSelf() names ${dispatcherLine} for ${doctor.named} of ${doctor.held} held sockets (e.g. ${doctor.sample})`);
-      t.diagnostic(`dispatcher: queue timeout names the line for ${inTimeout}/50, diagnoseSelf() for ${doctor.named}/50`);
+      await assertLeakersNamed(t, 'dispatcher', server, (url) => getObjectWithDispatcher(d, url), () => dispatcherLine);
     } finally {
       await d.destroy();
       await server.close();
@@ -166,19 +166,8 @@ describe('S3 scenario with default leak options: the forgetting line is named', 
     const server = await objectStore();
     const d = new LifeguardDispatcher({ connectionsPerOrigin: SOCKETS, acquireTimeoutMs: 1500, retry: { deadlineMs: 1500 } });
     try {
-      const sizes = await Promise.all(Array.from({ length: SOCKETS }, (_, i) => getObjectWithFetch(d, `${server.url}/big/${i}`)));
-      assert.ok(sizes.every((s) => s === BIG.length));
-      assert.ok(await eventually(() => server.open === SOCKETS));
-      const failed = await getObjectWithFetch(d, `${server.url}/small`).then(() => null, (e: unknown) => e as Error);
       // fetch() rejects with its own TypeError("fetch failed"); the dispatcher's error is its cause.
-      const error = failed?.cause as (Error & { code?: string }) | undefined;
-      assert.equal(error?.code, HttpErrorCodes.QUEUE_TIMEOUT, failed?.message);
-      const inTimeout = namedInTimeout(error.message, fetchLine);
-      assert.ok(inTimeout >= 45, `the queue timeout names ${fetchLine} for ${inTimeout} of ${SOCKETS} holders:\n${error.message}`);
-      const doctor = await namedByDoctor(server.port, fetchLine);
-      assert.equal(doctor.held, SOCKETS);
-      assert.ok(doctor.named >= 45, `diagnoseSelf() names ${fetchLine} for ${doctor.named} of ${doctor.held} held sockets (e.g. ${doctor.sample})`);
-      t.diagnostic(`fetch: queue timeout names the line for ${inTimeout}/50, diagnoseSelf() for ${doctor.named}/50`);
+      await assertLeakersNamed(t, 'fetch', server, (url) => getObjectWithFetch(d, url), () => fetchLine, (failed) => failed.cause);
     } finally {
       unread.length = 0;
       await d.destroy();
@@ -198,17 +187,8 @@ describe('S3 scenario with default leak options: the forgetting line is named', 
       const file = path.join(dir, 'node_modules', 'fake-s3-sdk', 'index.mjs');
       writeFileSync(file, FAKE_SDK);
       const { send } = (await import(pathToFileURL(file).href)) as { send: (agent: http.Agent, url: string) => Promise<http.IncomingMessage> };
-      const sizes = await Promise.all(Array.from({ length: SOCKETS }, (_, i) => getObjectWithSdk(send, agent, `${server.url}/big/${i}`)));
-      assert.ok(sizes.every((size) => size === BIG.length));
-      const error = await getObjectWithSdk(send, agent, `${server.url}/small`).then(() => null, (e: unknown) => e as Error & { code?: string });
-      assert.equal(error?.code, HttpErrorCodes.QUEUE_TIMEOUT, error?.message);
-      assert.doesNotMatch(error.message, /requested at [^\n]*node_modules/);
-      const inTimeout = namedInTimeout(error.message, sdkLine);
-      assert.ok(inTimeout >= 45, `the queue timeout names ${sdkLine} for ${inTimeout} of ${SOCKETS} holders:\n${error.message}`);
-      const doctor = await namedByDoctor(server.port, sdkLine);
-      assert.equal(doctor.held, SOCKETS);
-      assert.ok(doctor.named >= 45, `diagnoseSelf() names ${sdkLine} for ${doctor.named} of ${doctor.held} held sockets (e.g. ${doctor.sample})`);
-      t.diagnostic(`through an SDK: queue timeout names the line for ${inTimeout}/50, diagnoseSelf() for ${doctor.named}/50`);
+      const message = await assertLeakersNamed(t, 'through an SDK', server, (url) => getObjectWithSdk(send, agent, url), () => sdkLine);
+      assert.doesNotMatch(message, /requested at [^\n]*node_modules/);
     } finally {
       unreadResponses.length = 0;
       agent.destroy();
