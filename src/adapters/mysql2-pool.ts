@@ -69,6 +69,14 @@ interface CoreConfig {
 
 type GetConnectionCallback = (err: Error | null, connection?: PoolConnection) => void;
 
+interface Waiting {
+  readonly controller: AbortController;
+  /** Order of the getConnection() call, to tell which creations were started for it. */
+  readonly seq: number;
+  /** The creation error this getConnection fails with, as mysql2's would (no retry behind the caller's back). */
+  createError: unknown;
+}
+
 function describeConnection(conn: PoolConnection): string {
   const c = conn as unknown as ConnectionInternals;
   return `mysql2 connection to ${String(c.config.host)}:${String(c.config.port)}${typeof c.threadId === 'number' ? ` (thread ${c.threadId})` : ''}`;
@@ -90,6 +98,8 @@ class Pool extends MysqlPoolBase {
   readonly #invalidate = new WeakMap<PoolConnection, (reason?: unknown) => void>();
   readonly #closing = new WeakSet<PoolConnection>();
   #ending = false;
+  readonly #waiting: Waiting[] = [];
+  #seq = 0;
 
   constructor(config: CoreConfig, lg: Mysql2DropInLifeguardOptions) {
     // mysql2 starts its own idle-reaping timer when maxIdle < connectionLimit: Lifeguard does that job.
@@ -124,23 +134,39 @@ class Pool extends MysqlPoolBase {
 
   #factory(connectTimeoutMs: number, resetOnRelease: boolean): Factory<PoolConnection> {
     const watches = new WeakMap<PoolConnection, ConnectionWatch>();
+    const create = async (context: CreateContext): Promise<PoolConnection> => {
+      const PoolConnectionClass = mysql.PoolConnection as unknown as new (pool: unknown, options: { config: unknown }) => PoolConnection;
+      const conn = new PoolConnectionClass(this, { config: this._createConnectionConfig() });
+      const watch = new ConnectionWatch(() => describeConnection(conn), context.invalidate);
+      watches.set(conn, watch);
+      this.#invalidate.set(conn, context.invalidate);
+      watch.watch(conn, (conn as unknown as ConnectionInternals).stream as Socket | undefined ?? null);
+      await connectWithin(describeConnection(conn), context, connectTimeoutMs, () => new Promise<void>((resolve, reject) => {
+        conn.connect((err: Error | null) => { if (err) reject(err); else resolve(); });
+      }), () => {
+        watch.closing();
+        this.#closing.add(conn);
+        conn.destroy();
+      });
+      this.emit('connection', conn);
+      return conn;
+    };
     return {
       create: async (context: CreateContext): Promise<PoolConnection> => {
-        const PoolConnectionClass = mysql.PoolConnection as unknown as new (pool: unknown, options: { config: unknown }) => PoolConnection;
-        const conn = new PoolConnectionClass(this, { config: this._createConnectionConfig() });
-        const watch = new ConnectionWatch(() => describeConnection(conn), context.invalidate);
-        watches.set(conn, watch);
-        this.#invalidate.set(conn, context.invalidate);
-        watch.watch(conn, (conn as unknown as ConnectionInternals).stream as Socket | undefined ?? null);
-        await connectWithin(describeConnection(conn), context, connectTimeoutMs, () => new Promise<void>((resolve, reject) => {
-          conn.connect((err: Error | null) => { if (err) reject(err); else resolve(); });
-        }), () => {
-          watch.closing();
-          this.#closing.add(conn);
-          conn.destroy();
-        });
-        this.emit('connection', conn);
-        return conn;
+        const startedFor = this.#seq;
+        try {
+          return await create(context);
+        } catch (error) {
+          // mysql2 hands a failed connect's error to the caller it was made for; Lifeguard alone would retry
+          // until the acquire deadline (by default none here). The oldest caller already waiting when this
+          // creation started gets the error; later ones keep waiting.
+          const waiting = this.#waiting.find((w) => w.createError === undefined && w.seq <= startedFor);
+          if (waiting !== undefined) {
+            waiting.createError = error ?? new Error('connection failed');
+            waiting.controller.abort(waiting.createError);
+          }
+          throw error;
+        }
       },
       destroy: async (conn: PoolConnection): Promise<void> => {
         watches.get(conn)?.closing();
@@ -175,24 +201,34 @@ class Pool extends MysqlPoolBase {
       return;
     }
     if (this.lifeguard.stats().idle === 0 && this.lifeguard.stats().size >= this.lifeguard.options.max) this.emit('enqueue');
+    const waiting: Waiting = { controller: new AbortController(), seq: ++this.#seq, createError: undefined };
+    this.#waiting.push(waiting);
+    const done = (): void => {
+      const index = this.#waiting.indexOf(waiting);
+      if (index >= 0) this.#waiting.splice(index, 1);
+    };
     // The acquirer's frames come after mysql2's and an ORM's: room for them in the captured stack.
     const limit = Error.stackTraceLimit;
     Error.stackTraceLimit = Math.max(limit, 40);
     let acquired: Promise<Lease<PoolConnection>>;
     try {
       const label = callerSite.getStore();
-      acquired = label === undefined ? this.lifeguard.acquire() : this.lifeguard.acquire({ label });
+      const signal = waiting.controller.signal;
+      acquired = this.lifeguard.acquire(label === undefined ? { signal } : { signal, label });
     } finally {
       Error.stackTraceLimit = limit;
     }
     acquired.then((lease) => {
+      done();
       const conn = lease.resource;
       this.#leases.set(conn, lease);
       (conn as unknown as ConnectionInternals)._released = false;
       this.emit('acquire', conn);
       callback(null, conn);
     }, (error: unknown) => {
-      if (error instanceof PoolClosedError) callback(Object.assign(new Error('Pool is closed.'), { cause: error }));
+      done();
+      if (waiting.createError !== undefined) callback(waiting.createError as Error);
+      else if (error instanceof PoolClosedError) callback(Object.assign(new Error('Pool is closed.'), { cause: error }));
       // A create failed for good (a wrong password): mysql2 passes the driver's error to each caller.
       else if (error instanceof CreateFailedError && error.cause !== undefined) callback(error.cause as Error);
       else callback(error as Error);

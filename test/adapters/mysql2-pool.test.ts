@@ -7,6 +7,7 @@ import { sql as dsql } from 'drizzle-orm';
 import mysqlDropIn, { createConnection, createPool, escape, format } from '../../src/adapters/mysql2.js';
 import mysqlPromiseDropIn, { createPool as createPromisePool, createConnection as createPromiseConnection } from '../../src/adapters/mysql2-promise.js';
 import mysqlPromise from 'mysql2/promise';
+import { createServer as createNetServer } from 'node:net';
 import { activeResources } from '../support/handles.js';
 import { SERVICES, requireService } from '../support/services.js';
 import { callerLocation } from '../support/site.js';
@@ -16,6 +17,16 @@ const service = await requireService('mariadb');
 const { host, port, user, database } = SERVICES.mariadb;
 const base = { host, port, user, database };
 const watchLeaks = { leakDetection: 'full', leakWarnAfterMs: 150 } as const;
+
+/** A loopback port nothing listens on (just released). */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createNetServer().listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address() as import('node:net').AddressInfo;
+      probe.close(() => { resolve(free); });
+    });
+  });
+}
 
 describe('lifeguard/mysql2 createPool (drop-in) options', () => {
   it('refuses a pool without a cap and Lifeguard options that mysql2 options set', () => {
@@ -42,6 +53,42 @@ describe('lifeguard/mysql2 as the mysql2 module (one import changed)', () => {
     // mysql2 itself is left alone.
     assert.notEqual(mysql.createPool, createPool);
     assert.notEqual(mysqlPromise.createPool, createPromisePool);
+  });
+});
+
+describe('lifeguard/mysql2 createPool: a failed connect', () => {
+  // Regression (mysql2's own test-pool-connect-error run against the drop-in): mysql2 hands a failed
+  // connect's error to the getConnection() or query() it was made for; the drop-in retried behind the
+  // caller's back, so with mysql2's default of no acquire deadline the caller waited forever (the bound
+  // below only turns that hang into a failure).
+  it('is the error of the caller it was made for, as in mysql2 (ECONNREFUSED, and a server refusing with 1040)', async () => {
+    const closed = await freePort();
+    const refused = createPool({ host: '127.0.0.1', port: closed, user: 'nobody', connectionLimit: 2, lifeguard: { acquireTimeoutMs: 5000 } });
+    const err1 = await new Promise<Error & { code?: string }>((resolve) => {
+      refused.getConnection((err) => { resolve(err as Error); });
+    });
+    assert.equal(err1.code, 'ECONNREFUSED');
+    const err2 = await new Promise<Error & { code?: string }>((resolve) => {
+      refused.query('SELECT 1', (err) => { resolve(err as Error); });
+    });
+    assert.equal(err2.code, 'ECONNREFUSED');
+    await new Promise<void>((resolve) => { refused.end(() => { resolve(); }); });
+
+    const server = mysql.createServer((conn) => {
+      (conn as unknown as { serverHandshake(o: unknown): void }).serverHandshake({
+        protocolVersion: 10, serverVersion: '5.6.10', connectionId: 1234, statusFlags: 2, characterSet: 8, capabilityFlags: 0xffffff,
+        authCallback: (_params: unknown, cb: (err: null, res: { message: string; code: number }) => void) => { cb(null, { message: 'too many connections', code: 1040 }); },
+      });
+    });
+    const port = await new Promise<number>((resolve) => {
+      (server as unknown as { listen(p: number, cb: () => void): void }).listen(0, () => {
+        resolve(((server as unknown as { _server: import('node:net').Server })._server.address() as import('node:net').AddressInfo).port);
+      });
+    });
+    const busy = createPromisePool({ host: '127.0.0.1', port, user: 'test_user', connectionLimit: 2, lifeguard: { acquireTimeoutMs: 5000 } });
+    await assert.rejects(busy.query('SELECT 1'), (err: Error & { errno?: number }) => err.errno === 1040);
+    await busy.end();
+    await new Promise<void>((resolve) => { (server as unknown as { close(cb: () => void): void }).close(() => { resolve(); }); });
   });
 });
 
