@@ -75,6 +75,23 @@ interface Waiting {
   readonly seq: number;
   /** The creation error this getConnection fails with, as mysql2's would (no retry behind the caller's back). */
   createError: unknown;
+  readonly callback: GetConnectionCallback;
+  /** Not served in the tick it asked: waiting for a connection, as in mysql2's `_connectionQueue`. */
+  queued: boolean;
+}
+
+/**
+ * A read-only snapshot in the shape of mysql2's internal queues (denque): `length`, `get(i)`, `toArray()`,
+ * iteration. Code that watches a mysql2 pool reads `pool._allConnections.length` and the like.
+ */
+class QueueView<T> {
+  readonly #items: readonly T[];
+  constructor(items: readonly T[]) { this.#items = items; }
+  get length(): number { return this.#items.length; }
+  get(index: number): T | undefined { return this.#items[index]; }
+  peekAt(index: number): T | undefined { return this.#items[index]; }
+  toArray(): T[] { return [...this.#items]; }
+  [Symbol.iterator](): Iterator<T> { return this.#items[Symbol.iterator](); }
 }
 
 function describeConnection(conn: PoolConnection): string {
@@ -100,6 +117,8 @@ class Pool extends MysqlPoolBase {
   #ending = false;
   readonly #waiting: Waiting[] = [];
   #seq = 0;
+  /** Connected and not yet removed, in creation order: mysql2's `_allConnections`. */
+  readonly #alive = new Set<PoolConnection>();
 
   constructor(config: CoreConfig, lg: Mysql2DropInLifeguardOptions) {
     // mysql2 starts its own idle-reaping timer when maxIdle < connectionLimit: Lifeguard does that job.
@@ -125,6 +144,12 @@ class Pool extends MysqlPoolBase {
       maxWaiting: !config.waitForConnections ? 0 : queueLimit === 0 ? Infinity : queueLimit,
       factory: this.#factory(connectTimeout, config.resetOnRelease),
     });
+    // mysql2's constructor set its own queues, which this pool never fills: views of Lifeguard's instead.
+    Object.defineProperties(this, {
+      _allConnections: { get: () => new QueueView([...this.#alive]), configurable: true },
+      _freeConnections: { get: () => new QueueView([...this.#alive].filter((c) => !this.#leases.has(c))), configurable: true },
+      _connectionQueue: { get: () => new QueueView(this.#waiting.filter((w) => w.queued).map((w) => w.callback)), configurable: true },
+    });
     this.lifeguard.on('leak', (report) => {
       if (this.listenerCount('leak') === 0) return;
       const leak: Mysql2DropInLeak = { ...report, appSite: appFrame(report.stack) ?? report.label ?? null };
@@ -148,6 +173,7 @@ class Pool extends MysqlPoolBase {
         this.#closing.add(conn);
         conn.destroy();
       });
+      this.#alive.add(conn);
       this.emit('connection', conn);
       return conn;
     };
@@ -171,6 +197,7 @@ class Pool extends MysqlPoolBase {
       destroy: async (conn: PoolConnection): Promise<void> => {
         watches.get(conn)?.closing();
         this.#closing.add(conn);
+        this.#alive.delete(conn);
         // A lease Lifeguard took back (reclaimAfterMs, a lost budget permit) never comes through release().
         this.#leases.delete(conn);
         const internals = conn as unknown as ConnectionInternals;
@@ -200,8 +227,11 @@ class Pool extends MysqlPoolBase {
       process.nextTick(() => { callback(new Error('Pool is closed.')); });
       return;
     }
-    if (this.lifeguard.stats().idle === 0 && this.lifeguard.stats().size >= this.lifeguard.options.max) this.emit('enqueue');
-    const waiting: Waiting = { controller: new AbortController(), seq: ++this.#seq, createError: undefined };
+    const stats = this.lifeguard.stats();
+    // As in mysql2: queued (and `enqueue`) when no connection is free and no new one may be made.
+    const queued = stats.idle === 0 && stats.size >= this.lifeguard.options.max;
+    if (queued) this.emit('enqueue');
+    const waiting: Waiting = { controller: new AbortController(), seq: ++this.#seq, createError: undefined, callback, queued };
     this.#waiting.push(waiting);
     const done = (): void => {
       const index = this.#waiting.indexOf(waiting);
@@ -252,6 +282,7 @@ class Pool extends MysqlPoolBase {
 
   /** What a connection that ended or failed calls (mysql2's `_removeFromPool`). */
   _removeConnection(conn: PoolConnection): void {
+    this.#alive.delete(conn);
     if (this.#closing.has(conn)) return;
     const lease = this.#leases.get(conn);
     this.#leases.delete(conn);

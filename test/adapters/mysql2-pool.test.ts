@@ -134,6 +134,40 @@ describe('lifeguard/mysql2 createPool against MariaDB', { skip: service.skip }, 
     await assertNoHandlesLeft(handles, 'the mysql2 drop-in after end()');
   });
 
+  // Regression (mysql2's own test-pool-destroy-removes-connection, test-pool-double-release, dispose/* and
+  // test-pool-end run against the drop-in): code that watches a mysql2 pool reads its queues
+  // (`_allConnections.length`, `_freeConnections.length`, `_connectionQueue.length`); on the drop-in they were
+  // mysql2's own, always empty.
+  it('shows its connections in mysql2\'s _allConnections, _freeConnections and _connectionQueue', async () => {
+    type Queue = { length: number; get(i: number): unknown; toArray(): unknown[] };
+    const pool = createPool({ ...base, connectionLimit: 3 });
+    const queues = pool as unknown as { _allConnections: Queue; _freeConnections: Queue; _connectionQueue: Queue };
+    const get = (): Promise<mysql.PoolConnection> => new Promise((resolve, reject) => {
+      pool.getConnection((err, c) => { if (err) reject(err); else resolve(c); });
+    });
+    const [first, second, third] = [await get(), await get(), await get()];
+    assert.equal(queues._allConnections.length, 3);
+    assert.equal(queues._freeConnections.length, 0);
+    const waiter = get();
+    assert.equal(queues._connectionQueue.length, 1);
+    third.release();
+    const fourth = await waiter;
+    assert.equal(fourth, third);
+    assert.equal(queues._connectionQueue.length, 0);
+    second.release();
+    fourth.release();
+    assert.deepEqual([queues._allConnections.length, queues._freeConnections.length], [3, 2]);
+    assert.ok(queues._freeConnections.toArray().includes(second));
+    assert.ok(queues._allConnections.toArray().includes(first));
+    first.destroy();
+    assert.deepEqual([queues._allConnections.length, queues._freeConnections.length], [2, 2]);
+    second.destroy();
+    assert.deepEqual([queues._allConnections.length, queues._freeConnections.length], [1, 1]);
+    assert.equal(queues._freeConnections.get(0), third);
+    await new Promise<void>((resolve) => { pool.end(() => { resolve(); }); });
+    assert.deepEqual([queues._allConnections.length, queues._freeConnections.length], [0, 0]);
+  });
+
   it('evicts a connection killed while idle and serves the next query on a new one', async () => {
     const pool = createPromisePool({ ...base, connectionLimit: 1 });
     const [[first]] = await pool.query('SELECT CONNECTION_ID() AS id') as unknown as [[{ id: number }]];
