@@ -117,6 +117,7 @@ class Pool extends MysqlPoolBase {
   #ending = false;
   readonly #waiting: Waiting[] = [];
   #seq = 0;
+  #trimTimer: NodeJS.Timeout | undefined;
   /** Connected and not yet removed, in creation order: mysql2's `_allConnections`. */
   readonly #alive = new Set<PoolConnection>();
 
@@ -150,6 +151,14 @@ class Pool extends MysqlPoolBase {
       _freeConnections: { get: () => new QueueView([...this.#alive].filter((c) => !this.#leases.has(c))), configurable: true },
       _connectionQueue: { get: () => new QueueView(this.#waiting.filter((w) => w.queued).map((w) => w.callback)), configurable: true },
     });
+    // mysql2's maxIdle: every second, the free connections beyond it are closed, least recently used first
+    // (mysql2's own timer, with the same period, was kept from starting above). Lifeguard's idleTimeoutMs
+    // closes the others after idleTimeout.
+    const maxIdle = config.maxIdle;
+    if (maxIdle < limit) {
+      this.#trimTimer = setInterval(() => { this.#trimIdle(maxIdle); }, 1000);
+      this.#trimTimer.unref();
+    }
     this.lifeguard.on('leak', (report) => {
       if (this.listenerCount('leak') === 0) return;
       const leak: Mysql2DropInLeak = { ...report, appSite: appFrame(report.stack) ?? report.label ?? null };
@@ -219,6 +228,16 @@ class Pool extends MysqlPoolBase {
         return stream instanceof Socket ? stream : null;
       },
     };
+  }
+
+  #trimIdle(maxIdle: number): void {
+    const free = [...this.#alive].filter((c) => !this.#leases.has(c) && !this.#closing.has(c));
+    if (free.length <= maxIdle) return;
+    const lastActive = (c: PoolConnection): number => (c as unknown as { lastActiveTime?: number }).lastActiveTime ?? 0;
+    free.sort((a, b) => lastActive(a) - lastActive(b));
+    for (const conn of free.slice(0, free.length - maxIdle)) {
+      this.#invalidate.get(conn)?.(new Error(`${describeConnection(conn)} closed: more than maxIdle (${maxIdle}) connections were free`));
+    }
   }
 
   /** Checks a connection out: `callback(err, connection)`; give it back with `connection.release()`. */
@@ -293,6 +312,7 @@ class Pool extends MysqlPoolBase {
   /** Closes the pool: waits for lent connections (Lifeguard's close deadline, 30 s), then ends every connection. */
   end(callback?: (err?: Error | null) => void): void {
     this.#ending = true;
+    clearInterval(this.#trimTimer);
     this.lifeguard.close().then(() => {
       this._closed = true;
       callback?.(null);

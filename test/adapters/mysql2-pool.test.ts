@@ -168,6 +168,23 @@ describe('lifeguard/mysql2 createPool against MariaDB', { skip: service.skip }, 
     assert.deepEqual([queues._allConnections.length, queues._freeConnections.length], [0, 0]);
   });
 
+  // Regression (mysql2's own test-pool-release-idle-connection run against the drop-in): mysql2 closes the
+  // free connections beyond maxIdle within a second; the drop-in ignored maxIdle and kept them until
+  // idleTimeout (60 s by default).
+  it('closes the free connections beyond maxIdle, the least recently used first, as mysql2 does', async () => {
+    const pool = createPool({ ...base, connectionLimit: 5, maxIdle: 1 });
+    const all = (): number => (pool as unknown as { _allConnections: { length: number } })._allConnections.length;
+    const get = (): Promise<mysql.PoolConnection> => new Promise((resolve, reject) => {
+      pool.getConnection((err, c) => { if (err) reject(err); else resolve(c); });
+    });
+    const held = [await get(), await get(), await get()];
+    for (const conn of held) conn.release();
+    assert.equal(all(), 3);
+    await waitFor(() => all() === 1, 5000, 'the free connections beyond maxIdle to be closed');
+    assert.equal(await get(), held[2]);
+    await new Promise<void>((resolve) => { pool.end(() => { resolve(); }); });
+  });
+
   it('evicts a connection killed while idle and serves the next query on a new one', async () => {
     const pool = createPromisePool({ ...base, connectionLimit: 1 });
     const [[first]] = await pool.query('SELECT CONNECTION_ID() AS id') as unknown as [[{ id: number }]];
