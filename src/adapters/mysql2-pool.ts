@@ -69,6 +69,31 @@ interface CoreConfig {
 
 type GetConnectionCallback = (err: Error | null, connection?: PoolConnection) => void;
 
+interface Waiting {
+  readonly controller: AbortController;
+  /** Order of the getConnection() call, to tell which creations were started for it. */
+  readonly seq: number;
+  /** The creation error this getConnection fails with, as mysql2's would (no retry behind the caller's back). */
+  createError: unknown;
+  readonly callback: GetConnectionCallback;
+  /** Not served in the tick it asked: waiting for a connection, as in mysql2's `_connectionQueue`. */
+  queued: boolean;
+}
+
+/**
+ * A read-only snapshot in the shape of mysql2's internal queues (denque): `length`, `get(i)`, `toArray()`,
+ * iteration. Code that watches a mysql2 pool reads `pool._allConnections.length` and the like.
+ */
+class QueueView<T> {
+  readonly #items: readonly T[];
+  constructor(items: readonly T[]) { this.#items = items; }
+  get length(): number { return this.#items.length; }
+  get(index: number): T | undefined { return this.#items[index]; }
+  peekAt(index: number): T | undefined { return this.#items[index]; }
+  toArray(): T[] { return [...this.#items]; }
+  [Symbol.iterator](): Iterator<T> { return this.#items[Symbol.iterator](); }
+}
+
 function describeConnection(conn: PoolConnection): string {
   const c = conn as unknown as ConnectionInternals;
   return `mysql2 connection to ${String(c.config.host)}:${String(c.config.port)}${typeof c.threadId === 'number' ? ` (thread ${c.threadId})` : ''}`;
@@ -90,6 +115,11 @@ class Pool extends MysqlPoolBase {
   readonly #invalidate = new WeakMap<PoolConnection, (reason?: unknown) => void>();
   readonly #closing = new WeakSet<PoolConnection>();
   #ending = false;
+  readonly #waiting: Waiting[] = [];
+  #seq = 0;
+  #trimTimer: NodeJS.Timeout | undefined;
+  /** Connected and not yet removed, in creation order: mysql2's `_allConnections`. */
+  readonly #alive = new Set<PoolConnection>();
 
   constructor(config: CoreConfig, lg: Mysql2DropInLifeguardOptions) {
     // mysql2 starts its own idle-reaping timer when maxIdle < connectionLimit: Lifeguard does that job.
@@ -115,6 +145,20 @@ class Pool extends MysqlPoolBase {
       maxWaiting: !config.waitForConnections ? 0 : queueLimit === 0 ? Infinity : queueLimit,
       factory: this.#factory(connectTimeout, config.resetOnRelease),
     });
+    // mysql2's constructor set its own queues, which this pool never fills: views of Lifeguard's instead.
+    Object.defineProperties(this, {
+      _allConnections: { get: () => new QueueView([...this.#alive]), configurable: true },
+      _freeConnections: { get: () => new QueueView([...this.#alive].filter((c) => !this.#leases.has(c))), configurable: true },
+      _connectionQueue: { get: () => new QueueView(this.#waiting.filter((w) => w.queued).map((w) => w.callback)), configurable: true },
+    });
+    // mysql2's maxIdle: every second, the free connections beyond it are closed, least recently used first
+    // (mysql2's own timer, with the same period, was kept from starting above). Lifeguard's idleTimeoutMs
+    // closes the others after idleTimeout.
+    const maxIdle = config.maxIdle;
+    if (maxIdle < limit) {
+      this.#trimTimer = setInterval(() => { this.#trimIdle(maxIdle); }, 1000);
+      this.#trimTimer.unref();
+    }
     this.lifeguard.on('leak', (report) => {
       if (this.listenerCount('leak') === 0) return;
       const leak: Mysql2DropInLeak = { ...report, appSite: appFrame(report.stack) ?? report.label ?? null };
@@ -124,27 +168,45 @@ class Pool extends MysqlPoolBase {
 
   #factory(connectTimeoutMs: number, resetOnRelease: boolean): Factory<PoolConnection> {
     const watches = new WeakMap<PoolConnection, ConnectionWatch>();
+    const create = async (context: CreateContext): Promise<PoolConnection> => {
+      const PoolConnectionClass = mysql.PoolConnection as unknown as new (pool: unknown, options: { config: unknown }) => PoolConnection;
+      const conn = new PoolConnectionClass(this, { config: this._createConnectionConfig() });
+      const watch = new ConnectionWatch(() => describeConnection(conn), context.invalidate);
+      watches.set(conn, watch);
+      this.#invalidate.set(conn, context.invalidate);
+      watch.watch(conn, (conn as unknown as ConnectionInternals).stream as Socket | undefined ?? null);
+      await connectWithin(describeConnection(conn), context, connectTimeoutMs, () => new Promise<void>((resolve, reject) => {
+        conn.connect((err: Error | null) => { if (err) reject(err); else resolve(); });
+      }), () => {
+        watch.closing();
+        this.#closing.add(conn);
+        conn.destroy();
+      });
+      this.#alive.add(conn);
+      this.emit('connection', conn);
+      return conn;
+    };
     return {
       create: async (context: CreateContext): Promise<PoolConnection> => {
-        const PoolConnectionClass = mysql.PoolConnection as unknown as new (pool: unknown, options: { config: unknown }) => PoolConnection;
-        const conn = new PoolConnectionClass(this, { config: this._createConnectionConfig() });
-        const watch = new ConnectionWatch(() => describeConnection(conn), context.invalidate);
-        watches.set(conn, watch);
-        this.#invalidate.set(conn, context.invalidate);
-        watch.watch(conn, (conn as unknown as ConnectionInternals).stream as Socket | undefined ?? null);
-        await connectWithin(describeConnection(conn), context, connectTimeoutMs, () => new Promise<void>((resolve, reject) => {
-          conn.connect((err: Error | null) => { if (err) reject(err); else resolve(); });
-        }), () => {
-          watch.closing();
-          this.#closing.add(conn);
-          conn.destroy();
-        });
-        this.emit('connection', conn);
-        return conn;
+        const startedFor = this.#seq;
+        try {
+          return await create(context);
+        } catch (error) {
+          // mysql2 hands a failed connect's error to the caller it was made for; Lifeguard alone would retry
+          // until the acquire deadline (by default none here). The oldest caller already waiting when this
+          // creation started gets the error; later ones keep waiting.
+          const waiting = this.#waiting.find((w) => w.createError === undefined && w.seq <= startedFor);
+          if (waiting !== undefined) {
+            waiting.createError = error ?? new Error('connection failed');
+            waiting.controller.abort(waiting.createError);
+          }
+          throw error;
+        }
       },
       destroy: async (conn: PoolConnection): Promise<void> => {
         watches.get(conn)?.closing();
         this.#closing.add(conn);
+        this.#alive.delete(conn);
         // A lease Lifeguard took back (reclaimAfterMs, a lost budget permit) never comes through release().
         this.#leases.delete(conn);
         const internals = conn as unknown as ConnectionInternals;
@@ -168,31 +230,54 @@ class Pool extends MysqlPoolBase {
     };
   }
 
+  #trimIdle(maxIdle: number): void {
+    const free = [...this.#alive].filter((c) => !this.#leases.has(c) && !this.#closing.has(c));
+    if (free.length <= maxIdle) return;
+    const lastActive = (c: PoolConnection): number => (c as unknown as { lastActiveTime?: number }).lastActiveTime ?? 0;
+    free.sort((a, b) => lastActive(a) - lastActive(b));
+    for (const conn of free.slice(0, free.length - maxIdle)) {
+      this.#invalidate.get(conn)?.(new Error(`${describeConnection(conn)} closed: more than maxIdle (${maxIdle}) connections were free`));
+    }
+  }
+
   /** Checks a connection out: `callback(err, connection)`; give it back with `connection.release()`. */
   getConnection(callback: GetConnectionCallback): void {
     if (this.#ending) {
       process.nextTick(() => { callback(new Error('Pool is closed.')); });
       return;
     }
-    if (this.lifeguard.stats().idle === 0 && this.lifeguard.stats().size >= this.lifeguard.options.max) this.emit('enqueue');
+    const stats = this.lifeguard.stats();
+    // As in mysql2: queued (and `enqueue`) when no connection is free and no new one may be made.
+    const queued = stats.idle === 0 && stats.size >= this.lifeguard.options.max;
+    if (queued) this.emit('enqueue');
+    const waiting: Waiting = { controller: new AbortController(), seq: ++this.#seq, createError: undefined, callback, queued };
+    this.#waiting.push(waiting);
+    const done = (): void => {
+      const index = this.#waiting.indexOf(waiting);
+      if (index >= 0) this.#waiting.splice(index, 1);
+    };
     // The acquirer's frames come after mysql2's and an ORM's: room for them in the captured stack.
     const limit = Error.stackTraceLimit;
     Error.stackTraceLimit = Math.max(limit, 40);
     let acquired: Promise<Lease<PoolConnection>>;
     try {
       const label = callerSite.getStore();
-      acquired = label === undefined ? this.lifeguard.acquire() : this.lifeguard.acquire({ label });
+      const signal = waiting.controller.signal;
+      acquired = this.lifeguard.acquire(label === undefined ? { signal } : { signal, label });
     } finally {
       Error.stackTraceLimit = limit;
     }
     acquired.then((lease) => {
+      done();
       const conn = lease.resource;
       this.#leases.set(conn, lease);
       (conn as unknown as ConnectionInternals)._released = false;
       this.emit('acquire', conn);
       callback(null, conn);
     }, (error: unknown) => {
-      if (error instanceof PoolClosedError) callback(Object.assign(new Error('Pool is closed.'), { cause: error }));
+      done();
+      if (waiting.createError !== undefined) callback(waiting.createError as Error);
+      else if (error instanceof PoolClosedError) callback(Object.assign(new Error('Pool is closed.'), { cause: error }));
       // A create failed for good (a wrong password): mysql2 passes the driver's error to each caller.
       else if (error instanceof CreateFailedError && error.cause !== undefined) callback(error.cause as Error);
       else callback(error as Error);
@@ -216,6 +301,7 @@ class Pool extends MysqlPoolBase {
 
   /** What a connection that ended or failed calls (mysql2's `_removeFromPool`). */
   _removeConnection(conn: PoolConnection): void {
+    this.#alive.delete(conn);
     if (this.#closing.has(conn)) return;
     const lease = this.#leases.get(conn);
     this.#leases.delete(conn);
@@ -226,6 +312,7 @@ class Pool extends MysqlPoolBase {
   /** Closes the pool: waits for lent connections (Lifeguard's close deadline, 30 s), then ends every connection. */
   end(callback?: (err?: Error | null) => void): void {
     this.#ending = true;
+    clearInterval(this.#trimTimer);
     this.lifeguard.close().then(() => {
       this._closed = true;
       callback?.(null);

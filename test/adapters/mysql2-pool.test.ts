@@ -7,6 +7,7 @@ import { sql as dsql } from 'drizzle-orm';
 import mysqlDropIn, { createConnection, createPool, escape, format } from '../../src/adapters/mysql2.js';
 import mysqlPromiseDropIn, { createPool as createPromisePool, createConnection as createPromiseConnection } from '../../src/adapters/mysql2-promise.js';
 import mysqlPromise from 'mysql2/promise';
+import { createServer as createNetServer } from 'node:net';
 import { activeResources } from '../support/handles.js';
 import { SERVICES, requireService } from '../support/services.js';
 import { callerLocation } from '../support/site.js';
@@ -16,6 +17,16 @@ const service = await requireService('mariadb');
 const { host, port, user, database } = SERVICES.mariadb;
 const base = { host, port, user, database };
 const watchLeaks = { leakDetection: 'full', leakWarnAfterMs: 150 } as const;
+
+/** A loopback port nothing listens on (just released). */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createNetServer().listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address() as import('node:net').AddressInfo;
+      probe.close(() => { resolve(free); });
+    });
+  });
+}
 
 describe('lifeguard/mysql2 createPool (drop-in) options', () => {
   it('refuses a pool without a cap and Lifeguard options that mysql2 options set', () => {
@@ -42,6 +53,42 @@ describe('lifeguard/mysql2 as the mysql2 module (one import changed)', () => {
     // mysql2 itself is left alone.
     assert.notEqual(mysql.createPool, createPool);
     assert.notEqual(mysqlPromise.createPool, createPromisePool);
+  });
+});
+
+describe('lifeguard/mysql2 createPool: a failed connect', () => {
+  // Regression (mysql2's own test-pool-connect-error run against the drop-in): mysql2 hands a failed
+  // connect's error to the getConnection() or query() it was made for; the drop-in retried behind the
+  // caller's back, so with mysql2's default of no acquire deadline the caller waited forever (the bound
+  // below only turns that hang into a failure).
+  it('is the error of the caller it was made for, as in mysql2 (ECONNREFUSED, and a server refusing with 1040)', async () => {
+    const closed = await freePort();
+    const refused = createPool({ host: '127.0.0.1', port: closed, user: 'nobody', connectionLimit: 2, lifeguard: { acquireTimeoutMs: 5000 } });
+    const err1 = await new Promise<Error & { code?: string }>((resolve) => {
+      refused.getConnection((err) => { resolve(err as Error); });
+    });
+    assert.equal(err1.code, 'ECONNREFUSED');
+    const err2 = await new Promise<Error & { code?: string }>((resolve) => {
+      refused.query('SELECT 1', (err) => { resolve(err as Error); });
+    });
+    assert.equal(err2.code, 'ECONNREFUSED');
+    await new Promise<void>((resolve) => { refused.end(() => { resolve(); }); });
+
+    const server = mysql.createServer((conn) => {
+      (conn as unknown as { serverHandshake(o: unknown): void }).serverHandshake({
+        protocolVersion: 10, serverVersion: '5.6.10', connectionId: 1234, statusFlags: 2, characterSet: 8, capabilityFlags: 0xffffff,
+        authCallback: (_params: unknown, cb: (err: null, res: { message: string; code: number }) => void) => { cb(null, { message: 'too many connections', code: 1040 }); },
+      });
+    });
+    const port = await new Promise<number>((resolve) => {
+      (server as unknown as { listen(p: number, cb: () => void): void }).listen(0, () => {
+        resolve(((server as unknown as { _server: import('node:net').Server })._server.address() as import('node:net').AddressInfo).port);
+      });
+    });
+    const busy = createPromisePool({ host: '127.0.0.1', port, user: 'test_user', connectionLimit: 2, lifeguard: { acquireTimeoutMs: 5000 } });
+    await assert.rejects(busy.query('SELECT 1'), (err: Error & { errno?: number }) => err.errno === 1040);
+    await busy.end();
+    await new Promise<void>((resolve) => { (server as unknown as { close(cb: () => void): void }).close(() => { resolve(); }); });
   });
 });
 
@@ -85,6 +132,57 @@ describe('lifeguard/mysql2 createPool against MariaDB', { skip: service.skip }, 
     await new Promise<void>((resolve, reject) => { pool.end((err) => { if (err) reject(err); else resolve(); }); });
     await assert.rejects(promised.query('SELECT 1'), /Pool is closed/);
     await assertNoHandlesLeft(handles, 'the mysql2 drop-in after end()');
+  });
+
+  // Regression (mysql2's own test-pool-destroy-removes-connection, test-pool-double-release, dispose/* and
+  // test-pool-end run against the drop-in): code that watches a mysql2 pool reads its queues
+  // (`_allConnections.length`, `_freeConnections.length`, `_connectionQueue.length`); on the drop-in they were
+  // mysql2's own, always empty.
+  it('shows its connections in mysql2\'s _allConnections, _freeConnections and _connectionQueue', async () => {
+    type Queue = { length: number; get(i: number): unknown; toArray(): unknown[] };
+    const pool = createPool({ ...base, connectionLimit: 3 });
+    const queues = pool as unknown as { _allConnections: Queue; _freeConnections: Queue; _connectionQueue: Queue };
+    const get = (): Promise<mysql.PoolConnection> => new Promise((resolve, reject) => {
+      pool.getConnection((err, c) => { if (err) reject(err); else resolve(c); });
+    });
+    const [first, second, third] = [await get(), await get(), await get()];
+    assert.equal(queues._allConnections.length, 3);
+    assert.equal(queues._freeConnections.length, 0);
+    const waiter = get();
+    assert.equal(queues._connectionQueue.length, 1);
+    third.release();
+    const fourth = await waiter;
+    assert.equal(fourth, third);
+    assert.equal(queues._connectionQueue.length, 0);
+    second.release();
+    fourth.release();
+    assert.deepEqual([queues._allConnections.length, queues._freeConnections.length], [3, 2]);
+    assert.ok(queues._freeConnections.toArray().includes(second));
+    assert.ok(queues._allConnections.toArray().includes(first));
+    first.destroy();
+    assert.deepEqual([queues._allConnections.length, queues._freeConnections.length], [2, 2]);
+    second.destroy();
+    assert.deepEqual([queues._allConnections.length, queues._freeConnections.length], [1, 1]);
+    assert.equal(queues._freeConnections.get(0), third);
+    await new Promise<void>((resolve) => { pool.end(() => { resolve(); }); });
+    assert.deepEqual([queues._allConnections.length, queues._freeConnections.length], [0, 0]);
+  });
+
+  // Regression (mysql2's own test-pool-release-idle-connection run against the drop-in): mysql2 closes the
+  // free connections beyond maxIdle within a second; the drop-in ignored maxIdle and kept them until
+  // idleTimeout (60 s by default).
+  it('closes the free connections beyond maxIdle, the least recently used first, as mysql2 does', async () => {
+    const pool = createPool({ ...base, connectionLimit: 5, maxIdle: 1 });
+    const all = (): number => (pool as unknown as { _allConnections: { length: number } })._allConnections.length;
+    const get = (): Promise<mysql.PoolConnection> => new Promise((resolve, reject) => {
+      pool.getConnection((err, c) => { if (err) reject(err); else resolve(c); });
+    });
+    const held = [await get(), await get(), await get()];
+    for (const conn of held) conn.release();
+    assert.equal(all(), 3);
+    await waitFor(() => all() === 1, 5000, 'the free connections beyond maxIdle to be closed');
+    assert.equal(await get(), held[2]);
+    await new Promise<void>((resolve) => { pool.end(() => { resolve(); }); });
   });
 
   it('evicts a connection killed while idle and serves the next query on a new one', async () => {
