@@ -8,6 +8,7 @@ import type { Lease } from '../pool/lease.js';
 import type { LeakReport } from '../pool/events.js';
 import { describe, type CreateContext, type Factory, type PoolOptions } from '../pool/options.js';
 import { durationOption } from '../internal/options.js';
+import { Housekeeper, type HousekeepingTask } from '../internal/housekeeper.js';
 import { appFrame, callerSite } from './app-site.js';
 import { ConnectionWatch, closeConnection, connectWithin, loadDriver, untilAborted } from './shared.js';
 
@@ -117,7 +118,8 @@ class Pool extends MysqlPoolBase {
   #ending = false;
   readonly #waiting: Waiting[] = [];
   #seq = 0;
-  #trimTimer: NodeJS.Timeout | undefined;
+  /** mysql2's maxIdle trim, on the process's shared housekeeper (no timer of its own per pool). */
+  #trimTask: HousekeepingTask | undefined;
   /** Connected and not yet removed, in creation order: mysql2's `_allConnections`. */
   readonly #alive = new Set<PoolConnection>();
 
@@ -156,8 +158,8 @@ class Pool extends MysqlPoolBase {
     // closes the others after idleTimeout.
     const maxIdle = config.maxIdle;
     if (maxIdle < limit) {
-      this.#trimTimer = setInterval(() => { this.#trimIdle(maxIdle); }, 1000);
-      this.#trimTimer.unref();
+      this.#trimTask = { periodMs: 1000, run: () => { this.#trimIdle(maxIdle); } };
+      Housekeeper.for().register(this.#trimTask);
     }
     this.lifeguard.on('leak', (report) => {
       if (this.listenerCount('leak') === 0) return;
@@ -312,7 +314,7 @@ class Pool extends MysqlPoolBase {
   /** Closes the pool: waits for lent connections (Lifeguard's close deadline, 30 s), then ends every connection. */
   end(callback?: (err?: Error | null) => void): void {
     this.#ending = true;
-    clearInterval(this.#trimTimer);
+    if (this.#trimTask !== undefined) Housekeeper.for().unregister(this.#trimTask);
     this.lifeguard.close().then(() => {
       this._closed = true;
       callback?.(null);
