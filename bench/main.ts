@@ -11,6 +11,7 @@ import { attachReport, benchAttach } from './attach.js';
  * `npm run bench` (about 6 minutes), `npm run bench -- --quick` (about a minute), and `-- --only=pool`,
  * `-- --only=http` or `-- --only=server` for one part. `-- --only=instructions` counts the HTTP clients' instructions per
  * request under valgrind (about 7 minutes whether or not `--quick` is given; not part of the default run).
+ * `-- --processes=N` sets the HTTP part's client processes per library (default 12; each adds about 22 s).
  * `-- --only=attach` runs an HTTP app plain and under `lifeguard/register` in turns (about a minute; 30 s with `--quick`).
  * `-- --only=doctor` times one doctor sample against `ss -tanp` on 20,000 to 100,000 sockets (about a minute). Speed is only ever reported as ratios between libraries measured in the
  * same run, never asserted in tests.
@@ -50,7 +51,13 @@ if (only === undefined || only === 'pool') {
 }
 
 if (only === undefined || only === 'http') {
-  const http = await benchHttp(quick ? 2 : 12, quick ? 8 : 10, 250, quick ? 4 : 6, 500);
+  // --processes=N: client processes per library (a run within two minutes on a shared machine: 4).
+  const processes = Number(process.argv.find((a) => a.startsWith('--processes='))?.slice('--processes='.length) ?? (quick ? 2 : 12));
+  if (!Number.isInteger(processes) || processes < 1) {
+    console.error(`--processes: expected a positive integer, got ${String(processes)}`);
+    process.exit(2);
+  }
+  const http = await benchHttp(processes, quick ? 8 : 10, 250, quick ? 4 : 6, 500);
   console.log(`HTTP benchmark (node ${process.version}; ${http.processes} client processes per library in turn, ${http.slices} slices of ${http.sliceMs} ms each after ${http.warmMsPerProcess} ms of warm-up per process; server and clients ${http.pinned ? 'on cores of their own' : 'not pinned'})`);
   console.log(httpReport(http));
   writeFileSync(new URL('http.json', dir), `${JSON.stringify({ node: process.version, ...http }, null, 2)}\n`);

@@ -4,7 +4,7 @@ import type { Pool } from '../pool/pool.js';
 import type { HttpConnection } from './connection.js';
 import { HttpCore, emitLeak, statsOf, type BodyLeakReport, type HttpStats } from './core.js';
 import { resolveHttpPoolOptions, type HttpPoolOptions } from './options.js';
-import { PooledRequest, legacyHandler } from './request.js';
+import { PooledRequest, clientOptions, legacyHandler } from './request.js';
 import { LifeguardAgent, LifeguardHttpsAgent } from './agent.js';
 
 /** Payloads of the dispatcher's own events (besides undici's). */
@@ -63,8 +63,11 @@ export class LifeguardDispatcher extends Dispatcher {
       return false;
     }
     let entry;
+    let opts;
     try {
-      entry = core.entry(options.origin);
+      // One shape for every request, read by this dispatcher and the pooled Client (see clientOptions).
+      opts = clientOptions(options);
+      entry = core.entry(opts.origin);
     } catch (error) {
       if (h.onError === undefined) throw error;
       h.onError(error as Error);
@@ -74,7 +77,7 @@ export class LifeguardDispatcher extends Dispatcher {
     // eslint-disable-next-line @typescript-eslint/unbound-method -- only a marker: stack frames above it are dropped
     const site = core.sampler.capture(LifeguardDispatcher.prototype.dispatch, now, entry.active, core.o.connectionsPerOrigin);
     core.counters.requests++;
-    new PooledRequest(core, entry, options, h, site, now).start();
+    new PooledRequest(core, entry, opts, h, site, now).start();
     // Never "busy": queueing (bounded, with deadlines) is the pool's job, not the caller's.
     return true;
   }
