@@ -119,12 +119,46 @@ export class WaitQueue<W extends QueuedWaiter> {
     return undefined;
   }
 
+  /**
+   * Takes the waiter `next()` would return out of the queue, settled (`settle` for the head, in one
+   * step): the contended hand-out path, where a separate `next()` and `settle()` re-read the line twice.
+   */
+  take(): W | undefined {
+    const line = this.#line;
+    let waiter = line.shift();
+    while (waiter?.settled === true) waiter = line.shift();
+    if (waiter === undefined) {
+      if (this.#lower === null || this.pending === 0) return undefined;
+      waiter = this.#nextLower(this.#lower);
+      if (waiter === undefined) return undefined;
+      this.settle(waiter);
+      return waiter;
+    }
+    waiter.settled = true;
+    this.pending--;
+    if (waiter.onAbort !== undefined || this.#mixed || this.pending === 0) this.#settled(waiter);
+    return waiter;
+  }
+
   /** Ends `waiter`'s wait (bookkeeping only: telling it is the owner's job). */
   settle(waiter: W): void {
     waiter.settled = true;
     this.pending--;
-    if (waiter.onAbort !== undefined) waiter.signal?.removeEventListener('abort', waiter.onAbort);
     if (this.#line.peekFirst() === waiter) this.#line.shift();
+    this.#settled(waiter);
+    if (this.pending === 0) return;
+    if (this.#line.length > 1024 && this.#line.length > 4 * this.pending) {
+      this.#compact();
+    } else if (this.#lower !== null) {
+      let queued = this.#line.length;
+      for (const line of this.#lower) queued += line.length;
+      if (queued > 1024 && queued > 4 * this.pending) this.#compact();
+    }
+  }
+
+  /** The rest of settling `waiter`, out of the line already: its signal, its deadline, and an empty queue's alarm. */
+  #settled(waiter: W): void {
+    if (waiter.onAbort !== undefined) waiter.signal?.removeEventListener('abort', waiter.onAbort);
     if (this.#mixed) {
       if (this.#inOrder.peekFirst() === waiter) this.#inOrder.shift();
       else if (this.#byDeadline.peek() === waiter) this.#byDeadline.pop();
@@ -137,12 +171,6 @@ export class WaitQueue<W extends QueuedWaiter> {
         if (this.#inOrder.length > 0) this.#inOrder.clear();
         if (this.#byDeadline.size > 0) this.#byDeadline.retain(() => false);
       }
-    } else if (this.#line.length > 1024 && this.#line.length > 4 * this.pending) {
-      this.#compact();
-    } else if (this.#lower !== null) {
-      let queued = this.#line.length;
-      for (const line of this.#lower) queued += line.length;
-      if (queued > 1024 && queued > 4 * this.pending) this.#compact();
     }
   }
 

@@ -17,7 +17,7 @@ import type { LeakWatch } from './leak-watch.js';
 import { Lease, checkOwn } from './lease.js';
 import type { Maintenance } from './maintenance.js';
 import { checkAcquireOptions, resolvePoolOptions, type AcquireOptions, type CloseOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
-import { EntryState, type PoolEntry } from './pool-entry.js';
+import { EntryState, NO_GUARD, type PoolEntry } from './pool-entry.js';
 import { registerPool, unregisterPool } from './registry.js';
 import type { CloseReport, Shutdown } from './shutdown.js';
 import { Signals } from './signals.js';
@@ -436,8 +436,10 @@ export class Pool<T> {
     return lease;
   }
 
+  /** Lends `entry` to `waiter`, already taken out of the queue (`queue.take()`). */
   #grant(waiter: Waiter<T>, entry: PoolEntry<T>, now: number): void {
-    this.#waiting.unqueue(waiter);
+    // One waiter fewer may leave creations in flight unwanted.
+    if (this.#creation.size > 0) this.#creation.shed();
     const lease = this.#lend(entry, now, waiter.site, waiter.label);
     if (this.#signals.listening || channels.acquire.hasSubscribers) this.#signals.acquire(lease, entry, this.#now() - waiter.enqueuedAt);
     // A promise's resolve cannot re-enter the pool: only receivers need the re-entrancy queue.
@@ -478,7 +480,7 @@ export class Pool<T> {
         this.#maintenance.validateForQueue(entry);
         continue;
       }
-      const waiter = queue.next();
+      const waiter = queue.take();
       if (waiter === undefined) {
         this.#pushIdle(entry);
         return;
@@ -504,14 +506,15 @@ export class Pool<T> {
 
   /** The one hand-out path: a free resource goes to the oldest waiter, or becomes idle; an unfit one is destroyed. */
   #handOut(entry: PoolEntry<T>, now: number): void {
-    if (this.#unfit(entry, now)) {
+    // #unfit's common case inline (fit, no guard): the release that hands over under contention.
+    if ((entry.doomed !== null || entry.guard !== NO_GUARD || entry.expiresAt <= now || this.#state !== OPEN) && this.#unfit(entry, now)) {
       // Waiters or `min` may need a replacement; a closing pool may be done.
       this.#shutdown.wake();
       this.#pump();
       return;
     }
     if (this.#queue.pending > 0) {
-      const waiter = this.#queue.next();
+      const waiter = this.#queue.take();
       if (waiter !== undefined) {
         this.#grant(waiter, entry, now);
         return;
