@@ -11,6 +11,8 @@ export const kOwner = Symbol('lifeguard.lease.owner');
 export const kEntry = Symbol('lifeguard.lease.entry');
 
 const OUT = 0;
+// A module constant, not EntryState.LEASED: the release path compares with it (see pool.ts).
+const LEASED = EntryState.LEASED;
 const RELEASED = 1;
 const DESTROYED = 2;
 
@@ -120,7 +122,7 @@ export class Lease<T> {
 
   #end(destroy: boolean, cause: unknown): void {
     const entry = this.#entry;
-    if (this.#state !== OUT || entry.leaseId !== this.#id || entry.state !== EntryState.LEASED) {
+    if (this.#state !== OUT || entry.leaseId !== this.#id || entry.state !== LEASED) {
       if (this.#state === OUT && entry.leaseId === this.#id && entry.revoked !== null) {
         // The factory took the resource back (CreateContext.revoke): ending the lease is all the holder
         // can do, and it is not a misuse.
