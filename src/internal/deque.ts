@@ -93,6 +93,22 @@ export class Deque<T> {
     this.#reset(this.toArray().filter(keep));
   }
 
+  /**
+   * Moves the items to a new backing array. A long-lived deque's array is in V8's old space, and storing a
+   * young object into it (every push of a new waiter) takes the write barrier's slow path, about 55
+   * instructions; a new array is young until it survives two scavenges, and stores into it do not.
+   */
+  renew(): void {
+    const items = this.#items;
+    const capacity = items.length;
+    const fresh = new Array<T | undefined>(capacity);
+    for (let i = 0; i < this.#length; i++) {
+      const index = (this.#head + i) & this.#mask;
+      fresh[index] = items[index];
+    }
+    this.#items = fresh;
+  }
+
   toArray(): T[] {
     const out: T[] = [];
     for (let i = 0; i < this.#length; i++) out.push(this.#items[(this.#head + i) & this.#mask] as T);

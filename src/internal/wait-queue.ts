@@ -35,11 +35,16 @@ export interface WaitQueueOwner<W> {
  * A queue may have several lines, by priority (the generic-pool compat layer's `priorityRange`): `next()`
  * serves the first line that has a waiter, and every line's deadlines share the one alarm.
  */
+/** Adds to the first line between two renewals of its array (see `WaitQueue.add`). */
+const RENEW_EVERY = 4096;
+
 export class WaitQueue<W extends QueuedWaiter> {
   /** Waiters not yet settled, in every line. */
   pending = 0;
   /** The first line: the pool's only one, or the highest priority. */
   readonly #line = new Deque<W>();
+  /** Adds to the first line until it gets a new array (see `add`). */
+  #renewIn = RENEW_EVERY;
   /** The lines after the first, by priority; null with one line (the pool's). */
   readonly #lower: Deque<W>[] | null;
   /** While #mixed: the waiters with the default timeout and a deadline, whose deadlines are in arrival order. */
@@ -70,8 +75,16 @@ export class WaitQueue<W extends QueuedWaiter> {
 
   /** Puts `waiter` at the end of its line (0 is the first), listening to its signal and arming its deadline. */
   add(waiter: W, line = 0): void {
-    if (line === 0) this.#line.push(waiter);
-    else (this.#lower?.[line - 1] as Deque<W>).push(waiter);
+    if (line === 0) {
+      // Every few thousand waiters the line gets a new (young) array, so that pushing a young waiter
+      // does not take the write barrier's slow path (see Deque.renew): under contention that is one
+      // slow path per acquire, against one copy of the line per RENEW_EVERY.
+      if (--this.#renewIn === 0) {
+        this.#renewIn = RENEW_EVERY;
+        this.#line.renew();
+      }
+      this.#line.push(waiter);
+    } else (this.#lower?.[line - 1] as Deque<W>).push(waiter);
     this.pending++;
     const signal = waiter.signal;
     if (signal !== undefined) {

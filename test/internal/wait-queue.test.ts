@@ -111,6 +111,21 @@ describe('WaitQueue with priority lines', () => {
     assert.equal(single.queue.take(), undefined);
   });
 
+  it('serves in arrival order across the renewals of the line\'s array (one every 4,096 adds), wrapped around', () => {
+    const clock = new FakeClock();
+    const { queue } = queueOf(clock, Infinity, 1);
+    const served: string[] = [];
+    let next = 0;
+    // About 100 waiting at any time, so the ring wraps many times between renewals.
+    for (let i = 0; i < 20_000; i++) {
+      queue.add(waiter(clock, String(i), Infinity));
+      if (i >= 100) served.push((queue.take() as W).name);
+    }
+    for (let w = queue.take(); w !== undefined; w = queue.take()) served.push(w.name);
+    assert.equal(served.length, 20_000);
+    for (const name of served) assert.equal(name, String(next++));
+  });
+
   it('keeps the dead weight of lower lines bounded when their waiters give up out of order', () => {
     const clock = new FakeClock();
     const { queue } = queueOf(clock, Infinity, 2);
