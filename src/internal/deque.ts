@@ -19,6 +19,11 @@ export class Deque<T> {
     return this.#length;
   }
 
+  /** Slots in the backing array. */
+  get capacity(): number {
+    return this.#items.length;
+  }
+
   push(item: T): void {
     if (this.#length === this.#items.length) this.#grow();
     this.#items[(this.#head + this.#length) & this.#mask] = item;
