@@ -11,6 +11,8 @@ export const kOwner = Symbol('lifeguard.lease.owner');
 export const kEntry = Symbol('lifeguard.lease.entry');
 
 const OUT = 0;
+// A module constant, not EntryState.LEASED: the release path compares with it (see pool.ts).
+const LEASED = EntryState.LEASED;
 const RELEASED = 1;
 const DESTROYED = 2;
 
@@ -69,7 +71,7 @@ export class Lease<T> {
   /** The borrowed resource. Throws once the lease has ended. */
   get resource(): T {
     if (this.#state !== OUT || this.#entry.leaseId !== this.#id || this.#entry.state === EntryState.DESTROYED) {
-      throw this.#deadError('read .resource of');
+      throw Lease.#deadError(this, 'read .resource of');
     }
     return this.#entry.resource;
   }
@@ -96,12 +98,12 @@ export class Lease<T> {
 
   /** Returns the resource to the pool. Throws on a second call. */
   release(): void {
-    this.#end(false, undefined);
+    Lease.#end(this, false, undefined);
   }
 
   /** Reports the resource as broken: it is destroyed, never lent again. Throws if the lease already ended. */
   destroy(reason?: unknown): void {
-    this.#end(true, reason);
+    Lease.#end(this, true, reason);
   }
 
   /** Releases the lease if it is still out; a no-op otherwise, so explicit release inside `await using` is fine. */
@@ -118,45 +120,47 @@ export class Lease<T> {
     return `lease #${this.#id} of pool "${this.pool}"${this.#site === null ? '' : ` acquired at ${this.#site.frame}`}`;
   }
 
-  #end(destroy: boolean, cause: unknown): void {
-    const entry = this.#entry;
-    if (this.#state !== OUT || entry.leaseId !== this.#id || entry.state !== EntryState.LEASED) {
-      if (this.#state === OUT && entry.leaseId === this.#id && entry.revoked !== null) {
+  // The private helpers are static: an instance private method gives every lease a brand field (one
+  // word and one store per acquire).
+  static #end<T>(lease: Lease<T>, destroy: boolean, cause: unknown): void {
+    const entry = lease.#entry;
+    if (lease.#state !== OUT || entry.leaseId !== lease.#id || entry.state !== LEASED) {
+      if (lease.#state === OUT && entry.leaseId === lease.#id && entry.revoked !== null) {
         // The factory took the resource back (CreateContext.revoke): ending the lease is all the holder
         // can do, and it is not a misuse.
-        this.#state = destroy ? DESTROYED : RELEASED;
-        this.#endedAt = entry.owner.stamp();
+        lease.#state = destroy ? DESTROYED : RELEASED;
+        lease.#endedAt = entry.owner.stamp();
         return;
       }
-      throw this.#deadError(destroy ? 'destroy' : 'release');
+      throw Lease.#deadError(lease, destroy ? 'destroy' : 'release');
     }
-    this.#state = destroy ? DESTROYED : RELEASED;
+    lease.#state = destroy ? DESTROYED : RELEASED;
     const owner = entry.owner;
-    this.#endedAt = owner.stamp();
+    lease.#endedAt = owner.stamp();
     owner.settle(entry, destroy, cause);
   }
 
-  #where(): string {
-    return this.#site === null ? 'acquire site not captured: see the leakDetection option' : `acquired at ${this.#site.frame}`;
+  static #where(lease: Lease<unknown>): string {
+    return lease.#site === null ? 'acquire site not captured: see the leakDetection option' : `acquired at ${lease.#site.frame}`;
   }
 
-  #deadError(action: string): Error {
-    const entry = this.#entry;
-    const who = `lease #${this.#id} of pool "${entry.owner.name}"`;
-    if (this.#state !== OUT) {
-      const ago = Math.max(0, Math.round(entry.owner.now() - this.#endedAt));
-      const how = this.#state === RELEASED ? 'released' : 'destroyed';
-      const message = `cannot ${action} ${who}: it was already ${how} ${ago} ms ago (${this.#where()})`;
+  static #deadError<T>(lease: Lease<T>, action: string): Error {
+    const entry = lease.#entry;
+    const who = `lease #${lease.#id} of pool "${entry.owner.name}"`;
+    if (lease.#state !== OUT) {
+      const ago = Math.max(0, Math.round(entry.owner.now() - lease.#endedAt));
+      const how = lease.#state === RELEASED ? 'released' : 'destroyed';
+      const message = `cannot ${action} ${who}: it was already ${how} ${ago} ms ago (${Lease.#where(lease)})`;
       return action === 'read .resource of' ? new LeaseReleasedError(message) : new DoubleReleaseError(message);
     }
     // Still out from this lease's point of view, yet the pool took the resource back.
     if (entry.revoked !== null) {
-      return new LeaseRevokedError(`cannot ${action} ${who}: its resource was revoked by the pool's factory and destroyed (${describeReason(entry.revoked.reason)}; ${this.#where()})`);
+      return new LeaseRevokedError(`cannot ${action} ${who}: its resource was revoked by the pool's factory and destroyed (${describeReason(entry.revoked.reason)}; ${Lease.#where(lease)})`);
     }
     if (entry.endReason === 'closed') {
-      return new PoolClosedError(`cannot ${action} ${who}: the pool closed while the lease was out and destroyed its resource (${this.#where()})`);
+      return new PoolClosedError(`cannot ${action} ${who}: the pool closed while the lease was out and destroyed its resource (${Lease.#where(lease)})`);
     }
-    return new LeaseRevokedError(`cannot ${action} ${who}: the pool revoked it after it was held past reclaimAfterMs and destroyed its resource (${this.#where()})`);
+    return new LeaseRevokedError(`cannot ${action} ${who}: the pool revoked it after it was held past reclaimAfterMs and destroyed its resource (${Lease.#where(lease)})`);
   }
 }
 

@@ -1,4 +1,5 @@
 /** The generic pool: its public API and the hot path (acquire, lend, release, hand-out, #pump, clock stamps). */
+/* eslint-disable @typescript-eslint/no-unnecessary-boolean-literal-compare -- `flag === true` on purpose: a boolean field tested bare compiles to V8's generic truthiness test (false, '', undetectable, number, bigint: about ten instructions), compared with `true` to one. */
 import { systemClock, type Clock } from '../internal/clock.js';
 import type { Deque } from '../internal/deque.js';
 import type { Listener } from '../internal/emitter.js';
@@ -17,7 +18,7 @@ import type { LeakWatch } from './leak-watch.js';
 import { Lease, checkOwn } from './lease.js';
 import type { Maintenance } from './maintenance.js';
 import { checkAcquireOptions, resolvePoolOptions, type AcquireOptions, type CloseOptions, type PoolOptions, type ResolvedPoolOptions } from './options.js';
-import { EntryState, type PoolEntry } from './pool-entry.js';
+import { EntryState, NO_GUARD, type PoolEntry } from './pool-entry.js';
 import { registerPool, unregisterPool } from './registry.js';
 import type { CloseReport, Shutdown } from './shutdown.js';
 import { Signals } from './signals.js';
@@ -36,6 +37,10 @@ const CLOSING = 1;
 const CLOSED = 2;
 
 const RESOLVED = Promise.resolve();
+// Module constants, not EntryState's properties: an imported object's property is a load and a check
+// in compiled code, a module constant is folded into it.
+const IDLE = EntryState.IDLE;
+const LEASED = EntryState.LEASED;
 
 /**
  * A generic resource pool that cannot leak a handle, cannot hang, and says what is wrong when it is
@@ -56,6 +61,9 @@ export class Pool<T> {
   readonly #housekeeper: Housekeeper;
   readonly #task: HousekeepingTask;
   readonly #lifo: boolean;
+  // Options the hot path reads, as fields of the pool (one load each, not two).
+  readonly #max: number;
+  readonly #maxConcurrentCreates: number;
   // The core's state and modules, read from these fields on the hot path (no indirection through the core).
   readonly #all: Set<PoolEntry<T>>;
   readonly #idle: Deque<PoolEntry<T>>;
@@ -96,6 +104,8 @@ export class Pool<T> {
     const clock = o.clock ?? systemClock;
     this.#clock = clock;
     this.#lifo = o.idleOrder === 'lifo';
+    this.#max = o.max;
+    this.#maxConcurrentCreates = o.maxConcurrentCreates;
     this.#coarseNow = clock.now();
     this.#preciseIdle = o.factory.validate !== undefined;
     this.#signals = new Signals<T>(this, o.name);
@@ -331,16 +341,19 @@ export class Pool<T> {
       // The caller captured the site itself (it acquires on someone else's behalf): nothing to capture here.
       if (options.site !== undefined) site = options.site instanceof AcquireSite ? options.site : new AcquireSite(options.site);
     }
+    // Read once: the sampling below, the fast path's test and the queued path all need them.
+    const pending = this.#queue.pending;
+    const idle = this.#idle.length;
     if (site !== null) {
       // Given by the caller.
-    } else if (this.#captureUnderLoad) {
+    } else if (this.#captureUnderLoad === true) {
       // Sampled mode. Leaks come in bursts, and a burst is what exhausts a pool: while other leases are
       // out (or waiting) and the pool is not yet saturated, every acquire captures its site. A quiet
       // pool's acquires (the uncontended hot path) capture nothing unless escalated: a lease leaked
       // there keeps the pool busy, so the next leak is captured, and its report escalates. Only a
       // saturated pool's acquires are sampled (every one while escalated).
-      const busy = this.#all.size - this.#idle.length + this.#queue.pending;
-      if (busy === 0 ? this.#coarseNow < this.#captureAllUntil : busy < this.#o.max || --this.#captureIn <= 0) {
+      const busy = this.#all.size - idle + pending;
+      if (busy === 0 ? this.#coarseNow < this.#captureAllUntil : busy < this.#max || --this.#captureIn <= 0) {
         site = this.#leak.capture(callee);
         if (this.#captureIn <= 0) this.#captureIn = this.#leak.nextCapture(this.#coarseNow);
       }
@@ -350,8 +363,8 @@ export class Pool<T> {
     }
 
     // Fast path: nobody is queued ahead (first-in first-out), and an idle resource needs no validation.
-    if (this.#queue.pending === 0 && this.#idle.length > 0) {
-      const now = given === undefined ? (this.#preciseIdle ? this.#now() : this.#coarseNow) : this.#stamp(given);
+    if (pending === 0 && idle > 0) {
+      const now = given === undefined ? (this.#preciseIdle === true ? this.#now() : this.#coarseNow) : this.#stamp(given);
       let entry: PoolEntry<T> | undefined;
       while ((entry = this.#lifo ? this.#idle.pop() : this.#idle.shift()) !== undefined) {
         if (this.#unfit(entry, now)) continue;
@@ -361,7 +374,7 @@ export class Pool<T> {
           else this.#idle.unshift(entry);
         } else {
           const lease = this.#lend(entry, now, site, label);
-          if (this.#signals.listening || channels.acquire.hasSubscribers) this.#signals.acquire(lease, entry, 0);
+          if (this.#signals.listening === true || channels.acquire.hasSubscribers) this.#signals.acquire(lease, entry, 0);
           if (receiver === null) return Promise.resolve(lease);
           this.#waiting.deliver(receiver, lease, now);
           return undefined;
@@ -370,8 +383,9 @@ export class Pool<T> {
       }
     }
 
-    const permanent = this.#creation.permanentError;
-    if (permanent !== undefined && this.#all.size + this.#creation.size < this.#o.max) {
+    const creation = this.#creation;
+    const permanent = creation.permanentError;
+    if (permanent !== undefined && this.#all.size + creation.size < this.#max) {
       // It would wait for a creation that fails for good until someone fixes the cause.
       return this.#refuse(receiver, this.#waiting.createFailed(permanent));
     }
@@ -404,11 +418,11 @@ export class Pool<T> {
       });
     }
     this.#queue.add(waiter);
-    this.#creation.refBackoff();
-    if (this.#signals.listening || channels.queue.hasSubscribers) this.#signals.queue(this.#queue.pending);
+    creation.refBackoff();
+    if (this.#signals.listening === true || channels.queue.hasSubscribers) this.#signals.queue(this.#queue.pending);
     // Under contention nothing is idle and nothing can be created: skip the scheduler entirely.
-    const creating = this.#creation.size;
-    if (this.#idle.length > 0 || (this.#all.size + creating < this.#o.max && creating < this.#o.maxConcurrentCreates)) this.#pump();
+    const creating = creation.size;
+    if (this.#idle.length > 0 || (this.#all.size + creating < this.#max && creating < this.#maxConcurrentCreates)) this.#pump();
     return promise;
   }
 
@@ -421,7 +435,7 @@ export class Pool<T> {
 
   #lend(entry: PoolEntry<T>, now: number, site: AcquireSite | null, label: string | undefined): Lease<T> {
     const id = ++this.#leaseSeq;
-    entry.state = EntryState.LEASED;
+    entry.state = LEASED;
     entry.uses++;
     entry.leaseId = id;
     entry.acquiredAt = now;
@@ -431,15 +445,17 @@ export class Pool<T> {
     const lease = new Lease(entry, id, site, label);
     // Held strongly only until the next housekeeping run registers it for drop detection; leases that
     // come back before then (nearly all) never pay for the FinalizationRegistry.
-    if (this.#leak.enabled) entry.lease = lease;
+    if (this.#leak.enabled === true) entry.lease = lease;
     this.#counters.acquired++;
     return lease;
   }
 
+  /** Lends `entry` to `waiter`, already taken out of the queue (`queue.take()`). */
   #grant(waiter: Waiter<T>, entry: PoolEntry<T>, now: number): void {
-    this.#waiting.unqueue(waiter);
+    // One waiter fewer may leave creations in flight unwanted.
+    if (this.#creation.size > 0) this.#creation.shed();
     const lease = this.#lend(entry, now, waiter.site, waiter.label);
-    if (this.#signals.listening || channels.acquire.hasSubscribers) this.#signals.acquire(lease, entry, this.#now() - waiter.enqueuedAt);
+    if (this.#signals.listening === true || channels.acquire.hasSubscribers) this.#signals.acquire(lease, entry, this.#now() - waiter.enqueuedAt);
     // A promise's resolve cannot re-enter the pool: only receivers need the re-entrancy queue.
     if (waiter.receiver === waiter) waiter.onLease(lease, now);
     else this.#waiting.deliver(waiter.receiver, lease, now);
@@ -470,7 +486,7 @@ export class Pool<T> {
   #serveWaiters(): void {
     const queue = this.#queue;
     if (queue.pending === 0 || this.#idle.length === 0) return;
-    const now = this.#preciseIdle ? this.#now() : this.#coarseNow;
+    const now = this.#preciseIdle === true ? this.#now() : this.#coarseNow;
     while (queue.pending > this.#core.validatingForQueue && this.#idle.length > 0) {
       const entry = (this.#lifo ? this.#idle.pop() : this.#idle.shift()) as PoolEntry<T>;
       if (this.#unfit(entry, now)) continue;
@@ -478,7 +494,7 @@ export class Pool<T> {
         this.#maintenance.validateForQueue(entry);
         continue;
       }
-      const waiter = queue.next();
+      const waiter = queue.take();
       if (waiter === undefined) {
         this.#pushIdle(entry);
         return;
@@ -504,14 +520,15 @@ export class Pool<T> {
 
   /** The one hand-out path: a free resource goes to the oldest waiter, or becomes idle; an unfit one is destroyed. */
   #handOut(entry: PoolEntry<T>, now: number): void {
-    if (this.#unfit(entry, now)) {
+    // #unfit's common case inline (fit, no guard): the release that hands over under contention.
+    if ((entry.doomed !== null || entry.guard !== NO_GUARD || entry.expiresAt <= now || this.#state !== OPEN) && this.#unfit(entry, now)) {
       // Waiters or `min` may need a replacement; a closing pool may be done.
       this.#shutdown.wake();
       this.#pump();
       return;
     }
     if (this.#queue.pending > 0) {
-      const waiter = this.#queue.next();
+      const waiter = this.#queue.take();
       if (waiter !== undefined) {
         this.#grant(waiter, entry, now);
         return;
@@ -522,7 +539,7 @@ export class Pool<T> {
   }
 
   #pushIdle(entry: PoolEntry<T>): void {
-    entry.state = EntryState.IDLE;
+    entry.state = IDLE;
     this.#idle.push(entry);
   }
 
@@ -531,14 +548,14 @@ export class Pool<T> {
 
   /** A lease ended (called by the lease, through the core). */
   #settle(entry: PoolEntry<T>, destroy: boolean, cause: unknown): void {
-    const now = this.#preciseIdle ? this.#now() : this.#coarseNow;
+    const now = this.#preciseIdle === true ? this.#now() : this.#coarseNow;
     entry.lease = null;
-    if (entry.tracked) {
+    if (entry.tracked === true) {
       entry.tracked = false;
       this.#leak.untrack(entry);
     }
     this.#counters.released++;
-    if (this.#signals.listening || channels.release.hasSubscribers) this.#signals.release(entry, this.#now() - entry.acquiredAt);
+    if (this.#signals.listening === true || channels.release.hasSubscribers) this.#signals.release(entry, this.#now() - entry.acquiredAt);
     if (entry.leakReportedAt !== 0) this.#leakWatch.returned(entry, this.#now());
     if (this.#o.factory.reset === undefined && !destroy) {
       this.#handOut(entry, now);
@@ -580,7 +597,7 @@ export class Pool<T> {
    * run: microseconds, unless that work blocks the event loop (docs/api/pool.md, timestamp precision).
    */
   #batchNow(): number {
-    if (this.#batchStamp) return this.#coarseNow;
+    if (this.#batchStamp === true) return this.#coarseNow;
     this.#batchStamp = true;
     // A reaction on a settled promise, not queueMicrotask (which wraps each callback in an AsyncResource
     // and a bound function): under contention a batch is a few acquires, and this ran once per batch.

@@ -6,7 +6,7 @@ import { MinHeap } from '../../src/internal/heap.js';
 
 describe('Deque', () => {
   it('behaves like an array used from both ends, across growth', () => {
-    fc.assert(fc.property(fc.array(fc.tuple(fc.constantFrom('push', 'unshift', 'shift', 'pop', 'remove'), fc.integer({ min: 0, max: 50 })), { maxLength: 300 }), (ops) => {
+    fc.assert(fc.property(fc.array(fc.tuple(fc.constantFrom('push', 'unshift', 'shift', 'pop', 'remove', 'renew'), fc.integer({ min: 0, max: 50 })), { maxLength: 300 }), (ops) => {
       const deque = new Deque<number>(2);
       const model: number[] = [];
       for (const [op, value] of ops) {
@@ -14,6 +14,7 @@ describe('Deque', () => {
         if (op === 'unshift') { deque.unshift(value); model.unshift(value); }
         if (op === 'shift') assert.equal(deque.shift(), model.shift());
         if (op === 'pop') assert.equal(deque.pop(), model.pop());
+        if (op === 'renew') deque.renew();
         if (op === 'remove') {
           const i = model.indexOf(value);
           assert.equal(deque.remove(value), i >= 0);

@@ -73,6 +73,59 @@ describe('WaitQueue with priority lines', () => {
     assert.equal(queue.pending, 0);
   });
 
+  it('take() serves in next()\'s order and settles as settle() does, across lines and past settled waiters', async () => {
+    const clock = new FakeClock();
+    const { queue, expired } = queueOf(clock, 100, 3);
+    const names = ['a2', 'b1', 'c2', 'd0', 'e0', 'f1'];
+    const ws = names.map((name) => waiter(clock, name, name === 'c2' ? 50 : 100));
+    ws.forEach((w, i) => {
+      queue.add(w, Number(names[i]?.slice(1)));
+    });
+    queue.settle(ws[4] as W); // e0 gives up while d0 is ahead of it: stays in the line, settled
+    queue.settle(ws[5] as W); // f1 gives up at the end of its line
+    assert.equal(queue.pending, 4);
+    const taken: string[] = [];
+    for (let w = queue.take(); w !== undefined; w = queue.take()) {
+      assert.equal(w.settled, true, 'taken waiters are settled');
+      taken.push(w.name);
+      if (taken.length === 2) {
+        // c2 has the earliest deadline (a per-call timeout): once taken, the alarm must not fire for it.
+        queue.add(waiter(clock, 'late0', 100), 0);
+        taken.push((queue.take() as W).name);
+      }
+    }
+    assert.deepEqual(taken, ['d0', 'b1', 'late0', 'a2', 'c2']);
+    assert.equal(queue.pending, 0);
+    assert.equal(clock.timers.total, 0, 'the alarm is dropped once nobody waits');
+    await clock.advance(200);
+    assert.deepEqual(expired, [], 'no taken waiter expires');
+    // The pool's case: one line, every waiter with the default timeout (the line is the deadline order).
+    const single = queueOf(clock, 100, 1);
+    single.queue.add(waiter(clock, 'x', 100));
+    single.queue.add(waiter(clock, 'y', 100));
+    assert.equal(clock.timers.total, 1);
+    assert.equal(single.queue.take()?.name, 'x');
+    assert.equal(clock.timers.total, 1, 'y still waits');
+    assert.equal(single.queue.take()?.name, 'y');
+    assert.equal(clock.timers.total, 0, 'the alarm is dropped once nobody waits');
+    assert.equal(single.queue.take(), undefined);
+  });
+
+  it('serves in arrival order across the renewals of the line\'s array (one every 4,096 adds), wrapped around', () => {
+    const clock = new FakeClock();
+    const { queue } = queueOf(clock, Infinity, 1);
+    const served: string[] = [];
+    let next = 0;
+    // About 100 waiting at any time, so the ring wraps many times between renewals.
+    for (let i = 0; i < 20_000; i++) {
+      queue.add(waiter(clock, String(i), Infinity));
+      if (i >= 100) served.push((queue.take() as W).name);
+    }
+    for (let w = queue.take(); w !== undefined; w = queue.take()) served.push(w.name);
+    assert.equal(served.length, 20_000);
+    for (const name of served) assert.equal(name, String(next++));
+  });
+
   it('keeps the dead weight of lower lines bounded when their waiters give up out of order', () => {
     const clock = new FakeClock();
     const { queue } = queueOf(clock, Infinity, 2);
