@@ -68,17 +68,11 @@ export function newCounters(): PoolCounters {
   };
 }
 
-/** The operations only the pool can do: its hot path, its clock stamps and its state, given to the core as they are (no extra call). */
-export interface PoolHooks<T> extends ShutdownHooks {
-  readonly now: () => number;
-  readonly stamp: () => number;
-  readonly settle: (entry: PoolEntry<T>, destroy: boolean, cause: unknown) => void;
-  readonly isOpen: () => boolean;
-  readonly pump: () => void;
-  readonly handOut: (entry: PoolEntry<T>, now: number) => void;
-  readonly unfit: (entry: PoolEntry<T>, now: number) => boolean;
-  readonly escalate: (now: number) => void;
-}
+/**
+ * The operations only the pool can do: its hot path, its clock stamps and its state, given to the core as
+ * they are (no extra call); typed and documented once, on {@link PoolCore}.
+ */
+export type PoolHooks<T> = Pick<PoolCore<T>, 'now' | 'stamp' | 'settle' | 'isOpen' | 'pump' | 'handOut' | 'unfit' | 'escalate'> & ShutdownHooks;
 
 /**
  * What the pool shares with its modules (creation, maintenance, leak watch, waiting, shutdown): the state

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,6 +9,7 @@ import {
   readTcpTable, readThreads, snapshotProcess, TCP_STATES, uniqueSockets, type TcpSocket,
 } from '../../src/doctor/index.js';
 import { InvalidOptionError } from '../../src/pool/errors.js';
+import { loopbackSockets } from '../support/sockets.js';
 
 // Compiled to <dist>/test/doctor/; the fixtures stay in the source tree.
 const fixtures = fileURLToPath(new URL('../../../test/fixtures/proc/', import.meta.url));
@@ -209,21 +209,9 @@ describe('reading a saved /proc tree (procRoot)', () => {
 
 describe('the live /proc of this process', { skip: process.platform === 'linux' ? false : 'Linux only' }, () => {
   it('finds its own listeners and connections over IPv4, IPv6 and IPv4-mapped loopback, with Node\'s own addresses', async () => {
-    const servers: net.Server[] = [];
-    const clients: net.Socket[] = [];
+    const loopback = loopbackSockets();
+    const { listen, connect } = loopback;
     try {
-      const listen = async (host: string): Promise<number> => {
-        const server = net.createServer();
-        servers.push(server);
-        await new Promise<void>((resolve) => server.listen(0, host, resolve));
-        return (server.address() as net.AddressInfo).port;
-      };
-      const connect = async (host: string, port: number): Promise<net.Socket> => {
-        const socket = net.connect({ host, port });
-        clients.push(socket);
-        await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-        return socket;
-      };
       const v4 = await listen('127.0.0.1');
       const v6 = await listen('::1');
       const dual = await listen('::'); // IPv4 clients of a dual-stack listener show up in tcp6, IPv4-mapped
@@ -244,8 +232,7 @@ describe('the live /proc of this process', { skip: process.platform === 'linux' 
       // Only this process's sockets: every one is ours (each of the 3 listeners plus 3 connection pairs), no more of these ports.
       assert.equal(sockets.filter((s) => [v4, v6, dual].includes(s.local.port) || [v4, v6, dual].includes(s.remote.port)).length, 9);
     } finally {
-      for (const socket of clients) socket.destroy();
-      await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+      await loopback.close();
     }
   });
 

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { cpSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -11,6 +10,7 @@ import { readProcessSockets, snapshotProcess, type TcpSocket } from '../../src/d
 import { RowError } from '../../src/doctor/scan.js';
 import { parseSsRow } from '../../src/doctor/ss.js';
 import { InvalidOptionError } from '../../src/pool/errors.js';
+import { loopbackSockets } from '../support/sockets.js';
 
 // The netlink source (`ss -tanHe` beside the descriptor reads) against the /proc tables: the same sockets
 // from both, and ss's text forms (brackets, wildcards, interfaces, uid left out when 0) read as /proc's.
@@ -96,22 +96,10 @@ describe('the socket source option', () => {
 
 describe('ss and the /proc tables, live', { skip: hasSs ? false : 'needs Linux and ss (iproute2)' }, () => {
   it('give the same sockets of this process, over IPv4, IPv6, IPv4-mapped and in CLOSE_WAIT, and say which was read', async () => {
-    const servers: net.Server[] = [];
-    const sockets: net.Socket[] = [];
+    // allowHalfOpen: a peer's end leaves the accepted socket in CLOSE_WAIT instead of closing it.
+    const loopback = loopbackSockets({ allowHalfOpen: true }, true);
+    const { listen, connect } = loopback;
     try {
-      const listen = async (host: string): Promise<number> => {
-        // allowHalfOpen: a peer's end leaves the accepted socket in CLOSE_WAIT instead of closing it.
-        const server = net.createServer({ allowHalfOpen: true }, (socket) => { sockets.push(socket); });
-        servers.push(server);
-        await new Promise<void>((resolve) => server.listen(0, host, resolve));
-        return (server.address() as net.AddressInfo).port;
-      };
-      const connect = async (host: string, port: number): Promise<net.Socket> => {
-        const socket = net.connect({ host, port });
-        sockets.push(socket);
-        await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-        return socket;
-      };
       const v4 = await listen('127.0.0.1');
       const v6 = await listen('::1');
       const dual = await listen('::');
@@ -137,8 +125,7 @@ describe('ss and the /proc tables, live', { skip: hasSs ? false : 'needs Linux a
       assert.equal((await snapshotProcess(process.pid, { source: 'auto' })).source, 'netlink (ss -tanHe) + /proc/PID/fd');
       assert.equal((await snapshotProcess(process.pid)).source, '/proc/PID/net/tcp,tcp6 (streamed) + /proc/PID/fd');
     } finally {
-      for (const socket of sockets) socket.destroy();
-      await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+      await loopback.close();
     }
   });
 

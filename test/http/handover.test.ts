@@ -5,7 +5,7 @@ import type http from 'node:http';
 import { describe, it } from 'node:test';
 import { request } from 'undici';
 import { createBudget } from '../../src/budget/index.js';
-import { LifeguardDispatcher } from '../../src/http/index.js';
+import { LifeguardDispatcher, type HttpPoolOptions } from '../../src/http/index.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { eventually, handleSnapshot, peakDuring, startServer, type TestServer } from './helpers.js';
 
@@ -48,17 +48,26 @@ async function get(url: string, dispatcher: LifeguardDispatcher): Promise<string
  * Scope A's request is running and holds the only slot; scope B's request then waits for it at the gate.
  * Returns A's outcome, and B's as `b(scope)` runs it.
  */
-async function contend<B>(d: LifeguardDispatcher, s: HeldServer, b: (scope: LifeguardDispatcher, a: Promise<string>) => Promise<B>): Promise<{ a: Promise<string>; b: Promise<B> }> {
+async function contend<B>(d: LifeguardDispatcher, s: HeldServer, b: (scope: LifeguardDispatcher, a: Promise<string>) => Promise<B>, bScope: HttpPoolOptions = {}): Promise<{ a: Promise<string>; b: Promise<B> }> {
   const a = d.withScope((scope) => get(`${s.url}/a`, scope));
   assert.ok(await eventually(() => s.server.requests === 1));
   let waiting: LifeguardDispatcher | null = null;
   const bDone = d.withScope((scope) => {
     waiting = scope;
     return b(scope, a);
-  });
+  }, bScope);
   // B's pool is creating: its create waits at the gate for A's slot.
   assert.ok(await eventually(() => (waiting?.stats().origins[0]?.creating ?? 0) === 1), 'scope B waits for a slot');
   return { a, b: bDone };
+}
+
+/** A's request is answered, then B's: B got a connection of its own (A's was not handed over), and the server saw two. */
+async function assertNewConnection(s: HeldServer, a: Promise<string>, b: Promise<string>): Promise<void> {
+  await s.answer();
+  const portA = await a;
+  await s.answer();
+  assert.notEqual(await b, portA);
+  assert.equal(s.server.accepted, 2);
 }
 
 /**
@@ -145,19 +154,8 @@ describe('handover of open connections between scopes', () => {
     const s = await heldServer();
     const d = new LifeguardDispatcher({ maxConnections: 1, connectionsPerOrigin: 1 });
     try {
-      const a = d.withScope((scope) => get(`${s.url}/a`, scope));
-      assert.ok(await eventually(() => s.server.requests === 1));
-      let waiting: LifeguardDispatcher | null = null;
-      const b = d.withScope((scope) => {
-        waiting = scope;
-        return get(`${s.url}/b`, scope);
-      }, { headersTimeoutMs: 12_345 });
-      assert.ok(await eventually(() => (waiting?.stats().origins[0]?.creating ?? 0) === 1));
-      await s.answer();
-      const portA = await a;
-      await s.answer();
-      assert.notEqual(await b, portA);
-      assert.equal(s.server.accepted, 2);
+      const { a, b } = await contend(d, s, (scope) => get(`${s.url}/b`, scope), { headersTimeoutMs: 12_345 });
+      await assertNewConnection(s, a, b);
     } finally {
       await d.close();
       await s.server.close();
@@ -174,12 +172,7 @@ describe('handover of open connections between scopes', () => {
       const d = new LifeguardDispatcher({ maxConnections: 1, connectionsPerOrigin: 1 });
       try {
         const { a, b } = await contend(d, s, (scope) => get(`${s.url}/b`, scope));
-        await s.answer();
-        const portA = await a;
-        await s.answer();
-        const portB = await b;
-        assert.notEqual(portB, portA);
-        assert.equal(s.server.accepted, 2);
+        await assertNewConnection(s, a, b);
       } finally {
         await d.close();
         await s.server.close();
@@ -194,11 +187,7 @@ describe('handover of open connections between scopes', () => {
     try {
       const { a, b } = await contend(d, s, (scope) => get(`${s.url}/b`, scope));
       await clock.advance(10_500);
-      await s.answer();
-      const portA = await a;
-      await s.answer();
-      assert.notEqual(await b, portA);
-      assert.equal(s.server.accepted, 2);
+      await assertNewConnection(s, a, b);
     } finally {
       await d.close();
       await s.server.close();

@@ -1,4 +1,5 @@
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import net from 'node:net';
 
 /** TCP states as the kernel numbers them in /proc/net/tcp (include/net/tcp_states.h). */
 const STATES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING'] as const;
@@ -57,4 +58,40 @@ export function ownSockets(): OwnSocket[] {
 /** This process's client sockets to `remotePort`, optionally in one state only. */
 export function socketsTo(remotePort: number, state?: string): OwnSocket[] {
   return ownSockets().filter((s) => s.remotePort === remotePort && (state === undefined || s.state === state));
+}
+
+/** Loopback listeners and connections for a test; `close()` destroys every socket and closes every listener. */
+export interface LoopbackSockets {
+  /** Every socket made: clients, and with `accept`, the accepted ones. */
+  readonly sockets: net.Socket[];
+  /** A listener on `host` (port 0); its port. */
+  listen(host: string): Promise<number>;
+  /** A connected client. */
+  connect(host: string, port: number): Promise<net.Socket>;
+  close(): Promise<void>;
+}
+
+/** `serverOptions` for each listener (`allowHalfOpen` keeps a peer's end in CLOSE_WAIT); `accept` keeps accepted sockets in `sockets`. */
+export function loopbackSockets(serverOptions: net.ServerOpts = {}, accept = false): LoopbackSockets {
+  const servers: net.Server[] = [];
+  const sockets: net.Socket[] = [];
+  return {
+    sockets,
+    async listen(host) {
+      const server = net.createServer(serverOptions, (socket) => { if (accept) sockets.push(socket); });
+      servers.push(server);
+      await new Promise<void>((resolve) => server.listen(0, host, resolve));
+      return (server.address() as net.AddressInfo).port;
+    },
+    async connect(host, port) {
+      const socket = net.connect({ host, port });
+      sockets.push(socket);
+      await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+      return socket;
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+    },
+  };
 }
