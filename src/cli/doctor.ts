@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { diagnose, Doctor, watch } from '../doctor/diagnose.js';
 import { DoctorError } from '../doctor/errors.js';
 import { SEVERITIES, severityRank, type DoctorThresholds, type Severity } from '../doctor/findings.js';
-import type { SocketSource } from '../doctor/proc.js';
+import type { FdReader, SocketSource } from '../doctor/proc.js';
 import { renderLine, renderText, type DiagnosisReport } from '../doctor/report.js';
 import { InvalidOptionError } from '../pool/errors.js';
 import { joinNegativeValues, MAX_TIMER_MS, UsageError } from './args.js';
@@ -47,6 +47,9 @@ Options:
   --source <source>        where the sockets are read from: procfs (/proc/PID/net/tcp,tcp6), ss (netlink,
                            ss -tanHe run beside the descriptor reads) or auto (ss when found and the
                            process shares this network namespace, else procfs)   (default procfs)
+  --fd-reader <reader>     with the /proc tables, who reads where the descriptors point: readlink
+                           (coreutils' readlink in a child process, on another core while the tables are
+                           read; inline when it cannot be used) or inline (this process)   (default readlink)
   --attach-wait-ms <ms>    a process running lifeguard/register with LIFEGUARD_REPORT_SIGNAL and
                            LIFEGUARD_REPORT_FILE is sent that signal, and its report joined: each socket
                            names the pool and line holding it; how long to wait for it, 0: do not ask (default 10000)
@@ -92,6 +95,7 @@ const VALUE_OPTIONS = {
   top: 'how many processes to list',
   'attach-wait-ms': 'milliseconds to wait for the process\'s own report',
   source: 'auto, procfs or ss',
+  'fd-reader': 'readlink or inline',
 };
 
 /** `host:port` or `[v6]:port`, loopback unless allowed otherwise. */
@@ -136,6 +140,7 @@ export const DOCTOR_OPTIONS = {
   'allow-remote': { type: 'boolean' },
   'attach-wait-ms': { type: 'string' },
   source: { type: 'string' },
+  'fd-reader': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -165,6 +170,7 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
   let serve: { host: string; port: number } | undefined;
   let top: number | undefined;
   let source: SocketSource;
+  let fdReader: FdReader;
   try {
     if (values.all === true && (values.pid !== undefined || values.serve !== undefined || values.watch === true)) throw new UsageError('option --all examines every process: it takes no --pid, --serve or --watch');
     if (values.pid === undefined && values.all !== true) throw new UsageError('option --pid <pid> is required: which process to examine (or --all for every process)');
@@ -184,6 +190,10 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
     const from = values.source ?? 'procfs';
     if (from !== 'auto' && from !== 'procfs' && from !== 'ss') throw new UsageError(`option --source expects one of auto, procfs, ss, got "${from}"`);
     source = from;
+    if (values['fd-reader'] !== undefined && values.all === true) throw new UsageError('option --fd-reader applies to --pid (--all reads every process\'s descriptors itself)');
+    const reader = values['fd-reader'] ?? 'readlink';
+    if (reader !== 'readlink' && reader !== 'inline') throw new UsageError(`option --fd-reader expects one of readlink, inline, got "${reader}"`);
+    fdReader = reader;
     if (values.serve !== undefined) serve = serveAddress(values.serve, values['allow-remote'] === true);
     else if (values['allow-remote'] === true) throw new UsageError('option --allow-remote only applies to --serve');
   } catch (error) {
@@ -191,7 +201,7 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
     io.err(`lifeguard doctor: ${error.message}\nRun "lifeguard doctor --help" for usage.`);
     return DoctorExit.USAGE;
   }
-  const options = { pid, samples, intervalMs, thresholds, source };
+  const options = { pid, samples, intervalMs, thresholds, source, fdReader };
   try {
     if (values.all === true) {
       // --all and --serve load their modules (node:http is a tenth of the start-up) only when asked for.
@@ -230,7 +240,7 @@ export async function doctorCommand(argv: readonly string[], io: Io): Promise<nu
 
 // Ends on SIGINT, SIGTERM or a closed output with the exit code of the last report, so `timeout 60 lifeguard doctor --watch`
 // still gates on what it saw; the signal listeners are removed on the way out.
-async function watchLoop(options: { pid: number; samples: number; intervalMs: number; thresholds: DoctorThresholds; source: SocketSource }, json: boolean, failOn: Severity, io: Io): Promise<number> {
+async function watchLoop(options: { pid: number; samples: number; intervalMs: number; thresholds: DoctorThresholds; source: SocketSource; fdReader: FdReader }, json: boolean, failOn: Severity, io: Io): Promise<number> {
   const controller = new AbortController();
   const stop = (): void => { controller.abort(); };
   process.once('SIGINT', stop);
@@ -252,7 +262,7 @@ async function watchLoop(options: { pid: number; samples: number; intervalMs: nu
 
 // The sidecar: one Doctor sampling on its own schedule, the latest report rendered at each scrape. A failed
 // sample (the process exited) is served as <prefix>doctor_up 0 rather than ending the server.
-async function serveLoop(options: { pid: number; samples: number; intervalMs: number; thresholds: DoctorThresholds; source: SocketSource }, address: { host: string; port: number }, io: Io): Promise<number> {
+async function serveLoop(options: { pid: number; samples: number; intervalMs: number; thresholds: DoctorThresholds; source: SocketSource; fdReader: FdReader }, address: { host: string; port: number }, io: Io): Promise<number> {
   const [{ createServer }, { renderPrometheus }] = await Promise.all([import('node:http'), import('../doctor/prometheus.js')]);
   const doctor = new Doctor(options);
   let report: DiagnosisReport | null = null;

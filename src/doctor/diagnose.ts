@@ -5,7 +5,7 @@ import type { Pool } from '../pool/pool.js';
 import { pools as openPools } from '../pool/registry.js';
 import { resolveThresholds, type DoctorThresholds, type ResolvedThresholds } from './findings.js';
 import { collectOwners } from './join.js';
-import { snapshotProcess, type SocketReadOptions, type SocketSource } from './proc.js';
+import { checkFdReader, snapshotProcess, type FdReader, type SocketReadOptions, type SocketSource } from './proc.js';
 import { buildReport, type DiagnosisReport } from './report.js';
 import { Sampler, type Sample } from './sampler.js';
 import { ALL_TIMERS, countTimers, liveTimers } from './timers.js';
@@ -30,6 +30,12 @@ export interface DiagnoseOptions {
    * @default 'procfs'
    */
   readonly source?: SocketSource;
+  /**
+   * Who reads where the descriptors point, with the /proc tables: `'inline'` (this thread) or `'readlink'`
+   * (coreutils' `readlink` in a child process on another core, this thread when it cannot be used).
+   * @default 'inline' (the CLI: `'readlink'`)
+   */
+  readonly fdReader?: FdReader;
 }
 
 /** Options of {@link diagnoseSelf}: those of {@link diagnose} but `pid`, plus which pools to join. */
@@ -52,8 +58,8 @@ interface Resolved {
   readonly pools: (() => readonly Pool<unknown>[]) | null;
 }
 
-const KEYS = new Set(['pid', 'samples', 'intervalMs', 'thresholds', 'signal', 'procRoot', 'source']);
-const SELF_KEYS = new Set(['samples', 'intervalMs', 'thresholds', 'signal', 'procRoot', 'source', 'pools']);
+const KEYS = new Set(['pid', 'samples', 'intervalMs', 'thresholds', 'signal', 'procRoot', 'source', 'fdReader']);
+const SELF_KEYS = new Set(['samples', 'intervalMs', 'thresholds', 'signal', 'procRoot', 'source', 'fdReader', 'pools']);
 
 function resolveOptions(options: DiagnoseOptions | DiagnoseSelfOptions | undefined, self: boolean): Resolved {
   const given = options ?? {};
@@ -78,6 +84,8 @@ function resolveOptions(options: DiagnoseOptions | DiagnoseSelfOptions | undefin
   if (from === 'ss' && procRoot !== undefined && procRoot !== '/proc') {
     throw new InvalidOptionError('source', `invalid option "source": "ss" reads the live kernel, not a copy under procRoot ${JSON.stringify(procRoot)}`);
   }
+  const fdReader = source['fdReader'];
+  checkFdReader(fdReader);
   const chosen = source['pools'];
   if (chosen !== undefined && (!Array.isArray(chosen) || !chosen.every((p: unknown) => typeof p === 'object' && p !== null && typeof (p as { inspect?: unknown }).inspect === 'function'))) {
     throw new InvalidOptionError('pools', `invalid option "pools": expected an array of Lifeguard pools, got ${describe(chosen)}`);
@@ -88,7 +96,7 @@ function resolveOptions(options: DiagnoseOptions | DiagnoseSelfOptions | undefin
     intervalMs: timerOption(source),
     thresholds: resolveThresholds(source['thresholds'] as DoctorThresholds | undefined),
     signal,
-    proc: { ...(procRoot === undefined ? {} : { procRoot }), ...(from === undefined ? {} : { source: from }) },
+    proc: { ...(procRoot === undefined ? {} : { procRoot }), ...(from === undefined ? {} : { source: from }), ...(fdReader === undefined ? {} : { fdReader }) },
     pools: !self ? null : chosen === undefined ? openPools : () => chosen as readonly Pool<unknown>[],
   };
 }

@@ -17,6 +17,7 @@ import { InvalidOptionError } from '../pool/errors.js';
 import { describe, rejectUnknownKeys } from '../pool/options.js';
 import { DoctorError, DoctorErrorCodes } from './errors.js';
 import { canonicalV6, RowError, scanFds, scanTable } from './scan.js';
+import { startLinks, type LinksRun } from './links.js';
 import { SS_ARGS, startSs, type SsRun } from './ss.js';
 
 // The callback API, not node:fs/promises: that module and what it loads were a tenth of the CLI's start-up.
@@ -75,10 +76,20 @@ export interface ProcOptions {
  */
 export type SocketSource = 'auto' | 'procfs' | 'ss';
 
+/**
+ * Who reads where a process's descriptors point (`/proc/PID/fd/N` -> `socket:[inode]`) for the /proc
+ * tables: `inline`, this thread, a batch at a time between turns of the event loop; `readlink`, coreutils'
+ * `readlink` in a child process on another core while this thread reads the tables, and this thread when
+ * it cannot be used (not found, busybox's, an argument list too long, a link it could not read).
+ */
+export type FdReader = 'inline' | 'readlink';
+
 /** Options of {@link readProcessSockets} and {@link snapshotProcess}: where to read, and from which source. */
 export interface SocketReadOptions extends ProcOptions {
   /** @default 'procfs' */
   readonly source?: SocketSource;
+  /** With the /proc tables (source `procfs`, or `auto` without ss). @default 'inline' (the CLI: `readlink`) */
+  readonly fdReader?: FdReader;
 }
 
 /** A process's descriptors against its limit. */
@@ -105,7 +116,7 @@ export interface ProcessSnapshot {
 }
 
 const OPTION_KEYS = new Set(['procRoot', 'endianness']);
-const SOCKET_OPTION_KEYS = new Set(['procRoot', 'endianness', 'source']);
+const SOCKET_OPTION_KEYS = new Set(['procRoot', 'endianness', 'source', 'fdReader']);
 const SOURCES: readonly string[] = ['auto', 'procfs', 'ss'];
 
 interface Resolved {
@@ -113,10 +124,24 @@ interface Resolved {
   readonly littleEndian: boolean;
 }
 
-function resolveSource(options: SocketReadOptions | undefined): { resolved: Resolved; source: SocketSource } {
-  if (options === undefined || typeof options !== 'object' || (options as unknown) === null) return { resolved: resolve(options), source: 'procfs' };
+/** Rejects an `fdReader` option that is not one of {@link FdReader}. */
+export function checkFdReader(value: unknown): asserts value is FdReader | undefined {
+  if (value !== undefined && value !== 'inline' && value !== 'readlink') {
+    throw new InvalidOptionError('fdReader', `invalid option "fdReader": expected "inline" or "readlink", got ${describe(value)}`);
+  }
+}
+
+interface Reading {
+  readonly resolved: Resolved;
+  readonly source: SocketSource;
+  readonly fdReader: FdReader;
+}
+
+function resolveSource(options: SocketReadOptions | undefined): Reading {
+  if (options === undefined || typeof options !== 'object' || (options as unknown) === null) return { resolved: resolve(options), source: 'procfs', fdReader: 'inline' };
   rejectUnknownKeys(options, SOCKET_OPTION_KEYS, 'the /proc readers');
-  const { source, ...rest } = options;
+  const { source, fdReader, ...rest } = options;
+  checkFdReader(fdReader);
   if (source !== undefined && !SOURCES.includes(source)) {
     throw new InvalidOptionError('source', `invalid option "source": expected "auto", "procfs" or "ss", got ${describe(source)}`);
   }
@@ -124,7 +149,7 @@ function resolveSource(options: SocketReadOptions | undefined): { resolved: Reso
   if (source === 'ss' && resolved.root !== '/proc') {
     throw new InvalidOptionError('source', `invalid option "source": "ss" reads the live kernel, not a copy under procRoot ${JSON.stringify(resolved.root)}`);
   }
-  return { resolved, source: source ?? 'procfs' };
+  return { resolved, source: source ?? 'procfs', fdReader: fdReader ?? 'inline' };
 }
 
 function resolve(options: ProcOptions | undefined): Resolved {
@@ -327,14 +352,36 @@ function collector(rows: TcpSocket[], slots: Map<number, number>, selecting: boo
  * (inode -> -1, as {@link scanFds} gives them), only those rows; otherwise every row.
  */
 async function readTables(pid: number, resolved: Resolved, inodes: Map<number, number> | null): Promise<TcpSocket[]> {
-  const dir = path.join(resolved.root, String(pid), 'net');
   const rows: TcpSocket[] = [];
-  const slots = inodes ?? new Map<number, number>();
   const keep = inodes === null ? null : (inode: number): boolean => inode !== 0 && inodes.has(inode);
-  const onRow = collector(rows, slots, inodes !== null);
+  await scanTables(pid, resolved, keep, collector(rows, inodes ?? new Map<number, number>(), inodes !== null));
+  return rows;
+}
+
+async function scanTables(pid: number, resolved: Resolved, keep: ((inode: number) => boolean) | null, onRow: (row: TcpSocket) => void): Promise<void> {
+  const dir = path.join(resolved.root, String(pid), 'net');
   await readTable(path.join(dir, 'tcp'), resolved, pid, false, keep, onRow);
   await readTable(path.join(dir, 'tcp6'), resolved, pid, true, keep, onRow);
-  return rows;
+}
+
+/**
+ * The tables read while `readlink` reads the descriptors (see {@link startLinks}): until its answer is in,
+ * every row is kept and decoded; after, only the process's. Then the rows are joined to its answer, or,
+ * when it could not be used, to the descriptors read here.
+ */
+async function readTablesBeside(pid: number, resolved: Resolved, links: LinksRun): Promise<{ open: number; sockets: TcpSocket[]; why: string | null }> {
+  const rows: TcpSocket[] = [];
+  const keep = (inode: number): boolean => inode !== 0 && (links.inodes === null || links.inodes.has(inode));
+  try {
+    await scanTables(pid, resolved, keep, collector(rows, new Map<number, number>(), false));
+  } catch (error) {
+    // Waited for even when the tables failed: no child or temporary file outlives the sample.
+    await links.read();
+    throw error;
+  }
+  const answer = await links.read();
+  const fds = typeof answer === 'string' ? await readFds(pid, resolved) : answer;
+  return { open: fds.open, sockets: rows.filter((row) => row.inode !== 0 && fds.inodes.has(row.inode)), why: typeof answer === 'string' ? answer : null };
 }
 
 /**
@@ -407,7 +454,7 @@ const SS_SOURCE = `netlink (ss ${SS_ARGS.join(' ')}) + /proc/PID/fd`;
  * are read (a second core does the kernel's share of the table) and its rows are joined by inode. `auto`
  * falls back to the /proc tables when ss cannot be used, and says why in `source`.
  */
-async function readOwnSockets(pid: number, resolved: Resolved, source: SocketSource): Promise<{ open: number; sockets: TcpSocket[]; source: string }> {
+async function readOwnSockets(pid: number, { resolved, source, fdReader }: Reading): Promise<{ open: number; sockets: TcpSocket[]; source: string }> {
   let why = source === 'procfs' ? null : ssObstacle(pid, resolved);
   let ss: SsRun | null = null;
   if (source !== 'procfs' && why === null) {
@@ -420,32 +467,45 @@ async function readOwnSockets(pid: number, resolved: Resolved, source: SocketSou
     await readFds(pid, resolved);
     throw new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read the sockets of process ${pid} with ss: ${why ?? '?'}`);
   }
+  if (ss === null) {
+    const own = await readOwnFromTables(pid, resolved, fdReader);
+    return { ...own, source: `${own.source}${why === null ? '' : ` (not ss: ${why})`}` };
+  }
   let fds: { open: number; inodes: Map<number, number> };
   try {
     fds = await readFds(pid, resolved);
   } catch (error) {
-    await ss?.cancel();
+    await ss.cancel();
     throw error;
   }
   const { open, inodes } = fds;
-  if (ss !== null) {
-    const rows: TcpSocket[] = [];
-    let failure: string | null;
-    try {
-      failure = await ss.read((inode) => inode !== 0 && inodes.has(inode), collector(rows, inodes, true));
-    } catch (error) {
-      if (!(error instanceof RowError)) throw error;
-      if (source === 'ss') throw new DoctorError(DoctorErrorCodes.PARSE, error.message);
-      failure = `its output: ${error.message}`;
-      // The rows read before the bad line are in the map: start the join again for the /proc tables.
-      for (const inode of inodes.keys()) inodes.set(inode, -1);
-    }
-    if (failure === null) return { open, sockets: rows, source: SS_SOURCE };
-    if (source === 'ss') throw new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read the sockets of process ${pid} with ss: ${failure}`);
-    why = `ss ${failure}`;
+  const rows: TcpSocket[] = [];
+  let failure: string | null;
+  try {
+    failure = await ss.read((inode) => inode !== 0 && inodes.has(inode), collector(rows, inodes, true));
+  } catch (error) {
+    if (!(error instanceof RowError)) throw error;
+    if (source === 'ss') throw new DoctorError(DoctorErrorCodes.PARSE, error.message);
+    failure = `its output: ${error.message}`;
+    // The rows read before the bad line are in the map: start the join again for the /proc tables.
+    for (const inode of inodes.keys()) inodes.set(inode, -1);
   }
-  const sockets = await readTables(pid, resolved, inodes);
-  return { open, sockets, source: `${PROCFS_SOURCE(resolved.root)}${source === 'auto' && why !== null ? ` (not ss: ${why})` : ''}` };
+  if (failure === null) return { open, sockets: rows, source: SS_SOURCE };
+  if (source === 'ss') throw new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read the sockets of process ${pid} with ss: ${failure}`);
+  return { open, sockets: await readTables(pid, resolved, inodes), source: `${PROCFS_SOURCE(resolved.root)} (not ss: ss ${failure})` };
+}
+
+/** The process's descriptors and sockets from the /proc tables, its descriptors read by `fdReader`. */
+async function readOwnFromTables(pid: number, resolved: Resolved, fdReader: FdReader): Promise<{ open: number; sockets: TcpSocket[]; source: string }> {
+  // A copied tree is read here: it is small, and its links may be plain files.
+  const links = fdReader === 'readlink' && resolved.root === '/proc' ? startLinks(path.join(resolved.root, String(pid), 'fd')) : null;
+  if (links === null || typeof links === 'string') {
+    const { open, inodes } = await readFds(pid, resolved);
+    const why = typeof links === 'string' ? `readlink: ${links}` : fdReader === 'readlink' ? 'procRoot is a copy' : null;
+    return { open, sockets: await readTables(pid, resolved, inodes), source: `${PROCFS_SOURCE(resolved.root)}${why === null ? '' : ` (not readlink: ${why})`}` };
+  }
+  const read = await readTablesBeside(pid, resolved, links);
+  return { open: read.open, sockets: read.sockets, source: `${PROCFS_SOURCE(resolved.root)} (${read.why === null ? 'readlink, beside' : `not readlink: ${read.why}`})` };
 }
 
 /** The socket inodes among a process's open descriptors (`/proc/PID/fd/N` -> `socket:[inode]`). */
@@ -461,10 +521,10 @@ export async function readSocketInodes(pid: number, options?: ProcOptions): Prom
  * holds. The descriptors are read first, so that only those rows are decoded.
  */
 export async function readProcessSockets(pid: number, options?: SocketReadOptions): Promise<TcpSocket[]> {
-  const { resolved, source } = resolveSource(options);
+  const reading = resolveSource(options);
   checkPid(pid);
-  checkPlatform(resolved);
-  return (await readOwnSockets(pid, resolved, source)).sockets;
+  checkPlatform(reading.resolved);
+  return (await readOwnSockets(pid, reading)).sockets;
 }
 
 async function readProcFile(pid: number, name: string, resolved: Resolved): Promise<string> {
@@ -519,11 +579,12 @@ export async function readThreads(pid: number, options?: ProcOptions): Promise<n
 
 /** Sockets, descriptors and threads of a process: the descriptors listed once, for their count and their sockets. */
 export async function snapshotProcess(pid: number, options?: SocketReadOptions): Promise<ProcessSnapshot> {
-  const { resolved, source } = resolveSource(options);
+  const reading = resolveSource(options);
+  const { resolved } = reading;
   checkPid(pid);
   checkPlatform(resolved);
   const takenAt = Date.now();
-  const own = await readOwnSockets(pid, resolved, source);
+  const own = await readOwnSockets(pid, reading);
   const limits = await readProcFile(pid, 'limits', resolved);
   const status = await readProcFile(pid, 'status', resolved);
   return { pid, takenAt, sockets: own.sockets, fds: { open: own.open, ...fdLimits(limits, pid, resolved) }, threads: threadCount(status, pid, resolved), source: own.source };

@@ -3,11 +3,8 @@
  * process's descriptors: the kernel's work for the table then runs on another core, and its output is
  * parsed as bytes and joined to the descriptors by inode, like the /proc tables.
  */
-import type { ChildProcess } from 'node:child_process';
-import { closeSync, openSync, unlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { Endpoint, TcpSocket, TcpState } from './proc.js';
+import { exitWhy, startChild } from './child.js';
 import { canonicalV6, decimal, RowError, scanLines, v4Text } from './scan.js';
 
 /** The arguments the doctor runs `ss` with: TCP, every state, numeric, no header, extended (uid and inode). */
@@ -24,65 +21,26 @@ export interface SsRun {
   cancel(): Promise<void>;
 }
 
-let runs = 0;
-const SS_TIMEOUT_MS = 30_000;
-
-/**
- * Starts `ss -tanHe` with its output in an unlinked temporary file: a pipe holds 64 KB, and the doctor reads
- * descriptors synchronously meanwhile, so `ss` would wait on a full pipe instead of running beside it.
- * Returns why not when it cannot be started.
- */
+/** Starts `ss -tanHe` beside the descriptor reads (see {@link startChild}); returns why not when it cannot be started. */
 export function startSs(): SsRun | string {
-  let fd: number;
-  try {
-    const file = path.join(tmpdir(), `lifeguard-ss-${process.pid}-${++runs}-${Date.now()}`);
-    fd = openSync(file, 'wx+', 0o600);
-    unlinkSync(file);
-  } catch (error) {
-    return `no temporary file for its output (${(error as Error).message})`;
-  }
-  let child: ChildProcess;
-  try {
-    // Loaded here only: node:child_process and the streams it loads are not needed by the /proc reader.
-    child = process.getBuiltinModule('node:child_process').spawn('ss', [...SS_ARGS], { stdio: ['ignore', fd, 'pipe'] });
-  } catch (error) {
-    closeSync(fd);
-    return `could not be started (${(error as Error).message})`;
-  }
-  const outcome = new Promise<string | null>((resolve) => {
-    // ss dumps a namespace of 100,000 sockets in well under a second; one that hangs must not hang the doctor.
-    const limit = setTimeout(() => { child.kill('SIGKILL'); }, SS_TIMEOUT_MS);
-    child.once('close', () => { clearTimeout(limit); });
-    child.once('error', () => { clearTimeout(limit); });
-    let stderr = '';
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (chunk: string) => { if (stderr.length < 500) stderr += chunk; });
-    child.once('error', (error: NodeJS.ErrnoException) => { resolve(error.code === 'ENOENT' ? 'not found' : error.message); });
-    child.once('close', (code: number | null, signal: string | null) => {
-      resolve(code === 0 ? null : `exited with ${code ?? signal ?? '?'}${stderr.trim() === '' ? '' : `: ${stderr.trim().split('\n')[0] ?? ''}`}`);
-    });
-  });
-  let closed = false;
-  const close = (): void => {
-    if (!closed) closeSync(fd);
-    closed = true;
-  };
+  const run = startChild('ss', SS_ARGS);
+  if (typeof run === 'string') return run;
   return {
     async read(keep, onRow) {
       try {
-        const failure = await outcome;
-        if (failure !== null) return failure;
-        await scanLines(fd, `ss ${SS_ARGS.join(' ')} output`, (buf, start, end) => parseSsRow(buf, start, end, keep), onRow, 0);
+        const exit = await run.exit;
+        if (exit.code !== 0) return exitWhy(exit);
+        await scanLines(run.fd, `ss ${SS_ARGS.join(' ')} output`, (buf, start, end) => parseSsRow(buf, start, end, keep), onRow, 0);
         return null;
       } finally {
-        close();
+        run.close();
       }
     },
     async cancel() {
       try {
-        await outcome;
+        await run.exit;
       } finally {
-        close();
+        run.close();
       }
     },
   };

@@ -79,11 +79,14 @@ describe('lifeguard doctor (CLI)', { skip: process.platform === 'linux' ? false 
   it('--source says which source was read; ss (when installed) and procfs find the same sockets', { skip: spawnSync('ss', ['-V']).status === 0 ? false : 'no ss (iproute2)' }, () => {
     const counts = (text: string): string => text.split('\n').filter((line) => /^ {2}\S+ +[A-Z_0-9]+ +\d+/.test(line)).join('\n');
     const procfs = doctor('--pid', String(pid), '--samples', '1', '--source', 'procfs');
+    const inline = doctor('--pid', String(pid), '--samples', '1', '--source', 'procfs', '--fd-reader', 'inline');
     const ss = doctor('--pid', String(pid), '--samples', '1', '--source', 'ss');
     assert.equal(ss.status, 0, ss.stderr);
-    assert.match(procfs.stdout, /^Source: \/proc\/PID\/net\/tcp,tcp6 \(streamed\) \+ \/proc\/PID\/fd$/m);
+    assert.match(procfs.stdout, /^Source: \/proc\/PID\/net\/tcp,tcp6 \(streamed\) \+ \/proc\/PID\/fd \(readlink, beside\)$/m);
+    assert.match(inline.stdout, /^Source: \/proc\/PID\/net\/tcp,tcp6 \(streamed\) \+ \/proc\/PID\/fd$/m);
     assert.match(ss.stdout, /^Source: netlink \(ss -tanHe\) \+ \/proc\/PID\/fd$/m);
     assert.equal(counts(ss.stdout), counts(procfs.stdout));
+    assert.equal(counts(inline.stdout), counts(procfs.stdout));
     assert.match(counts(ss.stdout), new RegExp(`CLOSE_WAIT +${CLOSE_WAIT}`));
     assert.match(doctor('--pid', String(pid), '--samples', '1', '--source', 'auto').stdout, /^Source: netlink \(ss -tanHe\)/m);
   });
@@ -201,6 +204,9 @@ describe('lifeguard doctor (CLI): arguments', () => {
       [['--pid', '1', '--interval-ms'], /option --interval-ms expects a value/],
       [['--pid', '1', '--source', 'netlink'], /option --source expects one of auto, procfs, ss, got "netlink"/],
       [['--all', '--source', 'procfs'], /option --source applies to --pid \(--all reads \/proc\)/],
+      [['--pid', '1', '--fd-reader', 'thread'], /option --fd-reader expects one of readlink, inline, got "thread"/],
+      [['--pid', '1', '--fd-reader'], /option --fd-reader expects a value \(readlink or inline\)/],
+      [['--all', '--fd-reader', 'inline'], /option --fd-reader applies to --pid/],
     ];
     for (const [args, message] of cases) {
       const run = doctor(...args);
