@@ -60,11 +60,11 @@ export function startChild(command: string, args: readonly string[], env?: NodeJ
     child.stderr?.on('data', (chunk: string) => { if (stderr.length < STDERR_KEPT) stderr += chunk; });
     child.once('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(limit);
-      resolve({ code: null, signal: null, stderr, failed: error.code === 'ENOENT' ? 'not found' : error.message });
+      afterHandlesClose(() => { resolve({ code: null, signal: null, stderr, failed: error.code === 'ENOENT' ? 'not found' : error.message }); });
     });
     child.once('close', (code: number | null, signal: string | null) => {
       clearTimeout(limit);
-      resolve({ code, signal, stderr, failed: null });
+      afterHandlesClose(() => { resolve({ code, signal, stderr, failed: null }); });
     });
   });
   let closed = false;
@@ -76,6 +76,16 @@ export function startChild(command: string, args: readonly string[], env?: NodeJ
       closed = true;
     },
   };
+}
+
+/**
+ * Runs `fn` once the handles a child closed on exit are closed: 'close' is emitted as their closing
+ * starts, and they leave the event loop's active handles only in its close phase, after this turn's
+ * setImmediate callbacks. A caller that returns at 'close' (the CLI's --watch) would leave a ProcessWrap
+ * alive for a turn.
+ */
+export function afterHandlesClose(fn: () => void): void {
+  setImmediate(() => { setImmediate(fn); });
 }
 
 /** Why a helper that did not exit 0 failed, in one line: `not found`, `exited with 2: <its first stderr line>`. */

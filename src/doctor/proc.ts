@@ -18,7 +18,7 @@ import { describe, rejectUnknownKeys } from '../pool/options.js';
 import { DoctorError, DoctorErrorCodes } from './errors.js';
 import { canonicalV6, RowError, scanFds, scanTable } from './scan.js';
 import { startLinks, type LinksRun } from './links.js';
-import { SS_ARGS, startSs, type SsRun } from './ss.js';
+import { SS_ARGS, startSs, streamSs, type SsRun } from './ss.js';
 
 // The callback API, not node:fs/promises: that module and what it loads were a tenth of the CLI's start-up.
 function readdir(dir: string): Promise<string[]> {
@@ -365,26 +365,6 @@ async function scanTables(pid: number, resolved: Resolved, keep: ((inode: number
 }
 
 /**
- * The tables read while `readlink` reads the descriptors (see {@link startLinks}): until its answer is in,
- * every row is kept and decoded; after, only the process's. Then the rows are joined to its answer, or,
- * when it could not be used, to the descriptors read here.
- */
-async function readTablesBeside(pid: number, resolved: Resolved, links: LinksRun): Promise<{ open: number; sockets: TcpSocket[]; why: string | null }> {
-  const rows: TcpSocket[] = [];
-  const keep = (inode: number): boolean => inode !== 0 && (links.inodes === null || links.inodes.has(inode));
-  try {
-    await scanTables(pid, resolved, keep, collector(rows, new Map<number, number>(), false));
-  } catch (error) {
-    // Waited for even when the tables failed: no child or temporary file outlives the sample.
-    await links.read();
-    throw error;
-  }
-  const answer = await links.read();
-  const fds = typeof answer === 'string' ? await readFds(pid, resolved) : answer;
-  return { open: fds.open, sockets: rows.filter((row) => row.inode !== 0 && fds.inodes.has(row.inode)), why: typeof answer === 'string' ? answer : null };
-}
-
-/**
  * Reads a TCP table. Given a path, that one file. Given a pid, both tables (`tcp` and `tcp6`) of the
  * process's network namespace (`/proc/PID/net/`): every socket there, not only the process's own
  * (see {@link readProcessSockets}).
@@ -448,14 +428,91 @@ function ssObstacle(pid: number, resolved: Resolved): string | null {
 
 const PROCFS_SOURCE = (root: string): string => `${root}/PID/net/tcp,tcp6 (streamed) + ${root}/PID/fd`;
 const SS_SOURCE = `netlink (ss ${SS_ARGS.join(' ')}) + /proc/PID/fd`;
+const SS_SOURCE_STREAMED = `netlink (ss ${SS_ARGS.join(' ')}, streamed) + /proc/PID/fd`;
+
+type Own = { open: number; sockets: TcpSocket[]; source: string };
 
 /**
- * The process's descriptors and its own sockets, from `source`. With ss, `ss` runs while the descriptors
- * are read (a second core does the kernel's share of the table) and its rows are joined by inode. `auto`
- * falls back to the /proc tables when ss cannot be used, and says why in `source`.
+ * The process's descriptors and its own sockets, from `source`, the descriptors read by `fdReader`. ss
+ * and `readlink` each run in a child process, so that with both this thread only parses; `auto` falls
+ * back to the /proc tables when ss cannot be used, and `readlink` to reading the descriptors here, the
+ * source saying why.
  */
-async function readOwnSockets(pid: number, { resolved, source, fdReader }: Reading): Promise<{ open: number; sockets: TcpSocket[]; source: string }> {
-  let why = source === 'procfs' ? null : ssObstacle(pid, resolved);
+async function readOwnSockets(pid: number, { resolved, source, fdReader }: Reading): Promise<Own> {
+  const why = source === 'procfs' ? null : ssObstacle(pid, resolved);
+  if (source === 'ss' && why !== null) {
+    // A process that is gone or not this user's: its descriptors' error says so (LG_DOCTOR_NO_PROCESS, LG_DOCTOR_PERMISSION).
+    await readFds(pid, resolved);
+    throw new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read the sockets of process ${pid} with ss: ${why}`);
+  }
+  // A copied tree is read here: it is small, and its links may be plain files.
+  const links = fdReader === 'readlink' && resolved.root === '/proc' ? startLinks(path.join(resolved.root, String(pid), 'fd')) : null;
+  const notReadlink = typeof links === 'string' ? `readlink: ${links}` : fdReader === 'readlink' && links === null ? 'procRoot is a copy' : null;
+  if (links === null || typeof links === 'string') return readAllHere(pid, resolved, source, why, notReadlink);
+  let notSs = why;
+  if (source !== 'procfs' && why === null) {
+    // Both helpers at once: ss's rows are parsed as it prints them, while readlink reads the descriptors.
+    const rows: TcpSocket[] = [];
+    let failure: string | null;
+    try {
+      failure = await streamSs((inode) => links.inodes === null || links.inodes.has(inode), (row) => { rows.push(row); });
+    } catch (error) {
+      if (!(error instanceof RowError) || source === 'ss') {
+        await links.read();
+        throw error instanceof RowError ? new DoctorError(DoctorErrorCodes.PARSE, error.message) : error;
+      }
+      failure = `its output: ${error.message}`;
+    }
+    if (failure === null) {
+      const joined = await joinBeside(pid, resolved, rows, links);
+      return { ...joined, source: `${SS_SOURCE_STREAMED}${readerNote(joined.why)}` };
+    }
+    if (source === 'ss') {
+      if (typeof (await links.read()) === 'string') await readFds(pid, resolved);
+      throw new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read the sockets of process ${pid} with ss: ${failure}`);
+    }
+    notSs = `ss ${failure}`;
+  }
+  const rows: TcpSocket[] = [];
+  // Until readlink's answer is in, every row is kept (and decoded); after, only the process's.
+  const keep = (inode: number): boolean => inode !== 0 && (links.inodes === null || links.inodes.has(inode));
+  try {
+    await scanTables(pid, resolved, keep, (row) => { rows.push(row); });
+  } catch (error) {
+    // Waited for even when the tables failed: no child or temporary file outlives the sample.
+    await links.read();
+    throw error;
+  }
+  const joined = await joinBeside(pid, resolved, rows, links);
+  return { ...joined, source: `${PROCFS_SOURCE(resolved.root)}${readerNote(joined.why)}${notSs === null ? '' : ` (not ss: ${notSs})`}` };
+}
+
+/**
+ * The rows read while `readlink` ran (some of other processes, some listed twice), joined to its answer,
+ * or, when it could not be used, to the descriptors read here: the inode map selects and removes repeats
+ * as it does for rows read after the descriptors.
+ */
+async function joinBeside(pid: number, resolved: Resolved, rows: readonly TcpSocket[], links: LinksRun): Promise<{ open: number; sockets: TcpSocket[]; why: string | null }> {
+  const answer = await links.read();
+  const fds = typeof answer === 'string' ? await readFds(pid, resolved) : answer;
+  const sockets: TcpSocket[] = [];
+  const onRow = collector(sockets, fds.inodes, true);
+  for (const row of rows) if (row.inode !== 0) onRow(row);
+  return { open: fds.open, sockets, why: typeof answer === 'string' ? answer : null };
+}
+
+/** What the source says of the descriptors: read by readlink, or why not. */
+function readerNote(why: string | null): string {
+  return why === null ? ' (readlink, beside)' : ` (not readlink: ${why})`;
+}
+
+/**
+ * Every descriptor read here: with ss, `ss` runs while they are read (a second core does the kernel's share
+ * of the table; its output waits in a temporary file, as the reads here are synchronous) and its rows are
+ * joined by inode; otherwise, and when ss fails under `auto`, the /proc tables.
+ */
+async function readAllHere(pid: number, resolved: Resolved, source: SocketSource, obstacle: string | null, notReadlink: string | null): Promise<Own> {
+  let why = obstacle;
   let ss: SsRun | null = null;
   if (source !== 'procfs' && why === null) {
     const started = startSs();
@@ -463,49 +520,36 @@ async function readOwnSockets(pid: number, { resolved, source, fdReader }: Readi
     else ss = started;
   }
   if (source === 'ss' && ss === null) {
-    // A process that is gone or not this user's: its descriptors' error says so (LG_DOCTOR_NO_PROCESS, LG_DOCTOR_PERMISSION).
     await readFds(pid, resolved);
     throw new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read the sockets of process ${pid} with ss: ${why ?? '?'}`);
   }
-  if (ss === null) {
-    const own = await readOwnFromTables(pid, resolved, fdReader);
-    return { ...own, source: `${own.source}${why === null ? '' : ` (not ss: ${why})`}` };
-  }
+  const reader = notReadlink === null ? '' : ` (not readlink: ${notReadlink})`;
   let fds: { open: number; inodes: Map<number, number> };
   try {
     fds = await readFds(pid, resolved);
   } catch (error) {
-    await ss.cancel();
+    await ss?.cancel();
     throw error;
   }
   const { open, inodes } = fds;
-  const rows: TcpSocket[] = [];
-  let failure: string | null;
-  try {
-    failure = await ss.read((inode) => inode !== 0 && inodes.has(inode), collector(rows, inodes, true));
-  } catch (error) {
-    if (!(error instanceof RowError)) throw error;
-    if (source === 'ss') throw new DoctorError(DoctorErrorCodes.PARSE, error.message);
-    failure = `its output: ${error.message}`;
-    // The rows read before the bad line are in the map: start the join again for the /proc tables.
-    for (const inode of inodes.keys()) inodes.set(inode, -1);
+  if (ss !== null) {
+    const rows: TcpSocket[] = [];
+    let failure: string | null;
+    try {
+      failure = await ss.read((inode) => inode !== 0 && inodes.has(inode), collector(rows, inodes, true));
+    } catch (error) {
+      if (!(error instanceof RowError)) throw error;
+      if (source === 'ss') throw new DoctorError(DoctorErrorCodes.PARSE, error.message);
+      failure = `its output: ${error.message}`;
+      // The rows read before the bad line are in the map: start the join again for the /proc tables.
+      for (const inode of inodes.keys()) inodes.set(inode, -1);
+    }
+    if (failure === null) return { open, sockets: rows, source: `${SS_SOURCE}${reader}` };
+    if (source === 'ss') throw new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read the sockets of process ${pid} with ss: ${failure}`);
+    why = `ss ${failure}`;
   }
-  if (failure === null) return { open, sockets: rows, source: SS_SOURCE };
-  if (source === 'ss') throw new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read the sockets of process ${pid} with ss: ${failure}`);
-  return { open, sockets: await readTables(pid, resolved, inodes), source: `${PROCFS_SOURCE(resolved.root)} (not ss: ss ${failure})` };
-}
-
-/** The process's descriptors and sockets from the /proc tables, its descriptors read by `fdReader`. */
-async function readOwnFromTables(pid: number, resolved: Resolved, fdReader: FdReader): Promise<{ open: number; sockets: TcpSocket[]; source: string }> {
-  // A copied tree is read here: it is small, and its links may be plain files.
-  const links = fdReader === 'readlink' && resolved.root === '/proc' ? startLinks(path.join(resolved.root, String(pid), 'fd')) : null;
-  if (links === null || typeof links === 'string') {
-    const { open, inodes } = await readFds(pid, resolved);
-    const why = typeof links === 'string' ? `readlink: ${links}` : fdReader === 'readlink' ? 'procRoot is a copy' : null;
-    return { open, sockets: await readTables(pid, resolved, inodes), source: `${PROCFS_SOURCE(resolved.root)}${why === null ? '' : ` (not readlink: ${why})`}` };
-  }
-  const read = await readTablesBeside(pid, resolved, links);
-  return { open: read.open, sockets: read.sockets, source: `${PROCFS_SOURCE(resolved.root)} (${read.why === null ? 'readlink, beside' : `not readlink: ${read.why}`})` };
+  const sockets = await readTables(pid, resolved, inodes);
+  return { open, sockets, source: `${PROCFS_SOURCE(resolved.root)}${reader}${source !== 'procfs' && why !== null ? ` (not ss: ${why})` : ''}` };
 }
 
 /** The socket inodes among a process's open descriptors (`/proc/PID/fd/N` -> `socket:[inode]`). */

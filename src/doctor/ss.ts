@@ -3,8 +3,9 @@
  * process's descriptors: the kernel's work for the table then runs on another core, and its output is
  * parsed as bytes and joined to the descriptors by inode, like the /proc tables.
  */
+import type { ChildProcess } from 'node:child_process';
 import type { Endpoint, TcpSocket, TcpState } from './proc.js';
-import { exitWhy, startChild } from './child.js';
+import { afterHandlesClose, exitWhy, startChild } from './child.js';
 import { canonicalV6, decimal, RowError, scanLines, v4Text } from './scan.js';
 
 /** The arguments the doctor runs `ss` with: TCP, every state, numeric, no header, extended (uid and inode). */
@@ -46,6 +47,131 @@ export function startSs(): SsRun | string {
   };
 }
 
+/**
+ * Runs `ss -tanHe` with its output on a pipe, parsed as it comes: for when nothing on this thread blocks
+ * meanwhile (the descriptors read by `readlink` beside), so that ss dumps while this thread parses and
+ * neither waits for the other. Calls `onRow` for every row whose inode `keep` accepts (asked as each row
+ * is read). Resolves null once ss has exited 0 and every row is read, or why ss could not be used (not
+ * found, failed); rejects with a RowError for output it cannot parse (and stops ss).
+ */
+export function streamSs(keep: (inode: number) => boolean, onRow: (socket: TcpSocket) => void): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    let child: ChildProcess;
+    try {
+      child = process.getBuiltinModule('node:child_process').spawn('ss', [...SS_ARGS], { stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (error) {
+      resolve(`could not be started (${(error as Error).message})`);
+      return;
+    }
+    const limit = setTimeout(() => { child.kill('SIGKILL'); }, SS_TIMEOUT_MS);
+    let stderr = '';
+    let carry = '';
+    let line = 0;
+    let failed: Error | null = null;
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => { if (stderr.length < 4096) stderr += chunk; });
+    child.stdout?.setEncoding('latin1');
+    child.stdout?.on('data', (chunk: string) => {
+      if (failed !== null) return;
+      const text = carry === '' ? chunk : carry + chunk;
+      const whole = text.lastIndexOf('\n') + 1;
+      carry = whole === text.length ? '' : text.slice(whole);
+      try {
+        if (whole > 0) line = ssText(text, whole, line, keep, onRow);
+      } catch (error) {
+        failed = error instanceof Error ? error : new Error(String(error));
+        child.kill('SIGKILL');
+      }
+    });
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(limit);
+      afterHandlesClose(() => { resolve(error.code === 'ENOENT' ? 'not found' : error.message); });
+    });
+    child.once('close', (code: number | null, signal: string | null) => {
+      clearTimeout(limit);
+      afterHandlesClose(() => {
+        if (failed !== null) {
+          reject(failed);
+          return;
+        }
+        if (code !== 0) {
+          resolve(exitWhy({ code, signal, stderr, failed: null }));
+          return;
+        }
+        try {
+          if (carry !== '') ssText(`${carry}\n`, carry.length + 1, line, keep, onRow);
+          resolve(null);
+        } catch (error) {
+          reject(error instanceof Error ? error : new Error(String(error)));
+        }
+      });
+    });
+  });
+}
+
+const SS_TIMEOUT_MS = 30_000;
+
+// The common line, an IPv4 connection or listener: state, queues, dotted local and peer address:port
+// (`*` for none), uid when not 0, inode. Matched by V8's regular expression engine (machine code even with
+// the optimizing compiler off) from one line to the next over a chunk of text; any other line (IPv6,
+// an interface, a bad line) goes to parseSsRow, which names what is wrong.
+const SS_LINE = /([A-Z][A-Z12-]*) +(\d+) +(\d+) +(\d{1,3}(?:\.\d{1,3}){3}):(\d+|\*) +(\d{1,3}(?:\.\d{1,3}){3}):(\d+|\*) +(?:uid:(\d+) +)?ino:(\d+)[^\n]*\n/y;
+const STATE_NAMES = new Map<string, TcpState>();
+// Dotted addresses as one string each, not one per row.
+const dotted = new Map<string, string>();
+
+/** The lines of `text` up to `end` (just after a newline), the first being line `line + 1`; returns the last line's number. */
+export function ssText(text: string, end: number, line: number, keep: (inode: number) => boolean, onRow: (socket: TcpSocket) => void): number {
+  let at = 0;
+  while (at < end) {
+    line++;
+    SS_LINE.lastIndex = at;
+    const m = SS_LINE.exec(text);
+    const state = m === null ? undefined : STATE_NAMES.get(m[1] as string);
+    if (m === null || state === undefined) {
+      const nl = text.indexOf('\n', at);
+      const buf = Buffer.from(text.slice(at, nl), 'latin1');
+      try {
+        const row = parseSsRow(buf, 0, buf.length, keep);
+        if (row !== null) onRow(row);
+      } catch (error) {
+        if (error instanceof RowError) throw new RowError(`ss ${SS_ARGS.join(' ')} output:${line}: ${error.message}: ${JSON.stringify(text.slice(at, Math.min(nl, at + 200)))}`);
+        throw error;
+      }
+      at = nl + 1;
+      continue;
+    }
+    at = SS_LINE.lastIndex;
+    const inode = Number(m[9]);
+    if (inode === 0 || !keep(inode)) continue;
+    const sendQ = Number(m[3]);
+    onRow({
+      inode,
+      family: 4,
+      local: { address: dottedText(m[4] as string), port: m[5] === '*' ? 0 : Number(m[5]) },
+      remote: { address: dottedText(m[6] as string), port: m[7] === '*' ? 0 : Number(m[7]) },
+      state,
+      // For a listener ss's Send-Q is the backlog's size; /proc prints 0 there, and the doctor means bytes unsent.
+      txQueue: state === 'LISTEN' ? 0 : sendQ,
+      rxQueue: Number(m[2]),
+      uid: m[8] === undefined ? 0 : Number(m[8]),
+    });
+  }
+  return line;
+}
+
+function dottedText(text: string): string {
+  let known = dotted.get(text);
+  if (known === undefined) {
+    // Through the same reader as every other form: 010.0.0.1 or 256.1.1.1 are not addresses.
+    const buf = Buffer.from(`${text}:0`, 'latin1');
+    known = endpointAt(buf, 0, buf.length).endpoint.address;
+    if (dotted.size >= 65_536) dotted.clear();
+    dotted.set(text, known);
+  }
+  return known;
+}
+
 const SPACE = 0x20;
 const COLON = 0x3a;
 
@@ -55,7 +181,10 @@ for (const [name, state] of [
   ['ESTAB', 'ESTABLISHED'], ['SYN-SENT', 'SYN_SENT'], ['SYN-RECV', 'SYN_RECV'], ['FIN-WAIT-1', 'FIN_WAIT1'],
   ['FIN-WAIT-2', 'FIN_WAIT2'], ['TIME-WAIT', 'TIME_WAIT'], ['UNCONN', 'CLOSE'], ['CLOSE-WAIT', 'CLOSE_WAIT'],
   ['LAST-ACK', 'LAST_ACK'], ['LISTEN', 'LISTEN'], ['CLOSING', 'CLOSING'], ['UNKNOWN', 'UNKNOWN'],
-] as const) STATES.set(stateKey(name.length, name.charCodeAt(0), name.charCodeAt(name.length - 1)), { name, state });
+] as const) {
+  STATES.set(stateKey(name.length, name.charCodeAt(0), name.charCodeAt(name.length - 1)), { name, state });
+  STATE_NAMES.set(name, state);
+}
 
 function stateKey(length: number, first: number, last: number): number {
   return length * 65536 + first * 256 + last;
@@ -149,12 +278,14 @@ export function parseSsRow(buf: Buffer, start: number, end: number, keep: ((inod
   if (recvQ < 0 || sendQ < 0) throw new RowError('bad Recv-Q or Send-Q column');
   const local = endpointAt(buf, at(6), at(7));
   const remote = endpointAt(buf, at(8), at(9)).endpoint;
-  // uid: printed only when it is not 0, as the column just before ino:.
+  // uid: printed only when it is not 0, as the column just before ino: (however many spaces apart).
   let uid = 0;
-  let column = ino - 1;
-  while (column > at(9) && buf[column] !== SPACE) column--;
-  if (column > at(9) && buf[column + 1] === 0x75 && buf[column + 2] === 0x69 && buf[column + 3] === 0x64 && buf[column + 4] === COLON /* uid: */) {
-    uid = decimal(buf, column + 5, ino);
+  let last = ino;
+  while (last > at(9) && buf[last - 1] === SPACE) last--;
+  let first = last;
+  while (first > at(9) && buf[first - 1] !== SPACE) first--;
+  if (first > at(9) && last - first > 4 && buf[first] === 0x75 && buf[first + 1] === 0x69 && buf[first + 2] === 0x64 && buf[first + 3] === COLON /* uid: */) {
+    uid = decimal(buf, first + 4, last);
     if (uid < 0) throw new RowError('bad uid: column');
   }
   return {

@@ -81,14 +81,18 @@ describe('lifeguard doctor (CLI)', { skip: process.platform === 'linux' ? false 
     const procfs = doctor('--pid', String(pid), '--samples', '1', '--source', 'procfs');
     const inline = doctor('--pid', String(pid), '--samples', '1', '--source', 'procfs', '--fd-reader', 'inline');
     const ss = doctor('--pid', String(pid), '--samples', '1', '--source', 'ss');
+    const ssInline = doctor('--pid', String(pid), '--samples', '1', '--source', 'ss', '--fd-reader', 'inline');
     assert.equal(ss.status, 0, ss.stderr);
+    assert.equal(ssInline.status, 0, ssInline.stderr);
     assert.match(procfs.stdout, /^Source: \/proc\/PID\/net\/tcp,tcp6 \(streamed\) \+ \/proc\/PID\/fd \(readlink, beside\)$/m);
     assert.match(inline.stdout, /^Source: \/proc\/PID\/net\/tcp,tcp6 \(streamed\) \+ \/proc\/PID\/fd$/m);
-    assert.match(ss.stdout, /^Source: netlink \(ss -tanHe\) \+ \/proc\/PID\/fd$/m);
+    assert.match(ss.stdout, /^Source: netlink \(ss -tanHe, streamed\) \+ \/proc\/PID\/fd \(readlink, beside\)$/m);
+    assert.match(ssInline.stdout, /^Source: netlink \(ss -tanHe\) \+ \/proc\/PID\/fd$/m);
     assert.equal(counts(ss.stdout), counts(procfs.stdout));
+    assert.equal(counts(ssInline.stdout), counts(procfs.stdout));
     assert.equal(counts(inline.stdout), counts(procfs.stdout));
     assert.match(counts(ss.stdout), new RegExp(`CLOSE_WAIT +${CLOSE_WAIT}`));
-    assert.match(doctor('--pid', String(pid), '--samples', '1', '--source', 'auto').stdout, /^Source: netlink \(ss -tanHe\)/m);
+    assert.match(doctor('--pid', String(pid), '--samples', '1', '--source', 'auto').stdout, /^Source: netlink \(ss -tanHe, streamed\) \+ \/proc\/PID\/fd \(readlink, beside\)$/m);
   });
 
   it('exits 1 when a finding is at or above --fail-on, 0 otherwise', () => {
@@ -102,32 +106,38 @@ describe('lifeguard doctor (CLI)', { skip: process.platform === 'linux' ? false 
   });
 
   it('--watch on a terminal redraws the full report in place (ANSI home + clear) and holds nothing once stopped', async () => {
-    const before0 = activeResources();
-    const signalListeners = process.listenerCount('SIGINT') + process.listenerCount('SIGTERM');
-    const outputs: string[] = [];
-    const closed = new AbortController();
-    const code = await doctorCommand(['--pid', String(pid), '--watch', '--interval-ms', '20', '--samples', '2'], {
-      out: (text) => {
-        outputs.push(text);
-        if (outputs.length === 3) closed.abort();
-      },
-      err: (text) => { assert.fail(text); },
-      isTTY: true,
-      version: () => '0.0.0',
-      outputClosed: closed.signal,
-    });
-    assert.equal(code, 0);
-    assert.equal(outputs.length, 3);
-    for (const text of outputs) {
-      assert.ok(text.startsWith('\u001b[H\u001b[2J'), JSON.stringify(text.slice(0, 20)));
-      assert.match(text, new RegExp(`lifeguard doctor: process ${pid} at `));
-      assert.match(text, /\(refreshing every 20 ms; Ctrl-C to stop\)$/);
+    // Regression: a sample's last helper (ss streamed, readlink) resolved at its 'close', while its process
+    // handle was still closing: a watch stopped right after left a ProcessWrap for a turn (2 runs in 8).
+    for (const source of [[], ['--source', 'ss']]) {
+      for (let round = 0; round < 5; round++) {
+        const before0 = activeResources();
+        const signalListeners = process.listenerCount('SIGINT') + process.listenerCount('SIGTERM');
+        const outputs: string[] = [];
+        const closed = new AbortController();
+        const code = await doctorCommand(['--pid', String(pid), '--watch', '--interval-ms', '20', '--samples', '2', ...source], {
+          out: (text) => {
+            outputs.push(text);
+            if (outputs.length === 3) closed.abort();
+          },
+          err: (text) => { assert.fail(text); },
+          isTTY: true,
+          version: () => '0.0.0',
+          outputClosed: closed.signal,
+        });
+        assert.equal(code, 0);
+        assert.equal(outputs.length, 3);
+        for (const text of outputs) {
+          assert.ok(text.startsWith('\u001b[H\u001b[2J'), JSON.stringify(text.slice(0, 20)));
+          assert.match(text, new RegExp(`lifeguard doctor: process ${pid} at `));
+          assert.match(text, /\(refreshing every 20 ms; Ctrl-C to stop\)$/);
+        }
+        assert.match(outputs[2]!, /2 samples over/);
+        assert.equal(process.listenerCount('SIGINT') + process.listenerCount('SIGTERM'), signalListeners, 'the watch left a signal listener behind');
+        // A descriptor close the last read started may still be completing (a CloseReq): one turn of the loop ends it.
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.deepEqual(grown(before0, activeResources()), {}, `${source.join(' ')} round ${round}`);
+      }
     }
-    assert.match(outputs[2]!, /2 samples over/);
-    assert.equal(process.listenerCount('SIGINT') + process.listenerCount('SIGTERM'), signalListeners, 'the watch left a signal listener behind');
-    // A descriptor close the last read started may still be completing (a CloseReq): one turn of the loop ends it.
-    await new Promise((resolve) => setImmediate(resolve));
-    assert.deepEqual(grown(before0, activeResources()), {});
   });
 
   it('--watch prints one line per sample when not a terminal and stops cleanly on SIGTERM', async () => {

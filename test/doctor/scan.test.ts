@@ -95,6 +95,41 @@ describe('the streaming TCP table reader', () => {
     }
   });
 
+  it('reads queues, lower-case hex and rows whose two addresses differ in width as the text parser does', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lifeguard-scan-'));
+    try {
+      await fc.assert(fc.asyncProperty(
+        fc.array(fc.record({
+          localV6: fc.boolean(), remoteV6: fc.boolean(), lower: fc.boolean(),
+          words: fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 8, maxLength: 8 }),
+          tx: fc.integer({ min: 0, max: 0xffffffff }), rx: fc.integer({ min: 0, max: 0xffffffff }),
+          state: fc.integer({ min: 1, max: 13 }), uid: fc.integer({ min: 0, max: 2 ** 31 }), inode: fc.integer({ min: 1, max: 2 ** 32 }),
+        }), { minLength: 0, maxLength: 30 }),
+        async (rows) => {
+          const lines = ['  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode'];
+          rows.forEach((r, i) => {
+            const addr = (w: number[], v6: boolean): string => (v6 ? w.map((x) => hex(x, 8)).join('') : hex(w[0] ?? 0, 8));
+            const text = `${String(i).padStart(4)}: ${addr(r.words.slice(0, 4), r.localV6)}:1F90 ${addr(r.words.slice(4), r.remoteV6)}:0050 ${hex(r.state, 2)} ${hex(r.tx, 8)}:${hex(r.rx, 8)} 00:00000000 00000000 ${String(r.uid).padStart(5)}        0 ${r.inode} 1 0000000000000000 20 4 30 10 -1`;
+            lines.push(r.lower ? text.toLowerCase() : text);
+          });
+          const text = `${lines.join('\n')}\n`;
+          const file = path.join(dir, 'tcp');
+          writeFileSync(file, text);
+          let expected: TcpSocket[] | Error;
+          try {
+            expected = uniqueSockets(parseTcpTable(text, { endianness: 'LE' }));
+          } catch (error) {
+            expected = error as Error;
+          }
+          if (expected instanceof Error) await assert.rejects(readTcpTable(file, { endianness: 'LE' }), { code: 'LG_DOCTOR_PARSE' });
+          else assert.deepEqual(await readTcpTable(file, { endianness: 'LE' }), expected);
+        },
+      ), { numRuns: 100 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('names the file and line of a malformed row', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'lifeguard-scan-'));
     try {

@@ -5,10 +5,11 @@ import { cpSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, symlinkSync } fro
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { fileURLToPath } from 'node:url';
 import { readProcessSockets, snapshotProcess, type TcpSocket } from '../../src/doctor/index.js';
 import { RowError } from '../../src/doctor/scan.js';
-import { parseSsRow } from '../../src/doctor/ss.js';
+import { parseSsRow, ssText } from '../../src/doctor/ss.js';
 import { InvalidOptionError } from '../../src/pool/errors.js';
 import { loopbackSockets } from '../support/sockets.js';
 
@@ -54,6 +55,47 @@ describe('parseSsRow: the lines of ss -tanHe', () => {
       'TIME-WAIT': 'TIME_WAIT', UNCONN: 'CLOSE', 'CLOSE-WAIT': 'CLOSE_WAIT', 'LAST-ACK': 'LAST_ACK', LISTEN: 'LISTEN', CLOSING: 'CLOSING', UNKNOWN: 'UNKNOWN',
     };
     for (const [name, state] of Object.entries(names)) assert.equal(parse(`${name} 0 0 127.0.0.1:1 127.0.0.1:2 ino:9 sk:1 <->`)?.state, state, name);
+  });
+
+  it('reads a line as parseSsRow does on the fast path of streamed output (IPv4, uid or not, any state, * ports), and hands any other line to it', () => {
+    const dotted = fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 })).map((p) => p.join('.'));
+    const port = fc.oneof(fc.integer({ min: 0, max: 65535 }).map(String), fc.constant('*'));
+    const v4Line = fc.record({
+      state: fc.constantFrom('ESTAB', 'SYN-SENT', 'SYN-RECV', 'FIN-WAIT-1', 'FIN-WAIT-2', 'TIME-WAIT', 'UNCONN', 'CLOSE-WAIT', 'LAST-ACK', 'LISTEN', 'CLOSING'),
+      recvQ: fc.integer({ min: 0, max: 2 ** 31 }), sendQ: fc.integer({ min: 0, max: 2 ** 31 }),
+      local: dotted, lport: port, peer: dotted, pport: port,
+      uid: fc.option(fc.integer({ min: 1, max: 2 ** 31 })), inode: fc.integer({ min: 0, max: 2 ** 32 }),
+      pad: fc.integer({ min: 1, max: 6 }),
+    }).map((l) => [l.state, String(l.recvQ), String(l.sendQ), `${l.local}:${l.lport}`, `${l.peer}:${l.pport}`, ...(l.uid === null ? [] : [`uid:${l.uid}`]), `ino:${l.inode}`, 'sk:1f cgroup:/ <->'].join(' '.repeat(l.pad)));
+    const otherLine = fc.constantFrom(
+      'ESTAB 0 0 [::1]:5432 [::1]:40001 ino:77 sk:2 cgroup:/ <->',
+      'LISTEN 0 511 *:8080 *:* ino:78 sk:3 cgroup:/ v6only:0 <->',
+      'ESTAB 0 0 [::ffff:127.0.0.1]:80 [::ffff:127.0.0.1]:5000 uid:7 ino:79 sk:4 <->',
+      'LISTEN 0 128 127.0.0.53%lo:53 0.0.0.0:* uid:101 ino:80 sk:5 <->',
+    );
+    fc.assert(fc.property(fc.array(fc.oneof(v4Line, otherLine), { maxLength: 30 }), (lines) => {
+      const expected: TcpSocket[] = [];
+      for (const line of lines) {
+        const row = parse(line, (inode) => inode !== 0);
+        if (row !== null) expected.push(row);
+      }
+      const got: TcpSocket[] = [];
+      const text = lines.map((line) => `${line}\n`).join('');
+      assert.equal(ssText(text, text.length, 0, (inode) => inode !== 0, (row) => { got.push(row); }), lines.length);
+      assert.deepEqual(got, expected);
+    }), { numRuns: 200 });
+  });
+
+  it('reads uid: however many spaces surround it (regression: one space after the peer, or two before ino:, read it as 0)', () => {
+    assert.equal(parse('ESTAB 0 0 0.0.0.0:* 0.0.0.0:0 uid:1 ino:1 sk:1f cgroup:/ <->')?.uid, 1);
+    assert.equal(parse('ESTAB  0  0  0.0.0.0:*  0.0.0.0:0  uid:1  ino:1  sk:1f cgroup:/ <->')?.uid, 1);
+    assert.equal(parse('ESTAB 0 0 [::1]:5 [::1]:6 uid:1000 ino:9 sk:1f <->')?.uid, 1000);
+    assert.equal(parse('ESTAB 0 0 [::1]:5 [::1]:6 ino:9 sk:1f <->')?.uid, 0);
+  });
+
+  it('names the line of streamed output it cannot read', () => {
+    const text = 'ESTAB 0 0 10.0.0.1:1 10.0.0.2:2 ino:5 sk:1 <->\nBOGUS 0 0 10.0.0.1:1 10.0.0.2:2 ino:6 sk:1 <->\n';
+    assert.throws(() => ssText(text, text.length, 40, () => true, () => {}), (error: unknown) => error instanceof RowError && /output:42: unknown state: "BOGUS/.test(error.message));
   });
 
   it('skips a row of another process on its inode alone', () => {
@@ -112,15 +154,21 @@ describe('ss and the /proc tables, live', { skip: hasSs ? false : 'needs Linux a
       // Both read twice, until two reads agree: a connection may change state between the two reads.
       let procfs = new Map<number, TcpSocket>();
       let ss = new Map<number, TcpSocket>();
+      let streamed = new Map<number, TcpSocket>();
+      const same = (a: Map<number, TcpSocket>, b: Map<number, TcpSocket>): boolean => JSON.stringify([...a].sort()) === JSON.stringify([...b].sort());
       for (let attempt = 0; attempt < 20; attempt++) {
         procfs = byInode(await readProcessSockets(process.pid, { source: 'procfs' }));
         ss = byInode(await readProcessSockets(process.pid, { source: 'ss' }));
-        if ([...procfs.values()].some((row) => row.state === 'CLOSE_WAIT') && JSON.stringify([...procfs].sort()) === JSON.stringify([...ss].sort())) break;
+        // ss's output parsed as it prints it, the descriptors read by readlink meanwhile.
+        streamed = byInode(await readProcessSockets(process.pid, { source: 'ss', fdReader: 'readlink' }));
+        if ([...procfs.values()].some((row) => row.state === 'CLOSE_WAIT') && same(procfs, ss) && same(procfs, streamed)) break;
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       assert.ok([...procfs.values()].some((row) => row.state === 'CLOSE_WAIT'), 'a CLOSE_WAIT socket');
       assert.ok(procfs.size >= 10, `${procfs.size} sockets`);
       assert.deepEqual(new Map([...ss].sort((a, b) => a[0] - b[0])), new Map([...procfs].sort((a, b) => a[0] - b[0])));
+      assert.deepEqual(new Map([...streamed].sort((a, b) => a[0] - b[0])), new Map([...procfs].sort((a, b) => a[0] - b[0])));
+      assert.equal((await snapshotProcess(process.pid, { source: 'ss', fdReader: 'readlink' })).source, 'netlink (ss -tanHe, streamed) + /proc/PID/fd (readlink, beside)');
       assert.equal((await snapshotProcess(process.pid, { source: 'ss' })).source, 'netlink (ss -tanHe) + /proc/PID/fd');
       assert.equal((await snapshotProcess(process.pid, { source: 'auto' })).source, 'netlink (ss -tanHe) + /proc/PID/fd');
       assert.equal((await snapshotProcess(process.pid)).source, '/proc/PID/net/tcp,tcp6 (streamed) + /proc/PID/fd');
