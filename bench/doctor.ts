@@ -1,8 +1,9 @@
 /**
  * The doctor's cost against `ss -tanp` on generated socket sets: one sample of a process holding 20,000
  * sockets, then namespaces of 20,000 to 100,000 sockets (several holder processes), each measured side by
- * side in one run as wall time and peak RSS, reported as ratios; the doctor both from the /proc tables (its
- * default) and with `--source ss`.
+ * side in one run as wall time and peak RSS, reported as ratios; the doctor from the /proc tables (its default,
+ * the descriptors read by readlink beside), with `--source ss` (streamed, readlink beside) and with
+ * `--fd-reader inline` (the descriptors read by its own thread).
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
@@ -39,6 +40,12 @@ export interface DoctorCase {
   readonly ssSourcePeakKb: number;
   /** `--source ss` wall time over `ss -tanp` wall time. */
   readonly ssSourceRatio: number;
+  /** `--fd-reader inline` (the descriptors read by the doctor's own thread, not by readlink beside) in the same rounds: wall, CPU, peak RSS. */
+  readonly inlineMs: number;
+  readonly inlineCpuMs: number;
+  readonly inlinePeakKb: number;
+  /** `--fd-reader inline` wall time over `ss -tanp` wall time. */
+  readonly inlineRatio: number;
 }
 
 interface Holder {
@@ -109,11 +116,13 @@ export async function benchDoctor(namespaceSizes: readonly number[], rounds: num
       const doctor: { ms: number; cpuMs: number; peakKb: number }[] = [];
       const bare: { ms: number; cpuMs: number; peakKb: number }[] = [];
       const viaSs: { ms: number; cpuMs: number; peakKb: number }[] = [];
+      const inline: { ms: number; cpuMs: number; peakKb: number }[] = [];
       for (let round = 0; round < rounds; round++) {
         ss.push(timed('ss', ['-tanp']));
         doctor.push(timed(process.execPath, [cli, 'doctor', '--pid', String(target.pid), '--samples', '1']));
         bare.push(timed(process.execPath, ['-e', '']));
         viaSs.push(timed(process.execPath, [cli, 'doctor', '--pid', String(target.pid), '--samples', '1', '--source', 'ss']));
+        inline.push(timed(process.execPath, [cli, 'doctor', '--pid', String(target.pid), '--samples', '1', '--fd-reader', 'inline']));
       }
       const ssMs = median(ss.map((r) => r.ms));
       const doctorMs = median(doctor.map((r) => r.ms));
@@ -133,6 +142,10 @@ export async function benchDoctor(namespaceSizes: readonly number[], rounds: num
         ssSourceCpuMs: median(viaSs.map((r) => r.cpuMs)),
         ssSourcePeakKb: Math.max(...viaSs.map((r) => r.peakKb)),
         ssSourceRatio: median(viaSs.map((r) => r.ms)) / ssMs,
+        inlineMs: median(inline.map((r) => r.ms)),
+        inlineCpuMs: median(inline.map((r) => r.cpuMs)),
+        inlinePeakKb: Math.max(...inline.map((r) => r.peakKb)),
+        inlineRatio: median(inline.map((r) => r.ms)) / ssMs,
       });
     }
   } finally {

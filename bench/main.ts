@@ -94,8 +94,8 @@ if (only === undefined || only === 'doctor') {
   const sizes = process.argv.find((a) => a.startsWith('--sizes='))?.slice('--sizes='.length).split(',').map(Number);
   const cases = await benchDoctor(sizes ?? (quick ? [20_000, 40_000] : [20_000, 40_000, 60_000, 100_000]), quick ? 3 : 5);
   console.log(`doctor benchmark (node ${process.version}; one sample of a process with ${cases[0]?.processSockets ?? '?'} sockets by \`lifeguard doctor --pid N --samples 1\`, process start included, against \`ss -tanp\`; median wall time, peak RSS)`);
-  console.log(table(['sockets in namespace', 'in process', 'ss ms', 'ss peak MB', 'doctor ms', 'doctor peak MB', 'doctor/ss', 'CPU ss ms', 'CPU doctor ms', 'CPU doctor/ss', 'node -e "" ms', 'node -e "" peak MB', 'doctor source'], cases.map((c) => [
-    String(c.namespaceSockets), String(c.processSockets), c.ssMs.toFixed(0), (c.ssPeakKb / 1024).toFixed(1), c.doctorMs.toFixed(0), (c.doctorPeakKb / 1024).toFixed(1), `${c.ratio.toFixed(2)}x`, c.ssCpuMs.toFixed(0), c.doctorCpuMs.toFixed(0), `${c.cpuRatio.toFixed(2)}x`, c.nodeMs.toFixed(0), (c.nodePeakKb / 1024).toFixed(1), c.source,
+  console.log(table(['sockets in namespace', 'in process', 'ss ms', 'ss peak MB', 'doctor ms', 'doctor peak MB', 'doctor/ss', 'CPU ss ms', 'CPU doctor ms', 'CPU doctor/ss', '--source ss ms', '--source ss/ss', '--fd-reader inline ms', 'inline/ss', 'node -e "" ms', 'node -e "" peak MB', 'doctor source'], cases.map((c) => [
+    String(c.namespaceSockets), String(c.processSockets), c.ssMs.toFixed(0), (c.ssPeakKb / 1024).toFixed(1), c.doctorMs.toFixed(0), (c.doctorPeakKb / 1024).toFixed(1), `${c.ratio.toFixed(2)}x`, c.ssCpuMs.toFixed(0), c.doctorCpuMs.toFixed(0), `${c.cpuRatio.toFixed(2)}x`, c.ssSourceMs.toFixed(0), `${c.ssSourceRatio.toFixed(2)}x`, c.inlineMs.toFixed(0), `${c.inlineRatio.toFixed(2)}x`, c.nodeMs.toFixed(0), (c.nodePeakKb / 1024).toFixed(1), c.source,
   ])));
   writeFileSync(new URL('doctor.json', dir), `${JSON.stringify({ node: process.version, cases }, null, 2)}\n`);
   console.log(`\nwrote bench/results/doctor.json`);

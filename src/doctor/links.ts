@@ -4,7 +4,10 @@
  * the links are the largest cost of a sample, and the one that grows with the process.
  */
 import { readSync } from 'node:fs';
+import { InvalidOptionError } from '../internal/errors.js';
+import { describe } from '../internal/options.js';
 import { exitWhy, startChild, type ChildExit, type ChildRun } from './child.js';
+import type { FdReader, TcpSocket } from './proc.js';
 
 /** A running `readlink`. */
 export interface LinksRun {
@@ -104,4 +107,33 @@ function socketInode(buf: Buffer, start: number, end: number): number {
     value = value * 10 + c;
   }
   return value;
+}
+
+/** Rejects an `fdReader` option that is not one of {@link FdReader}. */
+export function checkFdReader(value: unknown): asserts value is FdReader | undefined {
+  if (value !== undefined && value !== 'inline' && value !== 'readlink') {
+    throw new InvalidOptionError('fdReader', `invalid option "fdReader": expected "inline" or "readlink", got ${describe(value)}`);
+  }
+}
+
+/**
+ * The rows read while `readlink` runs: all of them until its answer is in, which then drops those of other
+ * processes at once (in a namespace of 100,000 sockets they would otherwise stay until the end of the sample).
+ */
+export function besideRows(links: Pick<LinksRun, 'inodes'>): { rows: TcpSocket[]; onRow: (row: TcpSocket) => void } {
+  const rows: TcpSocket[] = [];
+  let pruned = false;
+  return {
+    rows,
+    onRow(row) {
+      if (!pruned && links.inodes !== null) {
+        pruned = true;
+        const inodes = links.inodes;
+        let kept = 0;
+        for (const held of rows) if (inodes.has(held.inode)) rows[kept++] = held;
+        rows.length = kept;
+      }
+      rows.push(row);
+    },
+  };
 }

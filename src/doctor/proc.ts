@@ -17,7 +17,7 @@ import { InvalidOptionError } from '../pool/errors.js';
 import { describe, rejectUnknownKeys } from '../pool/options.js';
 import { DoctorError, DoctorErrorCodes } from './errors.js';
 import { canonicalV6, RowError, scanFds, scanTable } from './scan.js';
-import { startLinks, type LinksRun } from './links.js';
+import { besideRows, checkFdReader, startLinks, type LinksRun } from './links.js';
 import { SS_ARGS, startSs, streamSs, type SsRun } from './ss.js';
 
 // The callback API, not node:fs/promises: that module and what it loads were a tenth of the CLI's start-up.
@@ -122,13 +122,6 @@ const SOURCES: readonly string[] = ['auto', 'procfs', 'ss'];
 interface Resolved {
   readonly root: string;
   readonly littleEndian: boolean;
-}
-
-/** Rejects an `fdReader` option that is not one of {@link FdReader}. */
-export function checkFdReader(value: unknown): asserts value is FdReader | undefined {
-  if (value !== undefined && value !== 'inline' && value !== 'readlink') {
-    throw new InvalidOptionError('fdReader', `invalid option "fdReader": expected "inline" or "readlink", got ${describe(value)}`);
-  }
 }
 
 interface Reading {
@@ -452,10 +445,10 @@ async function readOwnSockets(pid: number, { resolved, source, fdReader }: Readi
   let notSs = why;
   if (source !== 'procfs' && why === null) {
     // Both helpers at once: ss's rows are parsed as it prints them, while readlink reads the descriptors.
-    const rows: TcpSocket[] = [];
+    const { rows, onRow } = besideRows(links);
     let failure: string | null;
     try {
-      failure = await streamSs((inode) => links.inodes === null || links.inodes.has(inode), (row) => { rows.push(row); });
+      failure = await streamSs((inode) => links.inodes === null || links.inodes.has(inode), onRow);
     } catch (error) {
       if (!(error instanceof RowError) || source === 'ss') {
         await links.read();
@@ -473,11 +466,11 @@ async function readOwnSockets(pid: number, { resolved, source, fdReader }: Readi
     }
     notSs = `ss ${failure}`;
   }
-  const rows: TcpSocket[] = [];
+  const { rows, onRow } = besideRows(links);
   // Until readlink's answer is in, every row is kept (and decoded); after, only the process's.
   const keep = (inode: number): boolean => inode !== 0 && (links.inodes === null || links.inodes.has(inode));
   try {
-    await scanTables(pid, resolved, keep, (row) => { rows.push(row); });
+    await scanTables(pid, resolved, keep, onRow);
   } catch (error) {
     // Waited for even when the tables failed: no child or temporary file outlives the sample.
     await links.read();

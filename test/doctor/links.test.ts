@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readProcessSockets, snapshotProcess, type TcpSocket } from '../../src/doctor/index.js';
-import { failure, parseLinks } from '../../src/doctor/links.js';
+import { besideRows, failure, parseLinks } from '../../src/doctor/links.js';
 import { InvalidOptionError } from '../../src/pool/errors.js';
 import { loopbackSockets } from '../support/sockets.js';
 
@@ -72,6 +72,21 @@ describe('parseLinks: readlink -z\'s output', () => {
     withOutput(['socket:[1]', 'socket:[2'], (fd) => {
       assert.throws(() => parseLinks({ fd }), /not NUL-terminated/);
     });
+  });
+});
+
+describe('besideRows: the rows read while readlink runs', () => {
+  it('keeps every row until the answer is in, then drops those of other processes at once', () => {
+    const row = (inode: number): TcpSocket => ({ inode, family: 4, local: { address: '127.0.0.1', port: 1 }, remote: { address: '127.0.0.1', port: 2 }, state: 'ESTABLISHED', txQueue: 0, rxQueue: 0, uid: 0 });
+    const links: { inodes: Map<number, number> | null } = { inodes: null };
+    const { rows, onRow } = besideRows(links);
+    for (const inode of [1, 2, 3, 4]) onRow(row(inode));
+    assert.deepEqual(rows.map((r) => r.inode), [1, 2, 3, 4]);
+    links.inodes = new Map([[2, -1], [4, -1], [9, -1]]);
+    onRow(row(5));
+    assert.deepEqual(rows.map((r) => r.inode), [2, 4, 5], 'the earlier rows of other processes are dropped; later rows are the reader\'s to select');
+    onRow(row(9));
+    assert.deepEqual(rows.map((r) => r.inode), [2, 4, 5, 9]);
   });
 });
 
