@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, cpSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { readProcessSockets, snapshotProcess, type TcpSocket } from '../../src/doctor/index.js';
 import { besideRows, failure, parseLinks } from '../../src/doctor/links.js';
 import { InvalidOptionError } from '../../src/pool/errors.js';
@@ -12,7 +11,6 @@ import { loopbackSockets } from '../support/sockets.js';
 
 // The descriptors read by coreutils' readlink in a child process while the tables are read here: the same
 // sockets as reading them here, and every way readlink can fail handing the work back.
-const fixtures = fileURLToPath(new URL('../../../test/fixtures/proc/', import.meta.url));
 const exit = (code: number | null, stderr = '', failed: string | null = null, signal: string | null = null): Parameters<typeof failure>[0] => ({ code, signal, stderr, failed });
 
 describe('failure: when readlink\'s answer can be used', () => {
@@ -153,22 +151,6 @@ describe('fdReader readlink, live', { skip: hasReadlink ? false : 'needs Linux a
 
   it('says a process is gone as reading here does (LG_DOCTOR_NO_PROCESS)', async () => {
     await assert.rejects(snapshotProcess(2 ** 22 + 1, { fdReader: 'readlink' }), { code: 'LG_DOCTOR_NO_PROCESS' });
-  });
-});
-
-describe('fdReader readlink with a saved copy of /proc', () => {
-  it('reads the copy here, and says why', async () => {
-    const root = mkdtempSync(path.join(tmpdir(), 'lifeguard-links-copy-'));
-    try {
-      cpSync(path.join(fixtures, '4242'), path.join(root, '4242'), { recursive: true });
-      mkdirSync(path.join(root, '4242', 'fd'));
-      symlinkSync('socket:[1002]', path.join(root, '4242', 'fd', '3'));
-      const snapshot = await snapshotProcess(4242, { procRoot: root, fdReader: 'readlink', endianness: 'LE' });
-      assert.equal(snapshot.source, `${root}/PID/net/tcp,tcp6 (streamed) + ${root}/PID/fd (not readlink: procRoot is a copy)`);
-      assert.deepEqual(snapshot.sockets.map((socket) => socket.inode), [1002]);
-    } finally {
-      rmSync(root, { recursive: true, force: true });
-    }
   });
 });
 

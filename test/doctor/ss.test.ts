@@ -121,15 +121,22 @@ describe('the socket source option', () => {
     await assert.rejects(snapshotProcess(4242, { procRoot: fixtures, source: 'ss' }), (error: unknown) => error instanceof InvalidOptionError && /"source": "ss" reads the live kernel/.test(error.message));
   });
 
-  it('auto reads a saved copy from its tables and says why not ss', async () => {
+  it('auto and the readlink reader read a saved copy from its tables here, and say why not ss or readlink', async () => {
     const root = mkdtempSync(path.join(tmpdir(), 'lifeguard-ss-'));
     try {
       cpSync(path.join(fixtures, '4242'), path.join(root, '4242'), { recursive: true });
       mkdirSync(path.join(root, '4242', 'fd'));
       symlinkSync('socket:[1002]', path.join(root, '4242', 'fd', '3'));
-      const snapshot = await snapshotProcess(4242, { procRoot: root, source: 'auto', endianness: 'LE' });
-      assert.equal(snapshot.source, `${root}/PID/net/tcp,tcp6 (streamed) + ${root}/PID/fd (not ss: procRoot is a copy)`);
-      assert.deepEqual(snapshot.sockets.map((socket) => socket.inode), [1002]);
+      const tables = `${root}/PID/net/tcp,tcp6 (streamed) + ${root}/PID/fd`;
+      for (const [options, source] of [
+        [{ source: 'auto' }, `${tables} (not ss: procRoot is a copy)`],
+        [{ fdReader: 'readlink' }, `${tables} (not readlink: procRoot is a copy)`],
+        [{ source: 'auto', fdReader: 'readlink' }, `${tables} (not readlink: procRoot is a copy) (not ss: procRoot is a copy)`],
+      ] as const) {
+        const snapshot = await snapshotProcess(4242, { procRoot: root, endianness: 'LE', ...options });
+        assert.equal(snapshot.source, source);
+        assert.deepEqual(snapshot.sockets.map((socket) => socket.inode), [1002]);
+      }
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
