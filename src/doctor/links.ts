@@ -96,10 +96,12 @@ export function parseLinks(run: Pick<ChildRun, 'fd'>): { open: number; inodes: M
   }
 }
 
+const SOCKET = Buffer.from('socket:[', 'latin1');
+
 /** "socket:[12345]" -> 12345; -1 for any other link. */
 function socketInode(buf: Buffer, start: number, end: number): number {
-  if (end - start < 10 || buf[start] !== 0x73 || buf[start + 6] !== 0x3a || buf[start + 7] !== 0x5b || buf[end - 1] !== 0x5d) return -1;
-  if (buf.toString('latin1', start, start + 6) !== 'socket') return -1;
+  if (end - start < 10 || buf[end - 1] !== 0x5d /* ] */) return -1;
+  for (let i = 0; i < SOCKET.length; i++) if (buf[start + i] !== SOCKET[i]) return -1;
   let value = 0;
   for (let i = start + 8; i < end - 1; i++) {
     const c = (buf[i] ?? 0) - 0x30;
