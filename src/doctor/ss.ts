@@ -1,7 +1,8 @@
 /**
- * The namespace's TCP sockets over netlink, by `ss -tanHe` run in a child process while the doctor reads the
- * process's descriptors: the kernel's work for the table then runs on another core, and its output is
- * parsed as bytes and joined to the descriptors by inode, like the /proc tables.
+ * The namespace's TCP sockets over netlink, by `ss -tanHe` in a child process, joined to the process's
+ * descriptors by inode like the /proc tables: its output waits in a temporary file while the doctor reads
+ * the descriptors itself (`startSs`), or is parsed from a pipe as ss prints it while `readlink` reads
+ * them in another child (`streamSs`).
  */
 import type { ChildProcess } from 'node:child_process';
 import type { Endpoint, TcpSocket, TcpState } from './proc.js';
