@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { doctorCommand } from '../../src/cli/doctor.js';
 import { rank, type DiagnosisReport, type HostProcess, type HostReport } from '../../src/doctor/index.js';
 import { activeResources, grown } from '../support/handles.js';
+import { readerNote } from '../support/tools.js';
 
 // The compiled CLI and child, next to this compiled test (dist-<name>/test/cli -> dist-<name>/src/cli).
 const bin = new URL('../../src/cli/main.js', import.meta.url).pathname;
@@ -84,15 +85,15 @@ describe('lifeguard doctor (CLI)', { skip: process.platform === 'linux' ? false 
     const ssInline = doctor('--pid', String(pid), '--samples', '1', '--source', 'ss', '--fd-reader', 'inline');
     assert.equal(ss.status, 0, ss.stderr);
     assert.equal(ssInline.status, 0, ssInline.stderr);
-    assert.match(procfs.stdout, /^Source: \/proc\/PID\/net\/tcp,tcp6 \(streamed\) \+ \/proc\/PID\/fd \(readlink, beside\)$/m);
+    assert.match(procfs.stdout, new RegExp(String.raw`^Source: /proc/PID/net/tcp,tcp6 \(streamed\) \+ /proc/PID/fd ${readerNote}$`, 'm'));
     assert.match(inline.stdout, /^Source: \/proc\/PID\/net\/tcp,tcp6 \(streamed\) \+ \/proc\/PID\/fd$/m);
-    assert.match(ss.stdout, /^Source: netlink \(ss -tanHe, streamed\) \+ \/proc\/PID\/fd \(readlink, beside\)$/m);
+    assert.match(ss.stdout, new RegExp(String.raw`^Source: netlink \(ss -tanHe, streamed\) \+ /proc/PID/fd ${readerNote}$`, 'm'));
     assert.match(ssInline.stdout, /^Source: netlink \(ss -tanHe\) \+ \/proc\/PID\/fd$/m);
     assert.equal(counts(ss.stdout), counts(procfs.stdout));
     assert.equal(counts(ssInline.stdout), counts(procfs.stdout));
     assert.equal(counts(inline.stdout), counts(procfs.stdout));
     assert.match(counts(ss.stdout), new RegExp(`CLOSE_WAIT +${CLOSE_WAIT}`));
-    assert.match(doctor('--pid', String(pid), '--samples', '1', '--source', 'auto').stdout, /^Source: netlink \(ss -tanHe, streamed\) \+ \/proc\/PID\/fd \(readlink, beside\)$/m);
+    assert.match(doctor('--pid', String(pid), '--samples', '1', '--source', 'auto').stdout, new RegExp(String.raw`^Source: netlink \(ss -tanHe, streamed\) \+ /proc/PID/fd ${readerNote}$`, 'm'));
   });
 
   it('exits 1 when a finding is at or above --fail-on, 0 otherwise', () => {

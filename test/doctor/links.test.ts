@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +7,7 @@ import { readProcessSockets, snapshotProcess, type TcpSocket } from '../../src/d
 import { besideRows, failure, parseLinks } from '../../src/doctor/links.js';
 import { InvalidOptionError } from '../../src/pool/errors.js';
 import { loopbackSockets } from '../support/sockets.js';
+import { gnuReadlink } from '../support/tools.js';
 
 // The descriptors read by coreutils' readlink in a child process while the tables are read here: the same
 // sockets as reading them here, and every way readlink can fail handing the work back.
@@ -88,10 +88,9 @@ describe('besideRows: the rows read while readlink runs', () => {
   });
 });
 
-const hasReadlink = process.platform === 'linux' && spawnSync('readlink', ['-vz', '--', '/proc/self/exe']).status === 0;
 const byInode = (rows: readonly TcpSocket[]): [number, TcpSocket][] => rows.map((row): [number, TcpSocket] => [row.inode, row]).sort((a, b) => a[0] - b[0]);
 
-describe('fdReader readlink, live', { skip: hasReadlink ? false : 'needs Linux and GNU readlink (coreutils)' }, () => {
+describe('fdReader readlink, live', { skip: gnuReadlink ? false : 'needs Linux and GNU readlink (coreutils)' }, () => {
   it('rejects an unknown reader, naming the option', async () => {
     await assert.rejects(readProcessSockets(process.pid, { fdReader: 'thread' as never }), (error: unknown) => error instanceof InvalidOptionError && /invalid option "fdReader": expected "inline" or "readlink", got the string "thread"/.test(error.message));
   });
