@@ -37,6 +37,8 @@ const CLOSING = 1;
 const CLOSED = 2;
 
 const RESOLVED = Promise.resolve();
+/** The core's `fresh` array is renewed when a lease id has these bits clear: every 4,096 lends. */
+const RENEW_FRESH_MASK = 4095;
 // Module constants, not EntryState's properties: an imported object's property is a load and a check
 // in compiled code, a module constant is folded into it.
 const IDLE = EntryState.IDLE;
@@ -93,6 +95,8 @@ export class Pool<T> {
   readonly #captureUnderLoad: boolean;
   /** Sampled mode: a quiet pool's acquires capture their site until then (escalation; always with leakSampleRate 1). */
   #captureAllUntil: number;
+  /** The core's `fresh` (the same array, one load less on the hot path). */
+  #fresh: (Lease<T> | null)[];
   /** True while #coarseNow is a precise read taken in the current batch of synchronous work (#batchNow). */
   #batchStamp = false;
 
@@ -152,6 +156,7 @@ export class Pool<T> {
     this.#maintenance = core.maintenance;
     this.#leakWatch = core.leakWatch;
     this.#waiting = core.waiting;
+    this.#fresh = core.fresh;
     this.#shutdown = core.shutdown;
     this.#captureIn = this.#leak.nextCapture(this.#coarseNow);
     this.#captureUnderLoad = o.leakDetection === 'sampled';
@@ -445,7 +450,11 @@ export class Pool<T> {
     const lease = new Lease(entry, id, site, label);
     // Held strongly only until the next housekeeping run registers it for drop detection; leases that
     // come back before then (nearly all) never pay for the FinalizationRegistry.
-    if (this.#leak.enabled === true) entry.lease = lease;
+    if (this.#leak.enabled === true) {
+      // A new young array every few thousand lends (PoolCore.fresh); only a small one, as the wait queue's.
+      if ((id & RENEW_FRESH_MASK) === 0 && this.#fresh.length <= RENEW_FRESH_MASK) this.#fresh = this.#core.renewFresh();
+      this.#fresh[entry.slot] = lease;
+    }
     this.#counters.acquired++;
     return lease;
   }
@@ -549,7 +558,7 @@ export class Pool<T> {
   /** A lease ended (called by the lease, through the core). */
   #settle(entry: PoolEntry<T>, destroy: boolean, cause: unknown): void {
     const now = this.#preciseIdle === true ? this.#now() : this.#coarseNow;
-    entry.lease = null;
+    if (this.#leak.enabled === true) this.#fresh[entry.slot] = null;
     if (entry.tracked === true) {
       entry.tracked = false;
       this.#leak.untrack(entry);
