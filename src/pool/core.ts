@@ -35,6 +35,40 @@ export interface Waiter<T> extends AcquireReceiver<T>, QueuedWaiter {
   readonly label: string | undefined;
 }
 
+/**
+ * A waiting acquire: a class, not an object literal, for its fields' representation. A class field is
+ * defined (undefined) before the constructor sets it, so every field is tagged, and `enqueuedAt` holds the
+ * pool's stamp as the heap number it already is; a literal's number field is a double of its own, a new
+ * heap number per waiter.
+ */
+export class PendingAcquire<T> implements Waiter<T> {
+  /** The waiter itself for a promise (set by the pool), else the caller's receiver. */
+  receiver: AcquireReceiver<T>;
+  // Set by the promise's executor; unset (never called) for a receiver's waiter.
+  onLease: (lease: Lease<T>, now: number) => void;
+  onAcquireError: (error: Error) => void;
+  readonly enqueuedAt: number;
+  readonly timeoutMs: number;
+  readonly site: AcquireSite | null;
+  readonly label: string | undefined;
+  readonly signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  settled: boolean;
+
+  constructor(receiver: AcquireReceiver<T> | null, enqueuedAt: number, timeoutMs: number, site: AcquireSite | null, label: string | undefined, signal: AbortSignal | undefined) {
+    this.receiver = receiver as AcquireReceiver<T>;
+    this.onLease = undefined as unknown as (lease: Lease<T>, now: number) => void;
+    this.onAcquireError = undefined as unknown as (error: Error) => void;
+    this.enqueuedAt = enqueuedAt;
+    this.timeoutMs = timeoutMs;
+    this.site = site;
+    this.label = label;
+    this.signal = signal;
+    this.onAbort = undefined;
+    this.settled = false;
+  }
+}
+
 /** Counters since construction, as `stats()` reports them. */
 export interface PoolCounters {
   created: number;

@@ -8,7 +8,7 @@ import type { WaitQueue } from '../internal/wait-queue.js';
 import { LEAK_ESCALATION_MS, LeakDetector, NO_LEAK_DETECTION, type LeakTracking } from '../leak/leak-detector.js';
 import { AcquireSite } from '../leak/site.js';
 import { withBudget, type PermitWaits } from './budget-option.js';
-import { PoolCore, type AcquireReceiver, type PoolCounters, type Waiter } from './core.js';
+import { PendingAcquire, PoolCore, type AcquireReceiver, type PoolCounters, type Waiter } from './core.js';
 import type { Creation } from './creation.js';
 import { channels, inspectResources, leasesOf, type PoolInspection } from './diagnostics.js';
 import { describe } from '../internal/options.js';
@@ -51,6 +51,7 @@ const ACQUIRE_CHANNEL = channels.acquire;
 const QUEUE_CHANNEL = channels.queue;
 const RELEASE_CHANNEL = channels.release;
 const LeaseClass = Lease;
+const PendingAcquireClass = PendingAcquire;
 
 /**
  * A generic resource pool that cannot leak a handle, cannot hang, and says what is wrong when it is
@@ -407,18 +408,7 @@ export class Pool<T> {
       return this.#refuse(receiver, new QueueFullError(`acquire rejected: the wait queue is full (maxWaiting=${this.#o.maxWaiting}; ${this.#core.describeState()})`));
     }
     const now = given === undefined ? this.#batchNow() : this.#stamp(given);
-    const waiter: Waiter<T> = {
-      receiver: receiver as AcquireReceiver<T>,
-      onLease: undefined as unknown as (lease: Lease<T>) => void,
-      onAcquireError: undefined as unknown as (error: Error) => void,
-      enqueuedAt: now,
-      timeoutMs,
-      site,
-      label,
-      signal,
-      onAbort: undefined,
-      settled: false,
-    };
+    const waiter: Waiter<T> = new PendingAcquireClass<T>(receiver, now, timeoutMs, site, label, signal);
     let promise: Promise<Lease<T>> | undefined;
     if (receiver === null) {
       waiter.receiver = waiter;
