@@ -89,13 +89,7 @@ export class WaitQueue<W extends QueuedWaiter> {
       this.#line.push(waiter);
     } else (this.#lower?.[line - 1] as Deque<W>).push(waiter);
     this.pending++;
-    const signal = waiter.signal;
-    if (signal !== undefined) {
-      waiter.onAbort = () => {
-        if (!waiter.settled) this.#owner.aborted(waiter);
-      };
-      signal.addEventListener('abort', waiter.onAbort, { once: true });
-    }
+    if (waiter.signal !== undefined) this.#listen(waiter, waiter.signal);
     const deadline = waiter.enqueuedAt + waiter.timeoutMs;
     if (waiter.timeoutMs === this.#defaultTimeoutMs) {
       if (deadline === Infinity) return;
@@ -106,6 +100,15 @@ export class WaitQueue<W extends QueuedWaiter> {
       this.#byDeadline.push(waiter);
     }
     if (deadline < this.#alarm.armedAt) this.#alarm.at(deadline);
+  }
+
+  // Its own function: the listener's closure captures `waiter`, and in `add` that capture would give every
+  // call a context object, signal or not (callgrind, 1,000 concurrent: one allocation per acquire).
+  #listen(waiter: W, signal: AbortSignal): void {
+    waiter.onAbort = () => {
+      if (!waiter.settled) this.#owner.aborted(waiter);
+    };
+    signal.addEventListener('abort', waiter.onAbort, { once: true });
   }
 
   /** A waiter with its own timeout joins a line of default ones: from now on their deadlines are kept apart. */

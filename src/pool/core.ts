@@ -35,6 +35,40 @@ export interface Waiter<T> extends AcquireReceiver<T>, QueuedWaiter {
   readonly label: string | undefined;
 }
 
+/**
+ * A waiting acquire: a class, not an object literal, for its fields' representation. A class field is
+ * defined (undefined) before the constructor sets it, so every field is tagged, and `enqueuedAt` holds the
+ * pool's stamp as the heap number it already is; a literal's number field is a double of its own, a new
+ * heap number per waiter (callgrind, 1,000 concurrent: 2,889 -> 2,866 instructions/op).
+ */
+export class PendingAcquire<T> implements Waiter<T> {
+  /** The waiter itself for a promise (set by the pool), else the caller's receiver. */
+  receiver: AcquireReceiver<T>;
+  // Set by the promise's executor; unset (never called) for a receiver's waiter.
+  onLease: (lease: Lease<T>, now: number) => void;
+  onAcquireError: (error: Error) => void;
+  readonly enqueuedAt: number;
+  readonly timeoutMs: number;
+  readonly site: AcquireSite | null;
+  readonly label: string | undefined;
+  readonly signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  settled: boolean;
+
+  constructor(receiver: AcquireReceiver<T> | null, enqueuedAt: number, timeoutMs: number, site: AcquireSite | null, label: string | undefined, signal: AbortSignal | undefined) {
+    this.receiver = receiver as AcquireReceiver<T>;
+    this.onLease = undefined as unknown as (lease: Lease<T>, now: number) => void;
+    this.onAcquireError = undefined as unknown as (error: Error) => void;
+    this.enqueuedAt = enqueuedAt;
+    this.timeoutMs = timeoutMs;
+    this.site = site;
+    this.label = label;
+    this.signal = signal;
+    this.onAbort = undefined;
+    this.settled = false;
+  }
+}
+
 /** Counters since construction, as `stats()` reports them. */
 export interface PoolCounters {
   created: number;
@@ -92,6 +126,16 @@ export class PoolCore<T> implements EntryOwner<T> {
   readonly leak: LeakTracking;
   /** With a budget: this pool's creations waiting for a permit. */
   readonly permitWaits: PermitWaits;
+  /**
+   * With leak detection, each entry's current lease by `entry.slot`, held strongly until the next
+   * housekeeping run registers it for drop detection (or it comes back). An array renewed every few
+   * thousand lends (`renewFresh`), not a field of the entry: entries live long, in V8's old space, and
+   * storing each new (young) lease into one took the write barrier's slow path, about 55 instructions
+   * per acquire (callgrind, 1,000 concurrent); a young array's stores do not.
+   */
+  fresh: (Lease<T> | null)[] = [];
+  /** Slots of `fresh` whose entries were destroyed, for the next entries. */
+  readonly #freeSlots: number[] = [];
   /** Validations on borrow: supply already on its way to the queue, so creation must not double it. */
   validatingForQueue = 0;
   /** Idle resources out for a keep-alive probe: counted as idle. */
@@ -152,6 +196,21 @@ export class PoolCore<T> implements EntryOwner<T> {
     this.shutdown = new Shutdown(this, hooks);
   }
 
+  /** A new entry joins the pool: it gets a slot in `fresh`. */
+  add(entry: PoolEntry<T>): void {
+    const slot = this.#freeSlots.pop();
+    if (slot === undefined) {
+      entry.slot = this.fresh.length;
+      this.fresh.push(null);
+    } else entry.slot = slot;
+    this.all.add(entry);
+  }
+
+  /** Replaces `fresh` with a copy in a new (young) array, and returns it; see `fresh`. */
+  renewFresh(): (Lease<T> | null)[] {
+    return (this.fresh = this.fresh.slice());
+  }
+
   /** Destroys a resource, whatever its state: counted, signalled, and its `factory.destroy` bounded (maintenance). */
   destroyEntry(entry: PoolEntry<T>, reason: DestroyReason, cause: unknown): void {
     if (entry.state === EntryState.DESTROYED) return;
@@ -159,7 +218,11 @@ export class PoolCore<T> implements EntryOwner<T> {
     if (entry.state === EntryState.IDLE) this.idle.remove(entry);
     entry.state = EntryState.DESTROYED;
     entry.endReason = reason;
-    entry.lease = null;
+    if (entry.slot >= 0) {
+      this.fresh[entry.slot] = null;
+      this.#freeSlots.push(entry.slot);
+      entry.slot = -1;
+    }
     if (entry.tracked) {
       entry.tracked = false;
       this.leak.untrack(entry);

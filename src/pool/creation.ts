@@ -253,7 +253,7 @@ export class Creation<T> {
     attempt.entry = entry;
     // A late arrival (after its create timeout) is adopted if there is room, never silently lost.
     const room = core.all.size + this.#attempts.size < o.max;
-    core.all.add(entry);
+    core.add(entry);
     core.counters.created++;
     if (!late) {
       this.consecutiveFailures = 0;

@@ -39,9 +39,10 @@ export class LeakWatch<T> {
     const leased = [...core.all].filter((e) => e.state === EntryState.LEASED).sort((a, b) => a.leaseId - b.leaseId);
     const unheard: Unheard[] = [];
     for (const entry of leased) {
-      if (entry.lease !== null) {
-        core.leak.track(entry.lease, { entry, leaseId: entry.leaseId } satisfies DroppedToken<T>);
-        entry.lease = null;
+      const lease = core.fresh[entry.slot];
+      if (lease !== null && lease !== undefined) {
+        core.leak.track(lease, { entry, leaseId: entry.leaseId } satisfies DroppedToken<T>);
+        core.fresh[entry.slot] = null;
         entry.tracked = true;
       }
       const held = now - entry.acquiredAt;

@@ -1,6 +1,5 @@
 /** One pooled resource and what the pool knows of it (state, times, current lease's forensics, guard). */
 import type { AcquireSite } from '../leak/site.js';
-import type { Lease } from './lease.js';
 
 /** Why a resource was destroyed; also the keys of `stats().destroyed`. */
 export type DestroyReason = 'idle' | 'lifetime' | 'validation' | 'error' | 'leak' | 'revoked' | 'closed' | 'moved';
@@ -55,8 +54,11 @@ export class PoolEntry<T> {
   acquiredAt = 0;
   site: AcquireSite | null = null;
   label: string | undefined = undefined;
-  /** The current lease, held strongly until housekeeping hands it to the FinalizationRegistry. */
-  lease: Lease<T> | null = null;
+  /**
+   * Its index in the core's `fresh` (the current lease, held strongly until housekeeping hands it to the
+   * FinalizationRegistry); kept from creation to destruction.
+   */
+  slot = -1;
   /** True while the current lease is registered for drop detection. */
   tracked = false;
   /** When a `leak` event was raised for the current lease (0: never). */

@@ -101,6 +101,30 @@ describe('layer 2: dropped without release', () => {
     await pool.close();
   });
 
+  // The pool holds each new lease by its entry's slot in an array it renews every 4,096 lends
+  // (PoolCore.fresh): a renewal must keep the leases out, and a slot freed by a destroy serves the next entry.
+  it('reports a lease dropped after thousands of lends, from an entry that took over a destroyed one\'s slot', { skip: gc === undefined ? 'run with --expose-gc (npm test does)' : false }, async () => {
+    const { pool, factory, clock, leaks } = setup({ max: 2, leakDetection: 'full', leakWarnAfterMs: 0 });
+    const broken = await pool.acquire();
+    broken.destroy(new Error('broken')); // its slot is free for the next entry
+    const kept = await pool.acquire(); // out across every renewal below
+    for (let i = 0; i < 5000; i++) (await pool.acquire()).release();
+    const forget = async (): Promise<void> => {
+      await pool.acquire({ label: 'forgotten late' });
+    };
+    await forget();
+    await clock.advance(200);
+    for (let i = 0; i < 10 && leaks.length === 0; i++) {
+      gc?.();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.deepEqual(leaks.map((l) => [l.kind, l.label]), [['dropped', 'forgotten late']]);
+    assert.equal(factory.destroyed.length, 2, 'the broken one and the dropped one');
+    assert.equal(kept.active, true, 'the lease still referenced is not reported');
+    kept.release();
+    await pool.close();
+  });
+
   it('never reports a lease that is still referenced', { skip: gc === undefined ? 'run with --expose-gc' : false }, async () => {
     const { pool, clock, leaks } = setup({ leakDetection: 'full', leakWarnAfterMs: 0 });
     const kept = await pool.acquire();
