@@ -1,6 +1,7 @@
 /**
- * A helper command (`ss`, `readlink`) run beside the doctor on another core, its output in an unlinked
- * temporary file that is read once it has exited.
+ * A helper command (`ss`, `readlink`) run beside the doctor on another core: started with its output in an
+ * unlinked temporary file that is read once it has exited (`startChild`), or watched to its end
+ * (`watchChild`) by a caller that reads its output from a pipe.
  */
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, openSync, unlinkSync } from 'node:fs';
@@ -53,7 +54,24 @@ export function startChild(command: string, args: readonly string[], env?: NodeJ
     closeSync(fd);
     return `could not be started (${(error as Error).message})`;
   }
-  const exit = new Promise<ChildExit>((resolve) => {
+  const exit = watchChild(child);
+  let closed = false;
+  return {
+    exit,
+    fd,
+    close() {
+      if (!closed) closeSync(fd);
+      closed = true;
+    },
+  };
+}
+
+/**
+ * How a started child ends, bounded by CHILD_TIMEOUT_MS (then killed): resolves once its handles are
+ * closed, never rejects. Its stderr, if piped, is kept up to STDERR_KEPT characters.
+ */
+export function watchChild(child: ChildProcess): Promise<ChildExit> {
+  return new Promise<ChildExit>((resolve) => {
     const limit = setTimeout(() => { child.kill('SIGKILL'); }, CHILD_TIMEOUT_MS);
     let stderr = '';
     child.stderr?.setEncoding('utf8');
@@ -67,15 +85,6 @@ export function startChild(command: string, args: readonly string[], env?: NodeJ
       afterHandlesClose(() => { resolve({ code, signal, stderr, failed: null }); });
     });
   });
-  let closed = false;
-  return {
-    exit,
-    fd,
-    close() {
-      if (!closed) closeSync(fd);
-      closed = true;
-    },
-  };
 }
 
 /**
@@ -84,7 +93,7 @@ export function startChild(command: string, args: readonly string[], env?: NodeJ
  * setImmediate callbacks. A caller that returns at 'close' (the CLI's --watch) would leave a ProcessWrap
  * alive for a turn.
  */
-export function afterHandlesClose(fn: () => void): void {
+function afterHandlesClose(fn: () => void): void {
   setImmediate(() => { setImmediate(fn); });
 }
 

@@ -433,11 +433,7 @@ type Own = { open: number; sockets: TcpSocket[]; source: string };
  */
 async function readOwnSockets(pid: number, { resolved, source, fdReader }: Reading): Promise<Own> {
   const why = source === 'procfs' ? null : ssObstacle(pid, resolved);
-  if (source === 'ss' && why !== null) {
-    // A process that is gone or not this user's: its descriptors' error says so (LG_DOCTOR_NO_PROCESS, LG_DOCTOR_PERMISSION).
-    await readFds(pid, resolved);
-    throw new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read the sockets of process ${pid} with ss: ${why}`);
-  }
+  if (source === 'ss' && why !== null) await refuseSs(pid, resolved, why);
   // A copied tree is read here: it is small, and its links may be plain files.
   const links = fdReader === 'readlink' && resolved.root === '/proc' ? startLinks(path.join(resolved.root, String(pid), 'fd')) : null;
   const notReadlink = typeof links === 'string' ? `readlink: ${links}` : fdReader === 'readlink' && links === null ? 'procRoot is a copy' : null;
@@ -461,8 +457,9 @@ async function readOwnSockets(pid: number, { resolved, source, fdReader }: Readi
       return { ...joined, source: `${SS_SOURCE_STREAMED}${readerNote(joined.why)}` };
     }
     if (source === 'ss') {
-      if (typeof (await links.read()) === 'string') await readFds(pid, resolved);
-      throw new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read the sockets of process ${pid} with ss: ${failure}`);
+      // readlink's answer, when it has one, already says the process is there and readable.
+      if (typeof (await links.read()) !== 'string') throw ssRefused(pid, failure);
+      await refuseSs(pid, resolved, failure);
     }
     notSs = `ss ${failure}`;
   }
@@ -494,6 +491,16 @@ async function joinBeside(pid: number, resolved: Resolved, rows: readonly TcpSoc
   return { open: fds.open, sockets, why: typeof answer === 'string' ? answer : null };
 }
 
+function ssRefused(pid: number, why: string): DoctorError {
+  return new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read the sockets of process ${pid} with ss: ${why}`);
+}
+
+/** `source: 'ss'` that ss cannot serve: a process that is gone or not this user's is said so by its descriptors' error (LG_DOCTOR_NO_PROCESS, LG_DOCTOR_PERMISSION); otherwise LG_DOCTOR_UNSUPPORTED. */
+async function refuseSs(pid: number, resolved: Resolved, why: string): Promise<never> {
+  await readFds(pid, resolved);
+  throw ssRefused(pid, why);
+}
+
 /** What the source says of the descriptors: read by readlink, or why not. */
 function readerNote(why: string | null): string {
   return why === null ? ' (readlink, beside)' : ` (not readlink: ${why})`;
@@ -512,10 +519,7 @@ async function readAllHere(pid: number, resolved: Resolved, source: SocketSource
     if (typeof started === 'string') why = `ss: ${started}`;
     else ss = started;
   }
-  if (source === 'ss' && ss === null) {
-    await readFds(pid, resolved);
-    throw new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read the sockets of process ${pid} with ss: ${why ?? '?'}`);
-  }
+  if (source === 'ss' && ss === null) await refuseSs(pid, resolved, why ?? '?');
   const reader = notReadlink === null ? '' : ` (not readlink: ${notReadlink})`;
   let fds: { open: number; inodes: Map<number, number> };
   try {
@@ -538,7 +542,7 @@ async function readAllHere(pid: number, resolved: Resolved, source: SocketSource
       for (const inode of inodes.keys()) inodes.set(inode, -1);
     }
     if (failure === null) return { open, sockets: rows, source: `${SS_SOURCE}${reader}` };
-    if (source === 'ss') throw new DoctorError(DoctorErrorCodes.UNSUPPORTED, `cannot read the sockets of process ${pid} with ss: ${failure}`);
+    if (source === 'ss') throw ssRefused(pid, failure);
     why = `ss ${failure}`;
   }
   const sockets = await readTables(pid, resolved, inodes);

@@ -6,7 +6,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import type { Endpoint, TcpSocket, TcpState } from './proc.js';
-import { afterHandlesClose, exitWhy, startChild } from './child.js';
+import { exitWhy, startChild, watchChild } from './child.js';
 import { canonicalV6, decimal, RowError, scanLines, v4Text } from './scan.js';
 
 /** The arguments the doctor runs `ss` with: TCP, every state, numeric, no header, extended (uid and inode). */
@@ -55,62 +55,37 @@ export function startSs(): SsRun | string {
  * is read). Resolves null once ss has exited 0 and every row is read, or why ss could not be used (not
  * found, failed); rejects with a RowError for output it cannot parse (and stops ss).
  */
-export function streamSs(keep: (inode: number) => boolean, onRow: (socket: TcpSocket) => void): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    let child: ChildProcess;
+export async function streamSs(keep: (inode: number) => boolean, onRow: (socket: TcpSocket) => void): Promise<string | null> {
+  let child: ChildProcess;
+  try {
+    child = process.getBuiltinModule('node:child_process').spawn('ss', [...SS_ARGS], { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (error) {
+    return `could not be started (${(error as Error).message})`;
+  }
+  const exit = watchChild(child);
+  let carry = '';
+  let line = 0;
+  // Set by the data listener; read after the await (an initializer typed so, or the checker keeps it null).
+  let failed = null as Error | null;
+  child.stdout?.setEncoding('latin1');
+  child.stdout?.on('data', (chunk: string) => {
+    if (failed !== null) return;
+    const text = carry === '' ? chunk : carry + chunk;
+    const whole = text.lastIndexOf('\n') + 1;
+    carry = whole === text.length ? '' : text.slice(whole);
     try {
-      child = process.getBuiltinModule('node:child_process').spawn('ss', [...SS_ARGS], { stdio: ['ignore', 'pipe', 'pipe'] });
+      if (whole > 0) line = ssText(text, whole, line, keep, onRow);
     } catch (error) {
-      resolve(`could not be started (${(error as Error).message})`);
-      return;
+      failed = error instanceof Error ? error : new Error(String(error));
+      child.kill('SIGKILL');
     }
-    const limit = setTimeout(() => { child.kill('SIGKILL'); }, SS_TIMEOUT_MS);
-    let stderr = '';
-    let carry = '';
-    let line = 0;
-    let failed: Error | null = null;
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (chunk: string) => { if (stderr.length < 4096) stderr += chunk; });
-    child.stdout?.setEncoding('latin1');
-    child.stdout?.on('data', (chunk: string) => {
-      if (failed !== null) return;
-      const text = carry === '' ? chunk : carry + chunk;
-      const whole = text.lastIndexOf('\n') + 1;
-      carry = whole === text.length ? '' : text.slice(whole);
-      try {
-        if (whole > 0) line = ssText(text, whole, line, keep, onRow);
-      } catch (error) {
-        failed = error instanceof Error ? error : new Error(String(error));
-        child.kill('SIGKILL');
-      }
-    });
-    child.once('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(limit);
-      afterHandlesClose(() => { resolve(error.code === 'ENOENT' ? 'not found' : error.message); });
-    });
-    child.once('close', (code: number | null, signal: string | null) => {
-      clearTimeout(limit);
-      afterHandlesClose(() => {
-        if (failed !== null) {
-          reject(failed);
-          return;
-        }
-        if (code !== 0) {
-          resolve(exitWhy({ code, signal, stderr, failed: null }));
-          return;
-        }
-        try {
-          if (carry !== '') ssText(`${carry}\n`, carry.length + 1, line, keep, onRow);
-          resolve(null);
-        } catch (error) {
-          reject(error instanceof Error ? error : new Error(String(error)));
-        }
-      });
-    });
   });
+  const ended = await exit;
+  if (failed !== null) throw failed;
+  if (ended.failed !== null || ended.code !== 0) return exitWhy(ended);
+  if (carry !== '') ssText(`${carry}\n`, carry.length + 1, line, keep, onRow);
+  return null;
 }
-
-const SS_TIMEOUT_MS = 30_000;
 
 // The common line, an IPv4 connection or listener: state, queues, dotted local and peer address:port
 // (`*` for none), uid when not 0, inode. Matched by V8's regular expression engine (machine code even with
