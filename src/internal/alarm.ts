@@ -33,9 +33,9 @@ export class Alarm {
     return this.#timer !== null;
   }
 
-  /** Makes sure the alarm fires no later than `deadline` (monotonic ms of the clock); Infinity does nothing. */
+  /** Makes sure the alarm fires no later than `deadline` (monotonic ms of the clock); Infinity or NaN (no deadline known) does nothing. */
   at(deadline: number, now?: number): void {
-    if (deadline === Infinity || (this.#timer !== null && this.#at <= deadline)) return;
+    if (!(deadline < Infinity) || (this.#timer !== null && this.#at <= deadline)) return;
     if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
     this.#at = deadline;
     const wanted = Math.max(0, deadline - (now ?? this.#clock.now()));

@@ -6,7 +6,11 @@ import { MinHeap } from './heap.js';
 
 /** What the queue needs of a waiter; the owner's waiter type adds what it hands out. */
 export interface QueuedWaiter {
-  /** Monotonic ms of the clock. */
+  /**
+   * Monotonic ms of the clock from which the deadline counts. NaN while the owner does not know it yet
+   * (the pool stamps a loop iteration's waiters together, once they have all queued): such a waiter
+   * cannot expire, and the owner calls `rearm()` once it knows.
+   */
   readonly enqueuedAt: number;
   /** The deadline is `enqueuedAt + timeoutMs` (not a field: one boxed number less per waiter); Infinity for none. */
   readonly timeoutMs: number;
@@ -90,7 +94,7 @@ export class WaitQueue<W extends QueuedWaiter> {
     } else (this.#lower?.[line - 1] as Deque<W>).push(waiter);
     this.pending++;
     if (waiter.signal !== undefined) this.#listen(waiter, waiter.signal);
-    const deadline = waiter.enqueuedAt + waiter.timeoutMs;
+    const deadline = deadlineOf(waiter);
     if (waiter.timeoutMs === this.#defaultTimeoutMs) {
       if (deadline === Infinity) return;
       if (this.#mixed) this.#inOrder.push(waiter);
@@ -117,7 +121,7 @@ export class WaitQueue<W extends QueuedWaiter> {
     const line = this.#line;
     for (let i = 0; i < line.length; i++) {
       const waiter = line.at(i) as W;
-      if (waiter !== newcomer && !waiter.settled && waiter.enqueuedAt + waiter.timeoutMs !== Infinity) this.#inOrder.push(waiter);
+      if (waiter !== newcomer && !waiter.settled && deadlineOf(waiter) !== Infinity) this.#inOrder.push(waiter);
     }
   }
 
@@ -221,7 +225,7 @@ export class WaitQueue<W extends QueuedWaiter> {
     if (!this.#mixed) {
       // One line, every waiter with the default timeout: the oldest has the earliest deadline.
       const head = this.next();
-      return head === undefined || head.enqueuedAt + head.timeoutMs === Infinity ? undefined : head;
+      return head === undefined || deadlineOf(head) === Infinity ? undefined : head;
     }
     let first: W | undefined;
     while ((first = this.#inOrder.peekFirst()) !== undefined && first.settled) this.#inOrder.shift();
@@ -229,7 +233,14 @@ export class WaitQueue<W extends QueuedWaiter> {
     while ((custom = this.#byDeadline.peek()) !== undefined && custom.settled) this.#byDeadline.pop();
     if (first === undefined) return custom;
     if (custom === undefined) return first;
-    return deadlineOf(custom) < deadlineOf(first) ? custom : first;
+    // A deadline not known yet (NaN) is no earlier than any known one.
+    return deadlineOf(first) <= deadlineOf(custom) ? first : custom;
+  }
+
+  /** Deadlines that were not known (`enqueuedAt` NaN) now are: arms the alarm for the earliest. */
+  rearm(): void {
+    const top = this.#earliest();
+    if (top !== undefined) this.#alarm.at(deadlineOf(top));
   }
 
   #onAlarm(): void {
@@ -240,6 +251,7 @@ export class WaitQueue<W extends QueuedWaiter> {
   }
 }
 
+/** Infinity for no timeout, NaN for a deadline not known yet (see `QueuedWaiter.enqueuedAt`). */
 function deadlineOf(waiter: QueuedWaiter): number {
-  return waiter.enqueuedAt + waiter.timeoutMs;
+  return waiter.timeoutMs === Infinity ? Infinity : waiter.enqueuedAt + waiter.timeoutMs;
 }

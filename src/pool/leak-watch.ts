@@ -58,7 +58,7 @@ export class LeakWatch<T> {
     this.#writeGrouped(unheard);
     // A waiter past half its deadline is pressure: capture every site until it passes.
     const head = core.queue.next();
-    if (head !== undefined && now - head.enqueuedAt > head.timeoutMs / 2) core.escalate(now);
+    if (head !== undefined && now - head.waitingSince > head.timeoutMs / 2) core.escalate(now);
   }
 
   /** A lease reported as held too long came back: say so, with how long it was out. */

@@ -71,7 +71,7 @@ export class Waiting<T> {
     entry.leakReportedAt = 0;
     if (core.signals.listening || channels.release.hasSubscribers || channels.acquire.hasSubscribers) {
       core.signals.release(entry, heldMs);
-      core.signals.acquire(lease, entry, now - waiter.enqueuedAt);
+      core.signals.acquire(lease, entry, now - waiter.waitingSince);
     }
     this.deliver(waiter.receiver, lease, now);
     return true;
@@ -110,7 +110,7 @@ export class Waiting<T> {
     const core = this.#core;
     this.unqueue(waiter);
     core.counters.aborted++;
-    const waited = Math.round(core.now() - waiter.enqueuedAt);
+    const waited = Math.round(core.now() - waiter.waitingSince);
     refuse(waiter.receiver, new AcquireAbortedError(`acquire aborted after ${waited} ms (${core.describeState()})`, { cause: waiter.signal?.reason }));
   }
 
