@@ -59,7 +59,7 @@ class Rejection {
  * When waiting acquires started to wait. The acquires that queue in one iteration of the event loop share
  * one stamp instead of one clock read each (under contention thousands queue per millisecond, and a read
  * costs more than queueing): `from` is read when the first of them queues, `at` once they all have (at
- * the iteration's check phase, see Pool#queueStamp). Every one of them queued between the two, so a
+ * the next check phase of the event loop, see Pool#queueStamp). Every one of them queued between the two, so a
  * deadline counted from `at` is never early, and late by no more than the rest of that iteration.
  */
 export class WaitStamp {
