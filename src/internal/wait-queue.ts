@@ -215,12 +215,6 @@ export class WaitQueue<W extends QueuedWaiter> {
     }
   }
 
-  /** The earliest deadline among the waiters (Infinity when none has one). */
-  earliestDeadline(): number {
-    const first = this.#earliest();
-    return first === undefined ? Infinity : deadlineOf(first);
-  }
-
   #earliest(): W | undefined {
     if (!this.#mixed) {
       // One line, every waiter with the default timeout: the oldest has the earliest deadline.

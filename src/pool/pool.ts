@@ -75,6 +75,7 @@ export class Pool<T> {
   readonly #max: number;
   readonly #maxConcurrentCreates: number;
   readonly #maxWaiting: number;
+  readonly #acquireTimeoutMs: number;
   /** The factory has `reset`: a returned resource is reset before it is lent again. */
   readonly #resets: boolean;
   // The core's state and modules, read from these fields on the hot path (no indirection through the core).
@@ -124,6 +125,7 @@ export class Pool<T> {
     this.#max = o.max;
     this.#maxConcurrentCreates = o.maxConcurrentCreates;
     this.#maxWaiting = o.maxWaiting;
+    this.#acquireTimeoutMs = o.acquireTimeoutMs;
     this.#resets = o.factory.reset !== undefined;
     this.#coarseNow = clock.now();
     this.#preciseIdle = o.factory.validate !== undefined;
@@ -346,7 +348,7 @@ export class Pool<T> {
   // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- the public method whose frames the site omits
   #acquire(options: AcquireOptions | undefined, callee: Function, receiver: AcquireReceiver<T> | null, given?: number): Promise<Lease<T>> | undefined {
     if (this.#state !== OPEN) return this.#refuse(receiver, this.#shutdown.closedError('acquire from'));
-    let timeoutMs = this.#o.acquireTimeoutMs;
+    let timeoutMs = this.#acquireTimeoutMs;
     let label: string | undefined;
     let signal: AbortSignal | undefined;
     let site: AcquireSite | null = null;
@@ -419,7 +421,7 @@ export class Pool<T> {
     if (given !== undefined) {
       const now = this.#stamp(given);
       stamp = new WaitStamp(now, now);
-    } else if (timeoutMs === this.#o.acquireTimeoutMs) {
+    } else if (timeoutMs === this.#acquireTimeoutMs) {
       stamp = this.#openStamp ?? this.#queueStamp();
     } else {
       // Its own timeout: kept by deadline in a heap, which needs the deadline now.
